@@ -1,0 +1,89 @@
+// The engine's configuration: one TOML file (DESIGN.md section 4); key names are a contract.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mxguard {
+
+using Millis = std::chrono::milliseconds;
+
+struct ListenAddress {
+  std::string host;  // IPv4 or IPv6 literal, without brackets
+  uint16_t port = 25;
+  std::string to_string() const;
+};
+
+struct SmtpConfig {
+  std::vector<ListenAddress> listen{{"0.0.0.0", 25}};
+  unsigned shards = 0;  // 0 = one per online CPU
+  uint64_t max_message_size = 35'883'008;
+  size_t max_line_length = 1000;       // text line in DATA, including CRLF
+  size_t max_command_length = 512;     // command line, including CRLF
+  unsigned max_recipients = 100;
+  unsigned max_errors = 20;            // 4xx/5xx replies before we hang up (Postfix hard limit)
+  unsigned max_junk_commands = 5;      // unknown or out-of-sequence commands
+  unsigned max_connections_per_ip = 50;
+  unsigned max_connections = 100'000;  // per process
+  Millis greeting_delay{0};            // > 0: talking before the banner is refused
+  Millis command_timeout{300'000};
+  Millis data_timeout{600'000};
+  Millis session_timeout{1'800'000};
+  Millis shutdown_timeout{10'000};
+  Millis commit_delay{0};  // extra wait to grow a commit batch (0 = commit as soon as idle)
+};
+
+struct TlsConfig {
+  std::string certificate;
+  std::string private_key;
+  bool enabled() const { return !certificate.empty(); }
+};
+
+struct DnsConfig {
+  std::vector<std::string> servers;
+};
+
+struct DeliveryConfig {
+  Millis retry_interval{15 * 60'000};
+  Millis max_queue_lifetime{7LL * 86'400'000};
+};
+
+struct OnboardingConfig {
+  std::string verify_label = "_mxguard-verify";
+  std::vector<std::string> mx_hosts;
+};
+
+struct Config {
+  std::string hostname = "localhost";
+  std::string state_dir = "/var/lib/mxguard";
+  SmtpConfig smtp;
+  TlsConfig tls;
+  DnsConfig dns;
+  DeliveryConfig delivery;
+  OnboardingConfig onboarding;
+};
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Parses TOML text; `origin` names the file in error messages. Unknown keys
+// and bad values throw ConfigError naming the key.
+Config parse_config(std::string_view toml_text, std::string_view origin);
+Config load_config_file(const std::string& path);
+
+// The embedded default: loopback ports, ./mxguard-state, used by the demo.
+extern const char* const kDemoConfig;
+
+// Which config a command-line tool uses: the --config value if given, else
+// $MXGUARD_CONFIG, else /etc/mxguard/mxguard.toml if it exists, else the demo.
+Config resolve_config(const std::string& cli_path);
+
+// Parses "host:port", "[v6]:port" or a bare host (default port).
+bool parse_host_port(std::string_view s, uint16_t default_port, std::string& host, uint16_t& port);
+
+}  // namespace mxguard

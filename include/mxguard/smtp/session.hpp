@@ -1,0 +1,161 @@
+// The SMTP server session: a command table driving a connection-level state
+// machine with a separate transaction object. Pure: bytes in, replies and
+// finished messages out; the shard owns sockets, TLS, timers and storage.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mxguard/core/config.hpp"
+#include "mxguard/smtp/address.hpp"
+#include "mxguard/smtp/command.hpp"
+#include "mxguard/smtp/data_reader.hpp"
+#include "mxguard/store/envelope.hpp"
+
+namespace mxguard::smtp {
+
+enum class RcptDecision : uint8_t {
+  kAccept,
+  kRelayDenied,  // 550 5.7.1: not a domain we serve (unknown, pending, removed)
+  kUnknownUser,  // 550 5.1.1
+  kSuspended,    // 450 4.7.1
+  kTempFail,     // 451 4.3.0: policy store unavailable
+};
+
+// What a session asks of the shard that runs it.
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+  virtual RcptDecision check_recipient(const Mailbox& rcpt) = 0;
+  virtual std::string new_message_id() = 0;
+  virtual int64_t now_ms() = 0;
+};
+
+struct SessionParams {
+  std::string hostname;
+  const SmtpConfig* limits = nullptr;
+  bool tls_available = false;  // STARTTLS offered
+};
+
+struct ClientInfo {
+  std::string ip;
+  uint16_t port = 0;
+};
+
+struct TlsInfo {
+  std::string version;  // "TLSv1.3"
+  std::string cipher;
+  int bits = 0;
+};
+
+// A message whose content is complete and which waits for the durable commit.
+struct FinishedMessage {
+  store::Envelope envelope;
+  std::string data;  // our Received header followed by the content as received
+};
+
+class Session {
+ public:
+  Session(const SessionParams& params, SessionHost& host, ClientInfo client);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void start();                          // sends the banner
+  void receive(std::string_view bytes);  // client bytes (already decrypted)
+  void commit_done(bool ok);             // the pending message is durable (or not)
+  void tls_started(const TlsInfo& info); // STARTTLS handshake completed
+  void timeout();                        // an idle or DATA wait expired
+  void session_time_exceeded();
+  void shutting_down();                  // engine stop: 421 and close
+
+  // Output to the client; the caller sends and clears it.
+  std::string& output() { return out_; }
+  bool wants_close() const { return close_; }
+  bool wants_starttls() const { return starttls_pending_; }
+  bool awaiting_commit() const { return pending_ != nullptr && pending_handed_; }
+  // The finished message, handed over once; the session then waits for commit_done().
+  std::unique_ptr<FinishedMessage> take_message();
+  bool in_data() const { return phase_ != Phase::kCommand; }
+  bool in_transaction() const { return tx_ != nullptr; }
+  bool greeted() const { return banner_sent_; }
+  size_t buffered_input() const { return in_.size(); }
+  uint64_t messages_accepted() const { return accepted_; }
+
+ private:
+  enum State : uint8_t { kFresh = 1, kReady = 2, kMail = 4, kRcpt = 8 };
+  enum class Phase : uint8_t { kCommand, kData, kBdat };
+
+  struct Transaction;
+  struct CommandSpec;
+  static const CommandSpec kCommands[];
+
+  bool blocked() const { return close_ || starttls_pending_ || pending_ != nullptr; }
+  void process(std::string_view& data);
+  void process_buffered();
+  void handle_line(std::string_view line);
+  void reply(int code, std::string_view enhanced, std::string_view text);
+  void error_reply(int code, std::string_view enhanced, std::string_view text);
+  void close_with(int code, std::string_view enhanced, std::string_view text);
+  void junk();
+  State state() const;
+
+  void do_helo(std::string_view args);
+  void do_ehlo(std::string_view args);
+  void do_mail(std::string_view args);
+  void do_rcpt(std::string_view args);
+  void do_data(std::string_view args);
+  void do_bdat(std::string_view args);
+  void do_rset(std::string_view args);
+  void do_noop(std::string_view args);
+  void do_quit(std::string_view args);
+  void do_vrfy(std::string_view args);
+  void do_expn(std::string_view args);
+  void do_help(std::string_view args);
+  void do_starttls(std::string_view args);
+  void do_auth(std::string_view args);
+
+  bool set_helo(std::string_view args, bool extended);
+  void begin_content();
+  void end_bdat_chunk();
+  void finish_content();
+  void reset_transaction();
+
+  const SessionParams& params_;
+  SessionHost& host_;
+  ClientInfo client_;
+  std::string helo_;
+  bool esmtp_ = false;
+  std::optional<TlsInfo> tls_;
+
+  std::unique_ptr<Transaction> tx_;
+  std::unique_ptr<FinishedMessage> pending_;
+  bool pending_handed_ = false;
+
+  Phase phase_ = Phase::kCommand;
+  uint64_t bdat_left_ = 0;
+  bool bdat_last_ = false;
+  bool bdat_discard_ = false;  // chunk of a failed/absent transaction: read and drop
+
+  std::string in_;
+  std::string out_;
+  bool banner_sent_ = false;
+  bool close_ = false;
+  bool starttls_pending_ = false;
+  bool discarding_long_line_ = false;
+  unsigned errors_ = 0;
+  unsigned junk_ = 0;
+  uint64_t accepted_ = 0;
+};
+
+// Finds Subject and Message-ID in a header section (unfolded, trimmed, capped).
+void extract_summary_headers(std::string_view message, std::string& subject, std::string& message_id);
+
+// RFC 5322 date-time for a Unix time in milliseconds, in UTC.
+std::string rfc5322_date(int64_t unix_ms);
+
+}  // namespace mxguard::smtp

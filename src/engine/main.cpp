@@ -1,0 +1,197 @@
+// mxguardd: loads the configuration, opens the listeners, starts one shard
+// per core and waits for SIGTERM.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/sysinfo.h>
+#include <systemd/sd-daemon.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fmt/format.h>
+#include <future>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "mxguard/core/config.hpp"
+#include "mxguard/core/log.hpp"
+#include "mxguard/store/config_store.hpp"
+#include "shard.hpp"
+
+using namespace mxguard;
+
+namespace {
+
+[[noreturn]] void die(const std::string& msg) {
+  log::stop_async();
+  fmt::print(stderr, "mxguardd: {}\n", msg);
+  std::exit(1);
+}
+
+void usage() {
+  fmt::print(
+      "usage: mxguardd [--config FILE] [--check-config] [--verbose]\n"
+      "  --config FILE    TOML configuration (default: $MXGUARD_CONFIG, /etc/mxguard/mxguard.toml,\n"
+      "                   else an embedded demo configuration on 127.0.0.1:2525)\n"
+      "  --check-config   validate the configuration and exit\n"
+      "  --verbose        log connections and other debug events\n");
+}
+
+// One listening socket with SO_REUSEPORT, so each shard has its own.
+int open_listener(const ListenAddress& a) {
+  sockaddr_storage ss{};
+  socklen_t len;
+  int family;
+  if (a.host.find(':') != std::string::npos) {
+    auto& s6 = reinterpret_cast<sockaddr_in6&>(ss);
+    s6.sin6_family = AF_INET6;
+    s6.sin6_port = htons(a.port);
+    inet_pton(AF_INET6, a.host.c_str(), &s6.sin6_addr);
+    len = sizeof s6;
+    family = AF_INET6;
+  } else {
+    auto& s4 = reinterpret_cast<sockaddr_in&>(ss);
+    s4.sin_family = AF_INET;
+    s4.sin_port = htons(a.port);
+    inet_pton(AF_INET, a.host.c_str(), &s4.sin_addr);
+    len = sizeof s4;
+    family = AF_INET;
+  }
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) die(fmt::format("socket for {}: {}", a.to_string(), std::strerror(errno)));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0)
+    die(fmt::format("cannot listen on {} (smtp.listen): {}", a.to_string(), std::strerror(errno)));
+  if (listen(fd, 4096) != 0) die(fmt::format("listen on {}: {}", a.to_string(), std::strerror(errno)));
+  return fd;
+}
+
+void raise_fd_limit() {
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--config" && i + 1 < argc) config_path = argv[++i];
+    else if (a == "--check-config") check_only = true;
+    else if (a == "--verbose") log::set_level(log::Level::debug);
+    else if (a == "--help" || a == "-h") { usage(); return 0; }
+    else { fmt::print(stderr, "mxguardd: unknown argument '{}'\n", a); usage(); return 2; }
+  }
+
+  Config cfg;
+  try {
+    cfg = resolve_config(config_path);
+  } catch (const ConfigError& e) {
+    fmt::print(stderr, "mxguardd: {}\n", e.what());
+    return 1;
+  }
+  if (check_only) {
+    fmt::print("configuration OK\n");
+    return 0;
+  }
+
+  // Signals are taken synchronously by the main thread only.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
+  log::start_async();
+
+  auto config_store = store::ConfigStore::open(cfg.state_dir);
+  if (!config_store) die(fmt::format("state_dir {}: {}", cfg.state_dir, config_store.error()));
+
+  engine::SslCtxPtr tls;
+  if (cfg.tls.enabled()) {
+    auto ctx = engine::make_server_context(cfg.tls.certificate, cfg.tls.private_key);
+    if (!ctx) die(ctx.error());
+    tls = std::move(*ctx);
+  }
+
+  unsigned nshards = cfg.smtp.shards ? cfg.smtp.shards : static_cast<unsigned>(get_nprocs());
+  engine::ConnLimiter limiter(cfg.smtp.max_connections_per_ip);
+  std::atomic<unsigned> connections{0};
+  engine::EngineContext ctx{&cfg, config_store->get(), tls.get(), &limiter, &connections};
+
+  std::vector<std::unique_ptr<engine::Shard>> shards;
+  for (unsigned i = 0; i < nshards; ++i) {
+    std::vector<int> fds;
+    for (const auto& a : cfg.smtp.listen) fds.push_back(open_listener(a));
+    shards.push_back(std::make_unique<engine::Shard>(i, ctx, std::move(fds)));
+  }
+
+  // Each ring is created on its own thread: single-issuer rings belong to their creator.
+  std::vector<std::thread> threads;
+  std::vector<std::future<Status>> inits;
+  unsigned ncpu = static_cast<unsigned>(get_nprocs());
+  for (unsigned i = 0; i < nshards; ++i) {
+    auto ready = std::make_shared<std::promise<Status>>();
+    inits.push_back(ready->get_future());
+    threads.emplace_back([&, i, ready] {
+      std::string name = "mxg-shard-" + std::to_string(i);
+      pthread_setname_np(pthread_self(), name.c_str());
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(i % ncpu, &set);
+      pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+      Status st = shards[i]->init();
+      bool ok = st.ok();
+      ready->set_value(std::move(st));
+      if (ok) shards[i]->run();
+    });
+  }
+  std::string failure;
+  for (auto& f : inits) {
+    Status st = f.get();
+    if (!st && failure.empty()) failure = st.error();
+  }
+  if (!failure.empty()) {
+    for (auto& s : shards) s->request_stop();
+    for (auto& t : threads) t.join();
+    die(failure);
+  }
+
+  std::string addrs;
+  for (const auto& a : cfg.smtp.listen) addrs += (addrs.empty() ? "" : ",") + a.to_string();
+  log::info("engine.ready", "hostname={} shards={} listen={} state_dir={} tls={}", cfg.hostname, nshards, addrs,
+            log::q(cfg.state_dir), tls ? "yes" : "no");
+  sd_notify(0, "READY=1");
+
+  while (true) {
+    int sig = 0;
+    if (sigwait(&sigs, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      log::info("engine.sighup", "note=\"configuration in LMDB is read live; restart to reload the TOML file\"");
+      continue;
+    }
+    log::info("engine.stopping", "signal={}", sig == SIGTERM ? "TERM" : "INT");
+    sd_notify(0, "STOPPING=1");
+    break;
+  }
+  for (auto& s : shards) s->request_stop();
+  for (auto& t : threads) t.join();
+  shards.clear();
+  log::info("engine.stopped", "");
+  log::stop_async();
+  return 0;
+}

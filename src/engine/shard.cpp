@@ -1,0 +1,560 @@
+// The shard event loop on io_uring: multishot accept and receive with a
+// provided buffer ring (an idle session holds no receive buffer), one send in
+// flight per connection, a coarse tick for every timeout, and completions
+// addressed by slot + generation so a late one for a closed session is dropped.
+#include "shard.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fmt/format.h>
+
+#include "mxguard/core/log.hpp"
+
+namespace mxguard::engine {
+
+namespace {
+constexpr unsigned kRingEntries = 4096;
+constexpr unsigned kCqEntries = 65536;
+constexpr unsigned kBufCount = 1024;  // power of two
+constexpr unsigned kBufSize = 4096;
+constexpr uint16_t kBufGroup = 0;
+constexpr int64_t kTickMs = 200;
+constexpr int64_t kForceCloseGraceMs = 3000;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string peer_ip(const sockaddr_storage& sa, uint16_t& port) {
+  char buf[INET6_ADDRSTRLEN] = "unknown";
+  if (sa.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(sa);
+    inet_ntop(AF_INET, &in.sin_addr, buf, sizeof buf);
+    port = ntohs(in.sin_port);
+  } else if (sa.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(sa);
+    inet_ntop(AF_INET6, &in6.sin6_addr, buf, sizeof buf);
+    port = ntohs(in6.sin6_port);
+  }
+  return buf;
+}
+}  // namespace
+
+struct Shard::Conn {
+  uint32_t gen = 0;
+  int fd = -1;
+  int limiter_bucket = -1;
+  bool in_use = false;
+  bool recv_armed = false;
+  bool send_inflight = false;
+  bool closing = false;
+  bool close_after_flush = false;  // refused before a session existed
+  int64_t started_ms = 0;
+  int64_t last_activity_ms = 0;
+  int64_t greet_at_ms = 0;
+  std::unique_ptr<smtp::Session> session;
+  std::unique_ptr<TlsChannel> tls;
+  std::string out;      // wire bytes waiting for the send in flight to finish
+  std::string sending;  // wire bytes of the send in flight
+  size_t send_off = 0;
+};
+
+Shard::Shard(unsigned index, const EngineContext& ctx, std::vector<int> listen_fds)
+    : index_(index), ctx_(ctx), listen_fds_(std::move(listen_fds)) {
+  session_params_.hostname = ctx_.config->hostname;
+  session_params_.limits = &ctx_.config->smtp;
+  session_params_.tls_available = ctx_.tls != nullptr;
+}
+
+Shard::~Shard() {
+  writer_.reset();
+  for (auto& c : conns_)
+    if (c && c->in_use && c->fd >= 0) ::close(c->fd);
+  for (int fd : listen_fds_)
+    if (fd >= 0) ::close(fd);
+  if (ring_ready_) io_uring_queue_exit(&ring_);
+  if (buf_ring_) munmap(buf_ring_, buf_ring_bytes_);
+  if (buffers_) munmap(buffers_, buffers_bytes_);
+  if (writer_fd_ >= 0) ::close(writer_fd_);
+  if (stop_fd_ >= 0) ::close(stop_fd_);
+}
+
+Status Shard::init() {
+  io_uring_params p{};
+  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+            IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  p.cq_entries = kCqEntries;
+  int rc = io_uring_queue_init_params(kRingEntries, &ring_, &p);
+  if (rc == -EINVAL) {  // older kernel: no single-issuer / deferred task run
+    p = io_uring_params{};
+    p.flags = IORING_SETUP_CQSIZE;
+    p.cq_entries = kCqEntries;
+    rc = io_uring_queue_init_params(kRingEntries, &ring_, &p);
+  }
+  if (rc < 0)
+    return Error{fmt::format(
+        "cannot set up io_uring: {} (kernel without io_uring, kernel.io_uring_disabled set, "
+        "a seccomp filter, or RLIMIT_MEMLOCK too low)",
+        std::strerror(-rc))};
+  ring_ready_ = true;
+  if (!(p.features & IORING_FEAT_NODROP))
+    return Error{"io_uring lacks IORING_FEAT_NODROP (kernel too old, need 5.19 or later)"};
+
+  // Provided buffer ring: receive buffers belong to the shard, not to sessions.
+  buf_ring_bytes_ = sizeof(io_uring_buf) * kBufCount;
+  void* r = mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (r == MAP_FAILED) return Error{fmt::format("mmap buffer ring: {}", std::strerror(errno))};
+  buf_ring_ = static_cast<io_uring_buf_ring*>(r);
+  buffers_bytes_ = size_t{kBufCount} * kBufSize;
+  void* b = mmap(nullptr, buffers_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (b == MAP_FAILED) return Error{fmt::format("mmap receive buffers: {}", std::strerror(errno))};
+  buffers_ = static_cast<char*>(b);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uint64_t>(buf_ring_);
+  reg.ring_entries = kBufCount;
+  reg.bgid = kBufGroup;
+  rc = io_uring_register_buf_ring(&ring_, &reg, 0);
+  if (rc < 0)
+    return Error{fmt::format("cannot register io_uring provided buffers: {} (need Linux 5.19 or later)",
+                             std::strerror(-rc))};
+  io_uring_buf_ring_init(buf_ring_);
+  int mask = io_uring_buf_ring_mask(kBufCount);
+  for (unsigned i = 0; i < kBufCount; ++i)
+    io_uring_buf_ring_add(buf_ring_, buffers_ + size_t{i} * kBufSize, kBufSize, static_cast<uint16_t>(i), mask,
+                          static_cast<int>(i));
+  io_uring_buf_ring_advance(buf_ring_, kBufCount);
+
+  writer_fd_ = eventfd(0, EFD_CLOEXEC);
+  stop_fd_ = eventfd(0, EFD_CLOEXEC);
+  if (writer_fd_ < 0 || stop_fd_ < 0) return Error{fmt::format("eventfd: {}", std::strerror(errno))};
+
+  auto spool = store::Spool::open(ctx_.config->state_dir, index_);
+  if (!spool) return Error{fmt::format("spool of shard {}: {}", index_, spool.error())};
+  writer_ = std::make_unique<StorageWriter>(std::move(*spool), writer_fd_, index_, ctx_.config->smtp.commit_delay);
+  config_reader_ = std::make_unique<store::ConfigReader>(*ctx_.config_store);
+  return {};
+}
+
+io_uring_sqe* Shard::sqe() {
+  io_uring_sqe* s = io_uring_get_sqe(&ring_);
+  while (!s) {
+    io_uring_submit(&ring_);
+    s = io_uring_get_sqe(&ring_);
+  }
+  return s;
+}
+
+Shard::Conn* Shard::lookup(uint32_t slot, uint32_t gen) {
+  if (slot >= conns_.size()) return nullptr;
+  Conn* c = conns_[slot].get();
+  if (!c->in_use || (c->gen & 0xffffffu) != gen) return nullptr;
+  return c;
+}
+
+uint64_t Shard::token(uint32_t slot) const {
+  return (uint64_t{conns_[slot]->gen & 0xffffffu} << 32) | slot;
+}
+
+void Shard::update_clock() { now_ms_ = wall_ms(); }
+
+void Shard::arm_accept(size_t listener) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_multishot_accept(s, listen_fds_[listener], nullptr, nullptr, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(s, make_ud(kAccept, 0, static_cast<uint32_t>(listener)));
+}
+
+void Shard::arm_recv(uint32_t slot) {
+  Conn& c = *conns_[slot];
+  io_uring_sqe* s = sqe();
+  io_uring_prep_recv_multishot(s, c.fd, nullptr, 0, 0);
+  s->flags |= IOSQE_BUFFER_SELECT;
+  s->buf_group = kBufGroup;
+  io_uring_sqe_set_data64(s, make_ud(kRecv, c.gen, slot));
+  c.recv_armed = true;
+}
+
+void Shard::arm_event_read(Op op, int fd, uint64_t* buf) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_read(s, fd, buf, sizeof *buf, 0);
+  io_uring_sqe_set_data64(s, make_ud(op, 0, 0));
+}
+
+void Shard::arm_tick() {
+  tick_ts_.tv_sec = 0;
+  tick_ts_.tv_nsec = kTickMs * 1'000'000;
+  io_uring_sqe* s = sqe();
+  io_uring_prep_timeout(s, &tick_ts_, 0, 0);
+  io_uring_sqe_set_data64(s, make_ud(kTick, 0, 0));
+}
+
+void Shard::recycle_buffer(uint16_t bid) {
+  io_uring_buf_ring_add(buf_ring_, buffers_ + size_t{bid} * kBufSize, kBufSize, bid,
+                        io_uring_buf_ring_mask(kBufCount), 0);
+  io_uring_buf_ring_advance(buf_ring_, 1);
+}
+
+void Shard::request_stop() {
+  uint64_t one = 1;
+  if (::write(stop_fd_, &one, sizeof one) != sizeof one) {
+    // The eventfd counter cannot overflow with one write per stop; nothing to do.
+  }
+}
+
+void Shard::run() {
+  update_clock();
+  for (size_t i = 0; i < listen_fds_.size(); ++i) arm_accept(i);
+  arm_event_read(kWriterEvent, writer_fd_, &writer_buf_);
+  arm_event_read(kStopEvent, stop_fd_, &stop_buf_);
+  arm_tick();
+  log::info("shard.start", "shard={} listeners={}", index_, listen_fds_.size());
+
+  while (true) {
+    if (stopping_ && active_ == 0 && writer_->in_flight() == 0) break;
+    int rc = io_uring_submit_and_wait(&ring_, 1);
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+      log::error("shard.ring_failed", "shard={} error={}", index_, log::q(std::strerror(-rc)));
+      break;
+    }
+    update_clock();
+    unsigned head, seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++seen;
+      uint64_t ud = cqe->user_data;
+      Op op = static_cast<Op>(ud >> 56);
+      uint32_t gen = static_cast<uint32_t>(ud >> 32) & 0xffffffu;
+      uint32_t slot = static_cast<uint32_t>(ud);
+      switch (op) {
+        case kAccept: on_accept(slot, cqe->res, cqe->flags); break;
+        case kRecv: on_recv(slot, gen, cqe->res, cqe->flags); break;
+        case kSend: on_send(slot, gen, cqe->res); break;
+        case kWriterEvent: on_writer_event(); break;
+        case kStopEvent: begin_shutdown(); break;
+        case kTick: on_tick(); break;
+        case kCancel: break;
+      }
+    }
+    io_uring_cq_advance(&ring_, seen);
+  }
+  writer_->stop();
+  // Completions that arrived after the loop ended belong to sessions already gone.
+  log::info("shard.stop", "shard={}", index_);
+}
+
+void Shard::on_accept(size_t listener, int res, uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE) && !stopping_ && res != -ECANCELED) arm_accept(listener);
+  if (res < 0) {
+    if (res != -ECANCELED) log::warn("smtp.accept_failed", "shard={} error={}", index_, log::q(std::strerror(-res)));
+    return;
+  }
+  int fd = res;
+  if (stopping_) {
+    ::close(fd);
+    return;
+  }
+  sockaddr_storage sa{};
+  socklen_t len = sizeof sa;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
+    ::close(fd);
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(conns_.size());
+    conns_.push_back(std::make_unique<Conn>());
+  }
+  Conn& c = *conns_[slot];
+  c.in_use = true;
+  c.fd = fd;
+  c.closing = c.recv_armed = c.send_inflight = c.close_after_flush = false;
+  c.started_ms = c.last_activity_ms = now_ms_;
+  ++active_;
+
+  smtp::ClientInfo client;
+  client.ip = peer_ip(sa, client.port);
+  unsigned total = ctx_.connections->fetch_add(1, std::memory_order_relaxed) + 1;
+  c.limiter_bucket = ctx_.limiter->acquire(sa);
+  if (c.limiter_bucket < 0 || total > ctx_.config->smtp.max_connections) {
+    log::warn("smtp.connection_refused", "shard={} client={} reason={}", index_, client.ip,
+              c.limiter_bucket < 0 ? "per_ip_limit" : "total_limit");
+    c.out = fmt::format("421 4.7.0 {} Error: too many connections{}\r\n", ctx_.config->hostname,
+                        c.limiter_bucket < 0 ? " from your address" : "");
+    c.close_after_flush = true;
+    start_send(slot);
+    return;
+  }
+  log::debug("smtp.connect", "shard={} client={} port={}", index_, client.ip, client.port);
+  c.session = std::make_unique<smtp::Session>(session_params_, *this, std::move(client));
+  if (ctx_.config->smtp.greeting_delay.count() == 0) {
+    c.session->start();
+  } else {
+    c.greet_at_ms = now_ms_ + ctx_.config->smtp.greeting_delay.count();
+  }
+  arm_recv(slot);
+  after_session(slot);
+}
+
+void Shard::on_recv(uint32_t slot, uint32_t gen, int res, uint32_t flags) {
+  bool has_buf = flags & IORING_CQE_F_BUFFER;
+  uint16_t bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+  Conn* c = lookup(slot, gen);
+  if (!c) {
+    if (has_buf) recycle_buffer(bid);
+    return;
+  }
+  bool more = flags & IORING_CQE_F_MORE;
+  if (!more) c->recv_armed = false;
+  if (res > 0 && has_buf) {
+    if (!c->closing) deliver_input(slot, std::string_view(buffers_ + size_t{bid} * kBufSize, static_cast<size_t>(res)));
+    recycle_buffer(bid);
+    c = lookup(slot, gen);
+    if (c && !more && !c->closing) arm_recv(slot);
+    if (c && c->closing) maybe_finalize(slot);
+    return;
+  }
+  if (has_buf) recycle_buffer(bid);
+  if (res == -ENOBUFS && !c->closing) {
+    if (!more) arm_recv(slot);  // every buffer is busy; they come back within this loop turn
+    return;
+  }
+  // EOF, reset or cancellation.
+  if (!c->closing) {
+    c->out.clear();
+    begin_close(slot);
+  } else {
+    maybe_finalize(slot);
+  }
+}
+
+void Shard::deliver_input(uint32_t slot, std::string_view data) {
+  Conn& c = *conns_[slot];
+  c.last_activity_ms = now_ms_;
+  if (!c.session) return;
+  if (c.tls) {
+    plain_scratch_.clear();
+    auto st = c.tls->receive(data, plain_scratch_);
+    if (st == TlsChannel::Status::kError) {
+      log::info("smtp.tls_failed", "shard={} error={}", index_, log::q(c.tls->last_error()));
+      c.tls->drain(c.out);  // the alert, if any
+      c.session->output().clear();
+      c.close_after_flush = true;
+      after_session(slot);
+      return;
+    }
+    if (st == TlsChannel::Status::kHandshakeDone) c.session->tls_started(c.tls->info());
+    if (!plain_scratch_.empty()) c.session->receive(plain_scratch_);
+    if (st == TlsChannel::Status::kClosed) c.close_after_flush = true;
+  } else {
+    c.session->receive(data);
+  }
+  after_session(slot);
+}
+
+// Moves what the session produced towards the wire and the spool.
+void Shard::after_session(uint32_t slot) {
+  Conn& c = *conns_[slot];
+  if (c.session) {
+    if (auto msg = c.session->take_message()) writer_->submit(token(slot), std::move(msg));
+    if (stopping_ && !c.session->in_transaction() && !c.session->awaiting_commit() && !c.session->wants_close())
+      c.session->shutting_down();
+    std::string& o = c.session->output();
+    if (!o.empty()) {
+      if (!c.tls) c.out.append(o);
+      else if (c.tls->established() && !c.tls->send(o)) c.close_after_flush = true;
+      o.clear();
+    }
+    if (c.tls) c.tls->drain(c.out);
+    // The 220 for STARTTLS is now queued in plaintext; what follows is TLS.
+    if (c.session->wants_starttls() && !c.tls) c.tls = std::make_unique<TlsChannel>(ctx_.tls);
+  }
+  if (!c.send_inflight) {
+    if (!c.out.empty()) start_send(slot);
+    else if (c.close_after_flush || (c.session && c.session->wants_close())) begin_close(slot);
+  }
+}
+
+void Shard::start_send(uint32_t slot) {
+  Conn& c = *conns_[slot];
+  c.sending.swap(c.out);
+  c.out.clear();
+  c.send_off = 0;
+  io_uring_sqe* s = sqe();
+  io_uring_prep_send(s, c.fd, c.sending.data(), c.sending.size(), MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(s, make_ud(kSend, c.gen, slot));
+  c.send_inflight = true;
+}
+
+void Shard::on_send(uint32_t slot, uint32_t gen, int res) {
+  Conn* c = lookup(slot, gen);
+  if (!c) return;
+  c->send_inflight = false;
+  if (res < 0) {
+    c->out.clear();
+    if (!c->closing) begin_close(slot);
+    else maybe_finalize(slot);
+    return;
+  }
+  c->send_off += static_cast<size_t>(res);
+  if (c->send_off < c->sending.size() && !c->closing) {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_send(s, c->fd, c->sending.data() + c->send_off, c->sending.size() - c->send_off, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(s, make_ud(kSend, c->gen, slot));
+    c->send_inflight = true;
+    return;
+  }
+  c->sending.clear();
+  if (c->sending.capacity() > 16384) c->sending.shrink_to_fit();
+  if (c->closing) {
+    maybe_finalize(slot);
+    return;
+  }
+  after_session(slot);
+}
+
+void Shard::begin_close(uint32_t slot) {
+  Conn& c = *conns_[slot];
+  if (!c.closing) {
+    c.closing = true;
+    ::shutdown(c.fd, SHUT_RDWR);
+    if (c.recv_armed) {
+      io_uring_sqe* s = sqe();
+      io_uring_prep_cancel64(s, make_ud(kRecv, c.gen, slot), 0);
+      io_uring_sqe_set_data64(s, make_ud(kCancel, 0, 0));
+    }
+  }
+  maybe_finalize(slot);
+}
+
+void Shard::maybe_finalize(uint32_t slot) {
+  Conn& c = *conns_[slot];
+  if (!c.in_use || c.recv_armed || c.send_inflight) return;
+  ::close(c.fd);
+  ctx_.limiter->release(c.limiter_bucket);
+  ctx_.connections->fetch_sub(1, std::memory_order_relaxed);
+  if (c.session)
+    log::debug("smtp.disconnect", "shard={} messages={} duration_ms={}", index_, c.session->messages_accepted(),
+               now_ms_ - c.started_ms);
+  c.session.reset();
+  c.tls.reset();
+  std::string().swap(c.out);
+  std::string().swap(c.sending);
+  c.fd = -1;
+  c.limiter_bucket = -1;
+  c.in_use = false;
+  c.closing = false;
+  ++c.gen;
+  free_slots_.push_back(slot);
+  --active_;
+}
+
+void Shard::on_writer_event() {
+  arm_event_read(kWriterEvent, writer_fd_, &writer_buf_);
+  completions_.clear();
+  writer_->take_completions(completions_);
+  for (const auto& done : completions_) {
+    uint32_t slot = static_cast<uint32_t>(done.token);
+    uint32_t gen = static_cast<uint32_t>(done.token >> 32);
+    if (done.ok)
+      log::info("smtp.queued", "id={} shard={} size={} batch={} commit_ms={:.2f}", done.id, index_, done.size,
+                done.batch, done.commit_ms);
+    else
+      log::error("smtp.queue_failed", "id={} shard={}", done.id, index_);
+    Conn* c = lookup(slot, gen);
+    if (!c || c->closing || !c->session) continue;  // client left before the reply; the message stays queued
+    c->session->commit_done(done.ok);
+    after_session(slot);
+  }
+}
+
+void Shard::on_tick() {
+  if (!(stopping_ && active_ == 0)) arm_tick();
+  const SmtpConfig& lim = ctx_.config->smtp;
+  bool force = stopping_ && now_ms_ >= stop_deadline_ms_;
+  bool kill = stopping_ && now_ms_ >= stop_deadline_ms_ + kForceCloseGraceMs;
+  for (uint32_t slot = 0; slot < conns_.size(); ++slot) {
+    Conn& c = *conns_[slot];
+    if (!c.in_use || c.closing) continue;
+    if (kill) {
+      c.out.clear();
+      begin_close(slot);
+      continue;
+    }
+    if (!c.session) continue;
+    smtp::Session& s = *c.session;
+    if (!s.greeted()) {
+      if (now_ms_ >= c.greet_at_ms) {
+        s.start();
+        after_session(slot);
+      }
+      continue;
+    }
+    if (s.awaiting_commit()) continue;  // our wait, not the client's
+    int64_t idle_limit = (s.in_data() ? lim.data_timeout : lim.command_timeout).count();
+    if (force) s.shutting_down();
+    else if (now_ms_ - c.started_ms > lim.session_timeout.count()) s.session_time_exceeded();
+    else if (now_ms_ - c.last_activity_ms > idle_limit) s.timeout();
+    else continue;
+    after_session(slot);
+  }
+}
+
+void Shard::begin_shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  stop_deadline_ms_ = now_ms_ + ctx_.config->smtp.shutdown_timeout.count();
+  for (size_t i = 0; i < listen_fds_.size(); ++i) {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel64(s, make_ud(kAccept, 0, static_cast<uint32_t>(i)), 0);
+    io_uring_sqe_set_data64(s, make_ud(kCancel, 0, 0));
+  }
+  io_uring_submit(&ring_);
+  for (int& fd : listen_fds_) {
+    ::close(fd);
+    fd = -1;
+  }
+  log::info("shard.stopping", "shard={} sessions={} pending_commits={}", index_, active_, writer_->in_flight());
+  for (uint32_t slot = 0; slot < conns_.size(); ++slot)
+    if (conns_[slot]->in_use && !conns_[slot]->closing) after_session(slot);
+}
+
+smtp::RcptDecision Shard::check_recipient(const smtp::Mailbox& rcpt) {
+  auto d = config_reader_->domain(rcpt.domain);
+  if (!d) {
+    log::error("config.lookup_failed", "shard={} domain={} error={}", index_, log::q(rcpt.domain), log::q(d.error()));
+    return smtp::RcptDecision::kTempFail;
+  }
+  if (!*d) return smtp::RcptDecision::kRelayDenied;
+  switch ((*d)->status) {
+    case store::DomainStatus::kActive: return smtp::RcptDecision::kAccept;
+    case store::DomainStatus::kSuspended: return smtp::RcptDecision::kSuspended;
+    case store::DomainStatus::kPendingVerification: return smtp::RcptDecision::kRelayDenied;
+  }
+  return smtp::RcptDecision::kRelayDenied;
+}
+
+std::string Shard::new_message_id() {
+  int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  if (us <= last_id_us_) us = last_id_us_ + 1;
+  last_id_us_ = us;
+  return fmt::format("{:013x}.s{}", us, index_);
+}
+
+}  // namespace mxguard::engine

@@ -1,0 +1,112 @@
+// A shard: one thread, one io_uring, its own listeners (SO_REUSEPORT), its
+// sessions, its spool and storage writer. Shards share nothing mutable but
+// the lock-free per-IP counters.
+#pragma once
+
+#include <liburing.h>
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "conn_limiter.hpp"
+#include "mxguard/core/config.hpp"
+#include "mxguard/core/result.hpp"
+#include "mxguard/smtp/session.hpp"
+#include "mxguard/store/config_store.hpp"
+#include "storage_writer.hpp"
+#include "tls.hpp"
+
+namespace mxguard::engine {
+
+struct EngineContext {
+  const Config* config = nullptr;
+  const store::ConfigStore* config_store = nullptr;
+  SSL_CTX* tls = nullptr;  // null when [tls] is not configured
+  ConnLimiter* limiter = nullptr;
+  std::atomic<unsigned>* connections = nullptr;  // across shards
+};
+
+class Shard final : public smtp::SessionHost {
+ public:
+  Shard(unsigned index, const EngineContext& ctx, std::vector<int> listen_fds);
+  ~Shard() override;
+  Shard(const Shard&) = delete;
+
+  // Sets up the ring, buffers, spool and writer; the error says why not.
+  Status init();
+  void run();
+  void request_stop();  // any thread
+
+  // SessionHost
+  smtp::RcptDecision check_recipient(const smtp::Mailbox& rcpt) override;
+  std::string new_message_id() override;
+  int64_t now_ms() override { return now_ms_; }
+
+ private:
+  struct Conn;
+  enum Op : uint8_t { kAccept = 1, kRecv, kSend, kCancel, kWriterEvent, kStopEvent, kTick };
+
+  static uint64_t make_ud(Op op, uint32_t gen, uint32_t slot) {
+    return (uint64_t{op} << 56) | (uint64_t{gen & 0xffffffu} << 32) | slot;
+  }
+  io_uring_sqe* sqe();
+  Conn* lookup(uint32_t slot, uint32_t gen);
+  uint64_t token(uint32_t slot) const;
+
+  void arm_accept(size_t listener);
+  void arm_recv(uint32_t slot);
+  void arm_event_read(Op op, int fd, uint64_t* buf);
+  void arm_tick();
+  void recycle_buffer(uint16_t bid);
+
+  void on_accept(size_t listener, int res, uint32_t flags);
+  void on_recv(uint32_t slot, uint32_t gen, int res, uint32_t flags);
+  void on_send(uint32_t slot, uint32_t gen, int res);
+  void on_writer_event();
+  void on_tick();
+  void begin_shutdown();
+
+  void deliver_input(uint32_t slot, std::string_view data);
+  void after_session(uint32_t slot);
+  void start_send(uint32_t slot);
+  void begin_close(uint32_t slot);
+  void maybe_finalize(uint32_t slot);
+  void update_clock();
+
+  unsigned index_;
+  EngineContext ctx_;
+  std::vector<int> listen_fds_;
+  smtp::SessionParams session_params_;
+
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  io_uring_buf_ring* buf_ring_ = nullptr;
+  size_t buf_ring_bytes_ = 0;
+  char* buffers_ = nullptr;
+  size_t buffers_bytes_ = 0;
+
+  std::vector<std::unique_ptr<Conn>> conns_;
+  std::vector<uint32_t> free_slots_;
+  size_t active_ = 0;
+
+  int writer_fd_ = -1;
+  int stop_fd_ = -1;
+  uint64_t writer_buf_ = 0;
+  uint64_t stop_buf_ = 0;
+  std::unique_ptr<StorageWriter> writer_;
+  std::unique_ptr<store::ConfigReader> config_reader_;
+  std::vector<StorageWriter::Completion> completions_;
+  std::string plain_scratch_;
+
+  int64_t now_ms_ = 0;
+  int64_t last_id_us_ = 0;
+  bool stopping_ = false;
+  int64_t stop_deadline_ms_ = 0;
+  __kernel_timespec tick_ts_{};
+};
+
+}  // namespace mxguard::engine

@@ -1,0 +1,90 @@
+// Group commit: the batch is whatever arrived while the previous fsync ran,
+// so it grows with the load and an idle system commits each message at once.
+#include "storage_writer.hpp"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "mxguard/core/log.hpp"
+
+namespace mxguard::engine {
+
+StorageWriter::StorageWriter(std::unique_ptr<store::Spool> spool, int notify_fd, unsigned shard,
+                             Millis commit_delay)
+    : spool_(std::move(spool)), notify_fd_(notify_fd), shard_(shard), commit_delay_(commit_delay) {
+  thread_ = std::thread([this] { run(); });
+  std::string name = "mxg-store-" + std::to_string(shard_);
+  pthread_setname_np(thread_.native_handle(), name.c_str());
+}
+
+StorageWriter::~StorageWriter() { stop(); }
+
+void StorageWriter::submit(uint64_t token, std::unique_ptr<smtp::FinishedMessage> msg) {
+  {
+    std::lock_guard lock(mu_);
+    pending_.push_back(Job{token, std::move(msg)});
+    ++in_flight_;
+  }
+  cv_.notify_one();
+}
+
+void StorageWriter::take_completions(std::vector<Completion>& out) {
+  std::lock_guard lock(mu_);
+  out.swap(done_);
+  done_.clear();
+  in_flight_ -= out.size();
+}
+
+size_t StorageWriter::in_flight() const {
+  std::lock_guard lock(mu_);
+  return in_flight_;
+}
+
+void StorageWriter::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void StorageWriter::run() {
+  std::vector<Job> batch;
+  std::vector<store::Spool::Record> records;
+  std::vector<Completion> completions;
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return !pending_.empty() || stopping_; });
+      if (pending_.empty() && stopping_) return;
+    }
+    if (commit_delay_.count() > 0) std::this_thread::sleep_for(commit_delay_);
+    {
+      std::lock_guard lock(mu_);
+      batch.swap(pending_);
+    }
+    records.clear();
+    for (const Job& j : batch) records.push_back({&j.msg->envelope, j.msg->data});
+    auto t0 = std::chrono::steady_clock::now();
+    Status st = spool_->store_batch(records);
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (!st) log::error("spool.commit_failed", "shard={} batch={} error={}", shard_, batch.size(), log::q(st.error()));
+    completions.clear();
+    for (const Job& j : batch)
+      completions.push_back(Completion{j.token, st.ok(), j.msg->envelope.id, j.msg->envelope.size, batch.size(), ms});
+    batch.clear();  // frees the message bodies here, off the shard
+    {
+      std::lock_guard lock(mu_);
+      for (auto& c : completions) done_.push_back(std::move(c));
+    }
+    uint64_t one = 1;
+    if (::write(notify_fd_, &one, sizeof one) != sizeof one)
+      log::error("spool.notify_failed", "shard={}", shard_);
+  }
+}
+
+}  // namespace mxguard::engine

@@ -1,0 +1,63 @@
+// A shard's storage writer: a thread that owns the spool env's write
+// transactions, commits every message handed over since the last commit in
+// one transaction (group commit) and posts completions back through an
+// eventfd the shard's ring is reading.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mxguard/core/config.hpp"
+#include "mxguard/smtp/session.hpp"
+#include "mxguard/store/spool.hpp"
+
+namespace mxguard::engine {
+
+class StorageWriter {
+ public:
+  struct Completion {
+    uint64_t token;  // the shard's connection reference (slot + generation)
+    bool ok;
+    std::string id;
+    uint64_t size;
+    size_t batch;       // messages in the commit that held it
+    double commit_ms;   // duration of that commit
+  };
+
+  StorageWriter(std::unique_ptr<store::Spool> spool, int notify_fd, unsigned shard, Millis commit_delay);
+  ~StorageWriter();
+  StorageWriter(const StorageWriter&) = delete;
+
+  void submit(uint64_t token, std::unique_ptr<smtp::FinishedMessage> msg);
+  // Completions ready for the shard; call after the eventfd fired.
+  void take_completions(std::vector<Completion>& out);
+  size_t in_flight() const;
+  // Commits what is pending, then stops the thread.
+  void stop();
+
+ private:
+  struct Job {
+    uint64_t token;
+    std::unique_ptr<smtp::FinishedMessage> msg;
+  };
+  void run();
+
+  std::unique_ptr<store::Spool> spool_;
+  int notify_fd_;
+  unsigned shard_;
+  Millis commit_delay_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Job> pending_;
+  std::vector<Completion> done_;
+  size_t in_flight_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace mxguard::engine

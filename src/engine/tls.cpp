@@ -1,0 +1,121 @@
+// STARTTLS for the SMTP server with OpenSSL 3 memory BIOs.
+#include "tls.hpp"
+
+#include <openssl/err.h>
+
+#include <fmt/format.h>
+
+namespace mxguard::engine {
+
+namespace {
+std::string openssl_errors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "unknown OpenSSL error" : out;
+}
+}  // namespace
+
+Result<SslCtxPtr> make_server_context(const std::string& cert_file, const std::string& key_file) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx) return Error{"SSL_CTX_new: " + openssl_errors()};
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                     SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // Sessions are not resumed across connections: MTAs rarely do, and a cache
+  // would be shared mutable state between shards.
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_num_tickets(ctx.get(), 0);
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert_file.c_str()) != 1)
+    return Error{fmt::format("tls.certificate {}: {}", cert_file, openssl_errors())};
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+    return Error{fmt::format("tls.private_key {}: {}", key_file, openssl_errors())};
+  if (SSL_CTX_check_private_key(ctx.get()) != 1)
+    return Error{fmt::format("tls.private_key {} does not match tls.certificate {}", key_file, cert_file)};
+  return ctx;
+}
+
+TlsChannel::TlsChannel(SSL_CTX* ctx) {
+  ssl_ = SSL_new(ctx);
+  rbio_ = BIO_new(BIO_s_mem());
+  wbio_ = BIO_new(BIO_s_mem());
+  BIO_set_mem_eof_return(rbio_, -1);  // empty read BIO means "want more", not EOF
+  SSL_set_bio(ssl_, rbio_, wbio_);    // ssl_ now owns both BIOs
+  SSL_set_accept_state(ssl_);
+}
+
+TlsChannel::~TlsChannel() { SSL_free(ssl_); }
+
+TlsChannel::Status TlsChannel::receive(std::string_view cipher, std::string& plain) {
+  if (!cipher.empty() && BIO_write(rbio_, cipher.data(), static_cast<int>(cipher.size())) <= 0) {
+    error_ = "BIO_write failed";
+    return Status::kError;
+  }
+  bool completed_now = false;
+  if (!established_) {
+    int rc = SSL_do_handshake(ssl_);
+    if (rc != 1) {
+      int err = SSL_get_error(ssl_, rc);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return Status::kOk;
+      error_ = openssl_errors();
+      return Status::kError;
+    }
+    established_ = true;
+    completed_now = true;
+  }
+  Status s = read_plain(plain);
+  if (s != Status::kOk) return s;
+  return completed_now ? Status::kHandshakeDone : Status::kOk;
+}
+
+TlsChannel::Status TlsChannel::read_plain(std::string& plain) {
+  char buf[16384];
+  while (true) {
+    int n = SSL_read(ssl_, buf, sizeof buf);
+    if (n > 0) {
+      plain.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    int err = SSL_get_error(ssl_, n);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return Status::kOk;
+    if (err == SSL_ERROR_ZERO_RETURN) return Status::kClosed;
+    error_ = openssl_errors();
+    return Status::kError;
+  }
+}
+
+bool TlsChannel::send(std::string_view plain) {
+  while (!plain.empty()) {
+    int n = SSL_write(ssl_, plain.data(), static_cast<int>(std::min<size_t>(plain.size(), 1 << 20)));
+    if (n <= 0) {
+      error_ = openssl_errors();
+      return false;
+    }
+    plain.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+void TlsChannel::drain(std::string& wire) {
+  char* data;
+  long n = BIO_get_mem_data(wbio_, &data);
+  if (n > 0) {
+    wire.append(data, static_cast<size_t>(n));
+    (void)BIO_reset(wbio_);
+  }
+}
+
+smtp::TlsInfo TlsChannel::info() const {
+  smtp::TlsInfo i;
+  i.version = SSL_get_version(ssl_);
+  const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
+  i.cipher = c ? SSL_CIPHER_get_name(c) : "unknown";
+  i.bits = c ? SSL_CIPHER_get_bits(c, nullptr) : 0;
+  return i;
+}
+
+}  // namespace mxguard::engine

@@ -1,0 +1,53 @@
+// Server-side TLS over memory BIOs: the shard moves ciphertext through its
+// ring; OpenSSL never touches a socket.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "mxguard/core/result.hpp"
+#include "mxguard/smtp/session.hpp"
+
+namespace mxguard::engine {
+
+struct SslCtxDeleter {
+  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
+
+// Loads certificate and key; TLS 1.2 minimum. Fails with a message naming the file.
+Result<SslCtxPtr> make_server_context(const std::string& cert_file, const std::string& key_file);
+
+class TlsChannel {
+ public:
+  explicit TlsChannel(SSL_CTX* ctx);
+  ~TlsChannel();
+  TlsChannel(const TlsChannel&) = delete;
+  TlsChannel& operator=(const TlsChannel&) = delete;
+
+  enum class Status { kOk, kHandshakeDone, kClosed, kError };
+
+  // Feeds ciphertext from the peer; decrypted bytes are appended to `plain`.
+  // kHandshakeDone is returned once, when the handshake completes.
+  Status receive(std::string_view cipher, std::string& plain);
+  // Encrypts application data.
+  bool send(std::string_view plain);
+  // Moves pending ciphertext (handshake records, alerts, data) into `wire`.
+  void drain(std::string& wire);
+  bool established() const { return established_; }
+  smtp::TlsInfo info() const;
+  const std::string& last_error() const { return error_; }
+
+ private:
+  Status read_plain(std::string& plain);
+  SSL* ssl_ = nullptr;
+  BIO* rbio_ = nullptr;  // network -> SSL
+  BIO* wbio_ = nullptr;  // SSL -> network
+  bool established_ = false;
+  std::string error_;
+};
+
+}  // namespace mxguard::engine

@@ -1,0 +1,103 @@
+// Configuration parsing: contract keys, defaults, and errors naming the key.
+#include <doctest.h>
+
+#include <string>
+
+#include "mxguard/core/config.hpp"
+#include "mxguard/core/strings.hpp"
+
+using namespace mxguard;
+
+namespace {
+std::string error_of(const std::string& toml) {
+  try {
+    parse_config(toml, "test.toml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("config: the DESIGN.md example parses") {
+  Config c = parse_config(R"(
+hostname  = "mx1.example.net"
+state_dir = "/var/lib/mxguard"
+[smtp]
+listen = ["0.0.0.0:25", "[::1]:2525"]
+shards = 0
+max_message_size = 35883008
+[tls]
+certificate = "/etc/mxguard/tls/cert.pem"
+private_key = "/etc/mxguard/tls/key.pem"
+[dns]
+servers = ["127.0.0.1:53"]
+[delivery]
+retry_interval = "15m"
+max_queue_lifetime = "7d"
+[onboarding]
+verify_label = "_mxguard-verify"
+mx_hosts = ["mx1.example.net", "mx2.example.net"]
+)",
+                          "t");
+  CHECK(c.hostname == "mx1.example.net");
+  REQUIRE(c.smtp.listen.size() == 2);
+  CHECK(c.smtp.listen[1].host == "::1");
+  CHECK(c.smtp.listen[1].port == 2525);
+  CHECK(c.smtp.max_message_size == 35883008);
+  CHECK(c.tls.enabled());
+  CHECK(c.delivery.retry_interval.count() == 15 * 60 * 1000);
+  CHECK(c.delivery.max_queue_lifetime.count() == 7LL * 86400 * 1000);
+  CHECK(c.onboarding.mx_hosts.size() == 2);
+}
+
+TEST_CASE("config: defaults") {
+  Config c = parse_config("", "t");
+  CHECK(c.smtp.max_message_size == 35883008);
+  CHECK(c.smtp.max_recipients == 100);
+  CHECK(c.smtp.max_line_length == 1000);
+  CHECK_FALSE(c.tls.enabled());
+  CHECK(c.delivery.retry_interval.count() == 900000);
+}
+
+TEST_CASE("config: errors name the key") {
+  CHECK(error_of("hostnme = \"x\"").find("key 'hostnme': unknown key") != std::string::npos);
+  CHECK(error_of("[smtp]\nlisten = [\"nowhere\"]").find("smtp.listen") != std::string::npos);
+  CHECK(error_of("[smtp]\nlisten = [\"127.0.0.1:99999\"]").find("smtp.listen") != std::string::npos);
+  CHECK(error_of("[smtp]\nshards = -1").find("smtp.shards") != std::string::npos);
+  CHECK(error_of("[smtp]\nshards = \"two\"").find("smtp.shards") != std::string::npos);
+  CHECK(error_of("[smtp]\nbogus = 1").find("smtp.bogus") != std::string::npos);
+  CHECK(error_of("[delivery]\nretry_interval = \"soon\"").find("delivery.retry_interval") != std::string::npos);
+  CHECK(error_of("[tls]\ncertificate = \"/x\"").find("tls.") != std::string::npos);
+  CHECK(error_of("[dns]\nservers = [\"dns.example\"]").find("dns.servers") != std::string::npos);
+  CHECK(error_of("[onboarding]\nmx_hosts = [\"bad host\"]").find("onboarding.mx_hosts") != std::string::npos);
+  CHECK(error_of("hostname = \"bad host\"").find("hostname") != std::string::npos);
+  CHECK(error_of("hostname = ").find("test.toml:1") != std::string::npos);
+  CHECK(error_of("smtp = 3").find("smtp") != std::string::npos);
+}
+
+TEST_CASE("durations and host:port") {
+  CHECK(parse_duration_ms("30s") == 30000u);
+  CHECK(parse_duration_ms("15m") == 900000u);
+  CHECK(parse_duration_ms("2h") == 7200000u);
+  CHECK(parse_duration_ms("7d") == 604800000u);
+  CHECK(parse_duration_ms("250ms") == 250u);
+  CHECK(parse_duration_ms("10") == 10000u);
+  CHECK_FALSE(parse_duration_ms("m"));
+  CHECK_FALSE(parse_duration_ms("5w"));
+  CHECK_FALSE(parse_duration_ms("-5s"));
+  std::string h;
+  uint16_t p;
+  CHECK(parse_host_port("mail.example:587", 25, h, p));
+  CHECK((h == "mail.example" && p == 587));
+  CHECK(parse_host_port("[2001:db8::1]:2525", 25, h, p));
+  CHECK((h == "2001:db8::1" && p == 2525));
+  CHECK(parse_host_port("2001:db8::1", 25, h, p));
+  CHECK((h == "2001:db8::1" && p == 25));
+  CHECK(parse_host_port("10.0.0.1", 25, h, p));
+  CHECK(p == 25);
+  CHECK_FALSE(parse_host_port("host:0", 25, h, p));
+  CHECK_FALSE(parse_host_port("host:", 25, h, p));
+  CHECK_FALSE(parse_host_port("[::1", 25, h, p));
+  CHECK_FALSE(parse_host_port(":25", 25, h, p));
+}
