@@ -1,0 +1,54 @@
+// Shared plumbing of the `mxguard` console: exit codes, the command registry
+// and the context every command runs with.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "mxguard/core/config.hpp"
+#include "mxguard/core/result.hpp"
+#include "mxguard/store/config_store.hpp"
+
+namespace mxguard::console {
+
+// Exit codes are a contract with scripts: 2 means "your input was wrong",
+// 1 means "the input was fine but something failed underneath".
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRuntime = 1;
+inline constexpr int kExitUsage = 2;
+
+// What a command needs beyond its own options; built only after parsing, so
+// `--help` works even when the configuration is broken.
+struct Context {
+  Config config;
+};
+
+// A leaf subcommand and the function that runs it once it was parsed.
+struct Command {
+  CLI::App* app;
+  std::function<int(const Context&)> run;
+};
+using Commands = std::vector<Command>;
+
+// Each concern registers its subcommands under the root application.
+void add_customer_commands(CLI::App& root, Commands& out);
+void add_domain_commands(CLI::App& root, Commands& out);
+void add_queue_commands(CLI::App& root, Commands& out);
+
+// Prints "mxguard: <message>" as exactly one line on stderr and returns `code`.
+int fail(int code, std::string_view message);
+inline int usage_error(std::string_view message) { return fail(kExitUsage, message); }
+inline int runtime_error(std::string_view message) { return fail(kExitRuntime, message); }
+
+// Adds the `--json` flag with the same wording on every command that has it.
+void add_json_flag(CLI::App& cmd, bool& json);
+
+// Opens the config environment under the configured state_dir.
+Result<std::unique_ptr<store::ConfigStore>> open_config_store(const Context& ctx);
+
+}  // namespace mxguard::console

@@ -1,0 +1,25 @@
+// How a domain is shown: its JSON object (a contract for scripts) and its
+// human forms (detail lines, the DNS records to publish, the list table).
+#pragma once
+
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mxguard/core/config.hpp"
+#include "mxguard/store/config_store.hpp"
+
+namespace mxguard::console {
+
+// {"domain","customer","status","verification":{...},"backend":{...},"recipients","created","mx":[...]}
+nlohmann::ordered_json domain_json(const Config& cfg, const store::Domain& d);
+
+// "key: value" lines followed by the DNS records the customer must publish.
+void print_domain_details(const Config& cfg, const store::Domain& d);
+
+// The TXT record (while verification is pending) and the MX set to publish.
+void print_dns_instructions(const Config& cfg, const store::Domain& d);
+
+void print_domain_table(const std::vector<store::Domain>& domains);
+
+}  // namespace mxguard::console

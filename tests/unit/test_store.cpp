@@ -1,0 +1,377 @@
+// Store layer: envelope and queue-entry records, the chunked spool and the
+// config environment (including a shard-style reader seeing console writes).
+#include <doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "mxguard/store/config_store.hpp"
+#include "mxguard/store/envelope.hpp"
+#include "mxguard/store/spool.hpp"
+
+using namespace mxguard::store;
+
+namespace {
+
+// A fresh directory under /tmp, removed with everything in it at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/mxguard-test-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+Envelope sample_envelope(std::string id) {
+  Envelope e;
+  e.id = std::move(id);
+  e.sender = "alice@example.org";
+  e.recipients = {"bob@example.com", "carol@example.com"};
+  e.client_ip = "2001:db8::25";
+  e.client_port = 50123;
+  e.helo = "mail.example.org";
+  e.tls = "TLSv1.3 TLS_AES_256_GCM_SHA384";
+  e.received_ms = 1'714'560'000'123;
+  e.size = 1234;
+  e.subject = std::string("Hello \xff\x00 world", 14);  // raw header bytes, not text
+  e.message_id = "<abc@example.org>";
+  e.smtputf8 = true;
+  e.body_8bit = false;
+  return e;
+}
+
+void check_same(const Envelope& a, const Envelope& b) {
+  CHECK(a.id == b.id);
+  CHECK(a.sender == b.sender);
+  CHECK(a.recipients == b.recipients);
+  CHECK(a.client_ip == b.client_ip);
+  CHECK(a.client_port == b.client_port);
+  CHECK(a.helo == b.helo);
+  CHECK(a.tls == b.tls);
+  CHECK(a.received_ms == b.received_ms);
+  CHECK(a.size == b.size);
+  CHECK(a.subject == b.subject);
+  CHECK(a.message_id == b.message_id);
+  CHECK(a.smtputf8 == b.smtputf8);
+  CHECK(a.body_8bit == b.body_8bit);
+}
+
+// Counts the body chunk keys of one message straight from the bodies table.
+size_t chunk_count(const Spool& spool, const std::string& id) {
+  auto txn = Txn::begin(spool.env(), true);
+  REQUIRE(txn.ok());
+  std::string prefix = id + "#";
+  size_t n = 0;
+  Cursor cur(*txn, spool.bodies_dbi());
+  for (bool ok = cur.seek(prefix); ok && cur.key().substr(0, prefix.size()) == prefix; ok = cur.next()) ++n;
+  return n;
+}
+
+// A body whose bytes differ at every offset, so a misplaced chunk shows.
+std::string patterned_body(size_t size) {
+  std::string s(size, '\0');
+  for (size_t i = 0; i < size; ++i) s[i] = static_cast<char>((i * 7 + i / 251) & 0xff);
+  return s;
+}
+
+Domain sample_domain(std::string name, std::string customer) {
+  Domain d;
+  d.name = std::move(name);
+  d.customer = std::move(customer);
+  d.verify_token = "mxg-0123456789abcdefghijABCDEFGHIJ01";
+  d.backend_host = "2001:db8::1";
+  d.backend_port = 2525;
+  d.recipients_mode = "callout";
+  d.tls_policy = "encrypt";
+  d.trust = "auth";
+  d.auth_user = "relay";
+  d.created_ms = 1'700'000'000'000;
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("store: envelope round trip") {
+  Envelope e = sample_envelope("0190f3c2a1b2c3.s1");
+  auto back = decode_envelope(encode_envelope(e));
+  REQUIRE(back.ok());
+  check_same(e, *back);
+
+  // The null reverse-path, no recipients and the other flag combination.
+  Envelope bare;
+  bare.id = "x.s0";
+  bare.body_8bit = true;
+  auto back2 = decode_envelope(encode_envelope(bare));
+  REQUIRE(back2.ok());
+  check_same(bare, *back2);
+}
+
+TEST_CASE("store: corrupt, truncated and wrong-version envelopes are rejected") {
+  const std::string good = encode_envelope(sample_envelope("0190f3c2a1b2c3.s1"));
+  CHECK_FALSE(decode_envelope("").ok());
+  for (size_t len = 1; len < good.size(); ++len) {
+    CAPTURE(len);
+    CHECK_FALSE(decode_envelope(std::string_view(good).substr(0, len)).ok());
+  }
+  CHECK_FALSE(decode_envelope(good + "x").ok());
+
+  std::string wrong_version = good;
+  wrong_version[0] = static_cast<char>(kEnvelopeVersion + 1);
+  CHECK_FALSE(decode_envelope(wrong_version).ok());
+  wrong_version[0] = 0;
+  CHECK_FALSE(decode_envelope(wrong_version).ok());
+
+  // A length field far beyond the record must not be trusted.
+  std::string huge_len = good;
+  huge_len[8] = static_cast<char>(0x7f);
+  CHECK_FALSE(decode_envelope(huge_len).ok());
+}
+
+TEST_CASE("store: message ids name their shard") {
+  CHECK(shard_of_message_id("0190f3c2a1b2c3.s1") == 1);
+  CHECK(shard_of_message_id("0190f3c2a1b2c3.s17") == 17);
+  CHECK(shard_of_message_id("a.s1.s0") == 0);
+  CHECK(shard_of_message_id("0190f3c2a1b2c3") == -1);
+  CHECK(shard_of_message_id("0190f3c2a1b2c3.s") == -1);
+  CHECK(shard_of_message_id("0190f3c2a1b2c3.s1x") == -1);
+  CHECK(shard_of_message_id("") == -1);
+}
+
+TEST_CASE("store: queue entry round trip and rejects") {
+  QueueEntry q;
+  q.state = QueueState::kDeferred;
+  q.next_attempt_ms = 1'714'560'900'000;
+  q.attempts = 7;
+  auto back = decode_queue_entry(encode_queue_entry(q));
+  REQUIRE(back.ok());
+  CHECK(back->state == QueueState::kDeferred);
+  CHECK(back->next_attempt_ms == q.next_attempt_ms);
+  CHECK(back->attempts == 7);
+
+  const std::string good = encode_queue_entry(q);
+  CHECK_FALSE(decode_queue_entry("").ok());
+  CHECK_FALSE(decode_queue_entry(good.substr(0, good.size() - 1)).ok());
+  CHECK_FALSE(decode_queue_entry(good + "x").ok());
+  std::string bad_version = good;
+  bad_version[0] = static_cast<char>(kQueueEntryVersion + 1);
+  CHECK_FALSE(decode_queue_entry(bad_version).ok());
+  std::string bad_state = good;
+  bad_state[1] = 9;
+  CHECK_FALSE(decode_queue_entry(bad_state).ok());
+}
+
+TEST_CASE("store: spool stores, reads and removes chunked messages") {
+  TempDir dir;
+  auto spool = Spool::open(dir.path(), 2);
+  REQUIRE(spool.ok());
+
+  const std::string big = patterned_body(3 * kBodyChunkSize + 17);  // four chunks
+  const std::string exact = patterned_body(kBodyChunkSize);         // exactly one chunk
+  const std::string small = std::string("Subject: hi\r\n\r\nbody\0with NUL\r\n", 31);
+  const std::string empty;
+  std::vector<Envelope> envs = {sample_envelope("a1.s2"), sample_envelope("a2.s2"), sample_envelope("a3.s2"),
+                                sample_envelope("a4.s2")};
+  const std::vector<const std::string*> bodies = {&big, &exact, &small, &empty};
+  std::vector<Spool::Record> batch;
+  for (size_t i = 0; i < envs.size(); ++i) batch.push_back({&envs[i], *bodies[i]});
+  REQUIRE((*spool)->store_batch(batch).ok());
+
+  CHECK(chunk_count(**spool, "a1.s2") == 4);
+  CHECK(chunk_count(**spool, "a2.s2") == 1);
+  CHECK(chunk_count(**spool, "a3.s2") == 1);
+  CHECK(chunk_count(**spool, "a4.s2") == 1);
+  for (size_t i = 0; i < envs.size(); ++i) {
+    CAPTURE(envs[i].id);
+    auto data = (*spool)->read_message(envs[i].id);
+    REQUIRE(data.ok());
+    REQUIRE(data->has_value());
+    CHECK(**data == *bodies[i]);
+    auto env = (*spool)->envelope(envs[i].id);
+    REQUIRE(env.ok());
+    REQUIRE(env->has_value());
+    check_same(envs[i], **env);
+    auto entry = (*spool)->queue_entry(envs[i].id);
+    REQUIRE(entry.ok());
+    REQUIRE(entry->has_value());
+    CHECK((*entry)->state == QueueState::kQueued);
+    CHECK((*entry)->next_attempt_ms == envs[i].received_ms);
+  }
+
+  std::vector<std::string> seen;
+  REQUIRE((*spool)->for_each([&](const Envelope& e, const QueueEntry&) { seen.push_back(e.id); }).ok());
+  CHECK(seen == std::vector<std::string>{"a1.s2", "a2.s2", "a3.s2", "a4.s2"});
+
+  auto removed = (*spool)->remove("a1.s2");
+  REQUIRE(removed.ok());
+  CHECK(*removed);
+  CHECK(chunk_count(**spool, "a1.s2") == 0);
+  CHECK_FALSE((*spool)->envelope("a1.s2")->has_value());
+  CHECK_FALSE((*spool)->queue_entry("a1.s2")->has_value());
+  CHECK_FALSE((*spool)->read_message("a1.s2")->has_value());
+  auto again = (*spool)->remove("a1.s2");
+  REQUIRE(again.ok());
+  CHECK_FALSE(*again);
+  // Neighbours are untouched.
+  CHECK(*(*spool)->read_message("a2.s2").value() == exact);
+}
+
+TEST_CASE("store: a spool batch is all or nothing") {
+  TempDir dir;
+  auto spool = Spool::open(dir.path(), 0);
+  REQUIRE(spool.ok());
+  Envelope first = sample_envelope("b1.s0");
+  REQUIRE((*spool)->store_batch({{&first, "one"}}).ok());
+
+  // The duplicate id fails the batch, so the new message in it must not appear either.
+  Envelope fresh = sample_envelope("b2.s0");
+  Envelope dup = sample_envelope("b1.s0");
+  CHECK_FALSE((*spool)->store_batch({{&fresh, "two"}, {&dup, "again"}}).ok());
+  CHECK_FALSE((*spool)->envelope("b2.s0")->has_value());
+  CHECK(chunk_count(**spool, "b2.s0") == 0);
+  CHECK(*(*spool)->read_message("b1.s0").value() == "one");
+}
+
+TEST_CASE("store: existing_shards lists spool directories only") {
+  TempDir dir;
+  CHECK(Spool::existing_shards(dir.path()).empty());
+  CHECK(Spool::existing_shards(dir.path() + "/missing").empty());
+  REQUIRE(Spool::open(dir.path(), 3).ok());
+  REQUIRE(Spool::open(dir.path(), 0).ok());
+  std::filesystem::create_directory(dir.path() + "/spool-x");
+  std::filesystem::create_directory(dir.path() + "/spool-");
+  std::filesystem::create_directory(dir.path() + "/config");
+  CHECK(Spool::existing_shards(dir.path()) == std::vector<unsigned>{0, 3});
+}
+
+TEST_CASE("store: config store customers and domains") {
+  TempDir dir;
+  auto store = ConfigStore::open(dir.path());
+  REQUIRE(store.ok());
+  ConfigStore& cs = **store;
+
+  CHECK_FALSE(cs.customer("acme")->has_value());
+  REQUIRE(cs.put_customer({"acme", 1}).ok());
+  REQUIRE(cs.customer("acme")->has_value());
+  CHECK((*cs.customer("acme"))->created_ms == 1);
+  CHECK(*cs.add_customer({"beta", 2}) == true);
+  CHECK(*cs.add_customer({"beta", 3}) == false);
+  CHECK((*cs.customer("beta"))->created_ms == 2);
+  REQUIRE(cs.customers().ok());
+  CHECK(cs.customers()->size() == 2);
+
+  Domain d = sample_domain("example.com", "acme");
+  REQUIRE(cs.put_domain(d).ok());
+  auto got = cs.domain("example.com");
+  REQUIRE(got.ok());
+  REQUIRE(got->has_value());
+  CHECK((*got)->customer == "acme");
+  CHECK((*got)->status == DomainStatus::kPendingVerification);
+  CHECK((*got)->verify_token == d.verify_token);
+  CHECK((*got)->backend_host == "2001:db8::1");
+  CHECK((*got)->backend_port == 2525);
+  CHECK((*got)->recipients_mode == "callout");
+  CHECK((*got)->tls_policy == "encrypt");
+  CHECK((*got)->trust == "auth");
+  CHECK((*got)->auth_user == "relay");
+  CHECK((*got)->created_ms == d.created_ms);
+
+  REQUIRE(cs.put_domain(sample_domain("example.net", "beta")).ok());
+  auto all = cs.domains();
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 2);
+  CHECK((*all)[0].name == "example.com");
+  CHECK((*all)[1].name == "example.net");
+
+  CHECK(*cs.remove_domain("example.com") == true);
+  CHECK(*cs.remove_domain("example.com") == false);
+  CHECK_FALSE(cs.domain("example.com")->has_value());
+  CHECK(cs.domains()->size() == 1);
+}
+
+TEST_CASE("store: add_domain checks and writes in one transaction") {
+  TempDir dir;
+  auto store = ConfigStore::open(dir.path());
+  REQUIRE(store.ok());
+  ConfigStore& cs = **store;
+  using Outcome = ConfigStore::AddOutcome;
+
+  CHECK(*cs.add_domain(sample_domain("example.com", "acme"), false) == Outcome::kNoCustomer);
+  CHECK_FALSE(cs.domain("example.com")->has_value());
+  CHECK_FALSE(cs.customer("acme")->has_value());
+
+  CHECK(*cs.add_domain(sample_domain("example.com", "acme"), true) == Outcome::kAddedWithCustomer);
+  REQUIRE(cs.customer("acme")->has_value());
+  CHECK(*cs.add_domain(sample_domain("example.org", "acme"), false) == Outcome::kAdded);
+
+  // A taken name stays with its owner, and no customer is created on the way.
+  CHECK(*cs.add_domain(sample_domain("example.com", "other"), true) == Outcome::kDomainExists);
+  CHECK((*cs.domain("example.com"))->customer == "acme");
+  CHECK_FALSE(cs.customer("other")->has_value());
+}
+
+TEST_CASE("store: config records reject bad versions and corruption") {
+  Domain d = sample_domain("example.com", "acme");
+  std::string good = encode_domain(d);
+  REQUIRE(decode_domain(good).ok());
+  CHECK_FALSE(decode_domain("").ok());
+  std::string bad = good;
+  bad[0] = static_cast<char>(kConfigRecordVersion + 1);
+  CHECK_FALSE(decode_domain(bad).ok());
+  CHECK_FALSE(decode_domain(good.substr(0, good.size() / 2)).ok());
+  CHECK_FALSE(decode_domain(std::string(1, static_cast<char>(kConfigRecordVersion)) + "[1,2]").ok());
+  CHECK_FALSE(decode_domain(std::string(1, static_cast<char>(kConfigRecordVersion)) +
+                            R"({"name":"a.b","customer":"c","status":"bogus"})")
+                  .ok());
+  CHECK_FALSE(decode_customer(std::string(1, static_cast<char>(kConfigRecordVersion)) + "{}").ok());
+  auto c = decode_customer(encode_customer({"acme", 5}));
+  REQUIRE(c.ok());
+  CHECK(c->name == "acme");
+  CHECK(c->created_ms == 5);
+}
+
+TEST_CASE("store: a config reader sees later writes without a reload") {
+  TempDir dir;
+  auto store = ConfigStore::open(dir.path());
+  REQUIRE(store.ok());
+  ConfigReader reader(**store);
+
+  auto before = reader.domain("example.com");
+  REQUIRE(before.ok());
+  CHECK_FALSE(before->has_value());
+
+  Domain d = sample_domain("example.com", "acme");
+  REQUIRE((*store)->put_domain(d).ok());
+  auto pending = reader.domain("example.com");
+  REQUIRE(pending.ok());
+  REQUIRE(pending->has_value());
+  CHECK((*pending)->status == DomainStatus::kPendingVerification);
+
+  d.status = DomainStatus::kActive;
+  REQUIRE((*store)->put_domain(d).ok());
+  CHECK((*reader.domain("example.com"))->status == DomainStatus::kActive);
+
+  d.status = DomainStatus::kSuspended;
+  REQUIRE((*store)->put_domain(d).ok());
+  CHECK((*reader.domain("example.com"))->status == DomainStatus::kSuspended);
+
+  REQUIRE((*store)->remove_domain("example.com").ok());
+  CHECK_FALSE(reader.domain("example.com")->has_value());
+}
+
+TEST_CASE("store: domain status names") {
+  for (auto s : {DomainStatus::kPendingVerification, DomainStatus::kActive, DomainStatus::kSuspended})
+    CHECK(domain_status_from_string(to_string(s)) == s);
+  CHECK_FALSE(domain_status_from_string("Active").has_value());
+}
