@@ -17,6 +17,10 @@
 #include <thread>
 #include <vector>
 
+#include <hs/hs.h>
+#include <lmdb.h>
+#include <openssl/crypto.h>
+
 #include "mxguard/core/config.hpp"
 #include "mxguard/core/log.hpp"
 #include "mxguard/store/config_store.hpp"
@@ -34,7 +38,7 @@ namespace {
 
 void usage() {
   fmt::print(
-      "usage: mxguardd [--config FILE] [--check-config] [--verbose]\n"
+      "usage: mxguardd [--config FILE] [--check-config] [--verbose] [--version]\n"
       "  --config FILE    TOML configuration (default: $MXGUARD_CONFIG, /etc/mxguard/mxguard.toml,\n"
       "                   else an embedded demo configuration on 127.0.0.1:2525)\n"
       "  --check-config   validate the configuration and exit\n"
@@ -92,6 +96,11 @@ int main(int argc, char** argv) {
     else if (a == "--check-config") check_only = true;
     else if (a == "--verbose") log::set_level(log::Level::debug);
     else if (a == "--help" || a == "-h") { usage(); return 0; }
+    else if (a == "--version") {
+      fmt::print("mxguardd {}\nliburing {}\n{}\nHyperscan {}\n{}\n", MXGUARD_VERSION, MXGUARD_LIBURING_VERSION,
+                 OpenSSL_version(OPENSSL_VERSION), hs_version(), mdb_version(nullptr, nullptr, nullptr));
+      return 0;
+    }
     else { fmt::print(stderr, "mxguardd: unknown argument '{}'\n", a); usage(); return 2; }
   }
 

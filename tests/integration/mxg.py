@@ -68,9 +68,10 @@ class Daemon:
         out = self.console("queue", "list", "--json").stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
-    def start(self, wait=True):
+    def start(self, wait=True, env=None):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([MXGUARDD, "--config", self.config], stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen([MXGUARDD, "--config", self.config], stdout=self.log, stderr=self.log,
+                                     env=dict(os.environ, **(env or {})))
         if wait:
             self.wait_ready()
         return self

@@ -399,6 +399,28 @@ class Lifecycle(unittest.TestCase):
         finally:
             d.cleanup()
 
+    def test_sd_notify_ready_and_stopping(self):
+        d = Daemon()
+        sock_path = os.path.join(d.dir, "notify.sock")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as ns:
+            ns.bind(sock_path)
+            ns.settimeout(10)
+            try:
+                d.start(env={"NOTIFY_SOCKET": sock_path})
+                self.assertIn(b"READY=1", ns.recv(4096))
+                d.proc.send_signal(15)
+                self.assertIn(b"STOPPING=1", ns.recv(4096))
+                self.assertEqual(d.proc.wait(timeout=10), 0)
+            finally:
+                d.cleanup()
+
+    def test_version_names_the_libraries(self):
+        p = subprocess.run([os.environ.get("MXGUARDD_BIN", "build/src/engine/mxguardd"), "--version"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 0)
+        for lib in ("liburing", "OpenSSL 3", "Hyperscan", "LMDB"):
+            self.assertIn(lib, p.stdout)
+
     def test_bad_config_names_the_key(self):
         d = Daemon(smtp_extra="max_recipientz = 5\n", domains=())
         try:

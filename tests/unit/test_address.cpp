@@ -8,10 +8,8 @@
 using namespace mxguard::smtp;
 
 namespace {
-std::string rcpt_result(const char* args, bool utf8 = false) {
-  auto r = parse_rcpt_to(args, utf8);
-  if (auto* ok = std::get_if<RcptTo>(&r)) return "ok:" + ok->recipient.str();
-  switch (std::get<PathError>(r).kind) {
+std::string kind_name(PathErrorKind k) {
+  switch (k) {
     case PathErrorKind::kSyntax: return "syntax";
     case PathErrorKind::kRelayTrick: return "relay";
     case PathErrorKind::kNeedsUtf8: return "utf8";
@@ -19,6 +17,12 @@ std::string rcpt_result(const char* args, bool utf8 = false) {
     case PathErrorKind::kBadParameter: return "param";
   }
   return "?";
+}
+
+std::string rcpt_result(const char* args, bool utf8 = false) {
+  auto r = parse_rcpt_to(args, utf8);
+  if (auto* ok = std::get_if<RcptTo>(&r)) return "ok:" + ok->recipient.str();
+  return kind_name(std::get<PathError>(r).kind);
 }
 std::string mail_result(const char* args) {
   auto r = parse_mail_from(args);
@@ -29,14 +33,7 @@ std::string mail_result(const char* args) {
     if (ok->smtputf8) s += " utf8";
     return s;
   }
-  switch (std::get<PathError>(r).kind) {
-    case PathErrorKind::kSyntax: return "syntax";
-    case PathErrorKind::kRelayTrick: return "relay";
-    case PathErrorKind::kNeedsUtf8: return "utf8";
-    case PathErrorKind::kTooLong: return "toolong";
-    case PathErrorKind::kBadParameter: return "param";
-  }
-  return "?";
+  return kind_name(std::get<PathError>(r).kind);
 }
 }  // namespace
 
