@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fmt/format.h>
@@ -77,11 +78,20 @@ int open_listener(const ListenAddress& a) {
   return fd;
 }
 
-void raise_fd_limit() {
+// Every session is a descriptor: aim for smtp.max_connections plus headroom.
+// Raising the hard limit works when privileged (or under systemd's LimitNOFILE).
+void raise_fd_limit(unsigned max_connections) {
   rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  rlim_t want = static_cast<rlim_t>(max_connections) + 4096;
+  if (rl.rlim_cur >= want) return;
+  rlimit up{want, std::max(want, rl.rlim_max)};
+  if (setrlimit(RLIMIT_NOFILE, &up) != 0) {
+    rl.rlim_cur = rl.rlim_max;  // unprivileged: take what the hard limit allows
     setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+    log::warn("engine.fd_limit", "limit={} wanted={} note=\"fewer concurrent sessions than smtp.max_connections\"",
+              rl.rlim_cur, want);
   }
 }
 
@@ -124,8 +134,8 @@ int main(int argc, char** argv) {
   sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  raise_fd_limit();
   log::start_async();
+  raise_fd_limit(cfg.smtp.max_connections);
 
   auto config_store = store::ConfigStore::open(cfg.state_dir);
   if (!config_store) die(fmt::format("state_dir {}: {}", cfg.state_dir, config_store.error()));

@@ -252,9 +252,15 @@ void Shard::run() {
 }
 
 void Shard::on_accept(size_t listener, int res, uint32_t flags) {
-  if (!(flags & IORING_CQE_F_MORE) && !stopping_ && res != -ECANCELED) arm_accept(listener);
+  bool out_of_fds = res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
+  if (!(flags & IORING_CQE_F_MORE) && !stopping_ && res != -ECANCELED) {
+    // Re-arming at once while out of descriptors would spin; the tick retries.
+    if (out_of_fds) accept_paused_.push_back(listener);
+    else arm_accept(listener);
+  }
   if (res < 0) {
-    if (res != -ECANCELED) log::warn("smtp.accept_failed", "shard={} error={}", index_, log::q(std::strerror(-res)));
+    if (res != -ECANCELED)
+      log::warn("smtp.accept_failed", "shard={} error={}", index_, log::q(std::strerror(-res)));
     return;
   }
   int fd = res;
@@ -484,6 +490,9 @@ void Shard::on_writer_event() {
 
 void Shard::on_tick() {
   if (!(stopping_ && active_ == 0)) arm_tick();
+  if (!stopping_)
+    for (size_t listener : accept_paused_) arm_accept(listener);
+  accept_paused_.clear();
   const SmtpConfig& lim = ctx_.config->smtp;
   bool force = stopping_ && now_ms_ >= stop_deadline_ms_;
   bool kill = stopping_ && now_ms_ >= stop_deadline_ms_ + kForceCloseGraceMs;

@@ -80,6 +80,7 @@ class Shard final : public smtp::SessionHost {
   unsigned index_;
   EngineContext ctx_;
   std::vector<int> listen_fds_;
+  std::vector<size_t> accept_paused_;  // listeners to re-arm on the next tick
   smtp::SessionParams session_params_;
 
   io_uring ring_{};
