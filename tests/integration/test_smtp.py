@@ -421,6 +421,25 @@ class Lifecycle(unittest.TestCase):
         for lib in ("liburing", "OpenSSL 3", "Hyperscan", "LMDB"):
             self.assertIn(lib, p.stdout)
 
+    def test_io_uring_unavailable_is_explained(self):
+        knob = "/proc/sys/kernel/io_uring_disabled"
+        if not os.access(knob, os.W_OK):
+            self.skipTest("cannot toggle kernel.io_uring_disabled here")
+        with open(knob) as f:
+            saved = f.read().strip()
+        d = Daemon(domains=())
+        try:
+            with open(knob, "w") as f:
+                f.write("2")
+            p = subprocess.run([os.environ.get("MXGUARDD_BIN", "build/src/engine/mxguardd"), "--config", d.config],
+                               capture_output=True, text=True, timeout=10)
+        finally:
+            with open(knob, "w") as f:
+                f.write(saved)
+            d.cleanup()
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("cannot set up io_uring", p.stderr)
+
     def test_bad_config_names_the_key(self):
         d = Daemon(smtp_extra="max_recipientz = 5\n", domains=())
         try:
