@@ -187,7 +187,7 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
                   {"listen", "shards", "max_message_size", "max_line_length", "max_recipients",
                    "max_errors", "max_junk_commands", "max_connections_per_ip",
                    "max_connections", "greeting_delay", "command_timeout", "data_timeout",
-                   "session_timeout", "shutdown_timeout", "commit_delay"});
+                   "session_timeout", "shutdown_timeout", "commit_delay", "pin_shards"});
     if (auto n = t->get("listen")) {
       s.listen.clear();
       for (const auto& spec : r.strings(*n, "smtp.listen")) {
@@ -220,6 +220,10 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
     if (auto n = t->get("session_timeout")) s.session_timeout = r.duration(*n, "smtp.session_timeout");
     if (auto n = t->get("shutdown_timeout")) s.shutdown_timeout = r.duration(*n, "smtp.shutdown_timeout");
     if (auto n = t->get("commit_delay")) s.commit_delay = r.duration(*n, "smtp.commit_delay");
+    if (auto n = t->get("pin_shards")) {
+      if (!n->is_boolean()) r.fail("smtp.pin_shards", "must be true or false");
+      s.pin_shards = *n->value<bool>();
+    }
     if (s.command_timeout.count() == 0) r.fail("smtp.command_timeout", "must be positive");
     if (s.data_timeout.count() == 0) r.fail("smtp.data_timeout", "must be positive");
     if (s.session_timeout.count() == 0) r.fail("smtp.session_timeout", "must be positive");

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -17,6 +18,8 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(Level::info)};
 constexpr std::string_view kNames[] = {"debug", "info", "warn", "error"};
 constexpr size_t kMaxBuffered = 8 << 20;
+constexpr size_t kWakeBytes = 64 << 10;
+constexpr std::chrono::milliseconds kFlushInterval{100};
 
 void write_all(std::string_view s) {
   while (!s.empty()) {
@@ -40,8 +43,11 @@ class AsyncSink {
       return;
     }
     buf_ += line;
+    // The writer wakes on its own every kFlushInterval; waking it per line
+    // would cost a context switch per event on a busy shard.
+    bool wake = buf_.size() >= kWakeBytes;
     lock.unlock();
-    cv_.notify_one();
+    if (wake) cv_.notify_one();
   }
 
   void start() {
@@ -72,7 +78,8 @@ class AsyncSink {
       bool stop;
       {
         std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return !buf_.empty() || stop_; });
+        cv_.wait_for(lock, kFlushInterval, [&] { return buf_.size() >= kWakeBytes || stop_; });
+        if (buf_.empty() && !stop_) continue;
         local.swap(buf_);
         dropped = dropped_;
         dropped_ = 0;

@@ -1,6 +1,7 @@
 // mxguardd: loads the configuration, opens the listeners, starts one shard
 // per core and waits for SIGTERM.
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -72,6 +73,8 @@ int open_listener(const ListenAddress& a) {
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  // Accepted sockets inherit TCP_NODELAY: replies are whole and must not wait for an ACK.
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0)
     die(fmt::format("cannot listen on {} (smtp.listen): {}", a.to_string(), std::strerror(errno)));
   if (listen(fd, 4096) != 0) die(fmt::format("listen on {}: {}", a.to_string(), std::strerror(errno)));
@@ -172,7 +175,7 @@ int main(int argc, char** argv) {
       cpu_set_t set;
       CPU_ZERO(&set);
       CPU_SET(i % ncpu, &set);
-      pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+      if (cfg.smtp.pin_shards) pthread_setaffinity_np(pthread_self(), sizeof set, &set);
       Status st = shards[i]->init();
       bool ok = st.ok();
       ready->set_value(std::move(st));

@@ -9,8 +9,10 @@
 #include <netinet/tcp.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -52,7 +54,8 @@ std::string peer_ip(const sockaddr_storage& sa, uint16_t& port) {
 
 struct Shard::Conn {
   uint32_t gen = 0;
-  int fd = -1;
+  int fd = -1;         // a fixed-file index when `fixed`, else a descriptor
+  bool fixed = false;
   int limiter_bucket = -1;
   bool in_use = false;
   bool recv_armed = false;
@@ -79,7 +82,7 @@ Shard::Shard(unsigned index, const EngineContext& ctx, std::vector<int> listen_f
 Shard::~Shard() {
   writer_.reset();
   for (auto& c : conns_)
-    if (c && c->in_use && c->fd >= 0) ::close(c->fd);
+    if (c && c->in_use && !c->fixed && c->fd >= 0) ::close(c->fd);
   for (int fd : listen_fds_)
     if (fd >= 0) ::close(fd);
   if (ring_ready_) io_uring_queue_exit(&ring_);
@@ -134,6 +137,14 @@ Status Shard::init() {
                           static_cast<int>(i));
   io_uring_buf_ring_advance(buf_ring_, kBufCount);
 
+  // Sessions live in the ring's fixed-file table rather than the process's
+  // descriptor table: cheaper per operation, and the per-process
+  // RLIMIT_NOFILE no longer caps the number of concurrent sessions.
+  rlimit nofile{};
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  fixed_files_ = static_cast<unsigned>(std::min<rlim_t>(nofile.rlim_cur, ctx_.config->smtp.max_connections + 64u));
+  if (io_uring_register_files_sparse(&ring_, fixed_files_) < 0) fixed_files_ = 0;  // plain descriptors then
+
   writer_fd_ = eventfd(0, EFD_CLOEXEC);
   stop_fd_ = eventfd(0, EFD_CLOEXEC);
   if (writer_fd_ < 0 || stop_fd_ < 0) return Error{fmt::format("eventfd: {}", std::strerror(errno))};
@@ -177,6 +188,7 @@ void Shard::arm_recv(uint32_t slot) {
   Conn& c = *conns_[slot];
   io_uring_sqe* s = sqe();
   io_uring_prep_recv_multishot(s, c.fd, nullptr, 0, 0);
+  if (c.fixed) s->flags |= IOSQE_FIXED_FILE;
   s->flags |= IOSQE_BUFFER_SELECT;
   s->buf_group = kBufGroup;
   io_uring_sqe_set_data64(s, make_ud(kRecv, c.gen, slot));
@@ -274,8 +286,6 @@ void Shard::on_accept(size_t listener, int res, uint32_t flags) {
     ::close(fd);
     return;
   }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
   uint32_t slot;
   if (!free_slots_.empty()) {
@@ -288,6 +298,12 @@ void Shard::on_accept(size_t listener, int res, uint32_t flags) {
   Conn& c = *conns_[slot];
   c.in_use = true;
   c.fd = fd;
+  c.fixed = false;
+  if (slot < fixed_files_ && io_uring_register_files_update(&ring_, slot, &fd, 1) == 1) {
+    ::close(fd);  // the fixed table holds the socket now
+    c.fd = static_cast<int>(slot);
+    c.fixed = true;
+  }
   c.closing = c.recv_armed = c.send_inflight = c.close_after_flush = false;
   c.started_ms = c.last_activity_ms = now_ms_;
   ++active_;
@@ -402,6 +418,7 @@ void Shard::start_send(uint32_t slot) {
   c.send_off = 0;
   io_uring_sqe* s = sqe();
   io_uring_prep_send(s, c.fd, c.sending.data(), c.sending.size(), MSG_NOSIGNAL);
+  if (c.fixed) s->flags |= IOSQE_FIXED_FILE;
   io_uring_sqe_set_data64(s, make_ud(kSend, c.gen, slot));
   c.send_inflight = true;
 }
@@ -420,6 +437,7 @@ void Shard::on_send(uint32_t slot, uint32_t gen, int res) {
   if (c->send_off < c->sending.size() && !c->closing) {
     io_uring_sqe* s = sqe();
     io_uring_prep_send(s, c->fd, c->sending.data() + c->send_off, c->sending.size() - c->send_off, MSG_NOSIGNAL);
+    if (c->fixed) s->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data64(s, make_ud(kSend, c->gen, slot));
     c->send_inflight = true;
     return;
@@ -437,10 +455,15 @@ void Shard::begin_close(uint32_t slot) {
   Conn& c = *conns_[slot];
   if (!c.closing) {
     c.closing = true;
-    ::shutdown(c.fd, SHUT_RDWR);
-    if (c.recv_armed) {
+    // No IORING_OP_SHUTDOWN for fixed files: it runs in io-wq and resolves
+    // the slot late, possibly after the slot holds the next connection.
+    // Cancelling by user_data is slot-safe; dropping the table entry in
+    // maybe_finalize() then releases the socket (FIN after queued data).
+    if (!c.fixed) ::shutdown(c.fd, SHUT_RDWR);
+    for (Op op : {kRecv, kSend}) {
+      if ((op == kRecv && !c.recv_armed) || (op == kSend && !c.send_inflight)) continue;
       io_uring_sqe* s = sqe();
-      io_uring_prep_cancel64(s, make_ud(kRecv, c.gen, slot), 0);
+      io_uring_prep_cancel64(s, make_ud(op, c.gen, slot), 0);
       io_uring_sqe_set_data64(s, make_ud(kCancel, 0, 0));
     }
   }
@@ -450,7 +473,12 @@ void Shard::begin_close(uint32_t slot) {
 void Shard::maybe_finalize(uint32_t slot) {
   Conn& c = *conns_[slot];
   if (!c.in_use || c.recv_armed || c.send_inflight) return;
-  ::close(c.fd);
+  if (c.fixed) {
+    int none = -1;
+    io_uring_register_files_update(&ring_, slot, &none, 1);
+  } else {
+    ::close(c.fd);
+  }
   ctx_.limiter->release(c.limiter_bucket);
   ctx_.connections->fetch_sub(1, std::memory_order_relaxed);
   if (c.session)

@@ -89,6 +89,7 @@ class Shard final : public smtp::SessionHost {
   size_t buf_ring_bytes_ = 0;
   char* buffers_ = nullptr;
   size_t buffers_bytes_ = 0;
+  unsigned fixed_files_ = 0;  // size of the ring's fixed-file table (0: plain descriptors)
 
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<uint32_t> free_slots_;

@@ -34,7 +34,10 @@ struct SmtpConfig {
   Millis data_timeout{600'000};
   Millis session_timeout{1'800'000};
   Millis shutdown_timeout{10'000};
-  Millis commit_delay{0};  // extra wait to grow a commit batch (0 = commit as soon as idle)
+  Millis commit_delay{0};
+  // Pin shard i to CPU i. Off by default: it helps a dedicated box, and hurts
+  // when other busy processes (a load generator, the storage writers) share the cores.
+  bool pin_shards = false;  // extra wait to grow a commit batch (0 = commit as soon as idle)
 };
 
 struct TlsConfig {
