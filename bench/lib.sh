@@ -9,6 +9,8 @@
 #   MXG_BACKEND   backend of the bench domain (default 127.0.0.1:2599, nothing
 #                 listens there, so accepted mail stays queued)
 #   MXG_MAX_PER_IP  max_connections_per_ip in the generated config (default 1000)
+#   MXG_SHARDS    smtp.shards (default 1: on a 2-core machine the load
+#                 generator needs the other core; 0 = one per CPU)
 
 PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
@@ -21,6 +23,7 @@ MXG_DIR=${MXG_DIR:-/tmp/bench-mxg}
 MXG_PORT=${MXG_PORT:-24026}
 MXG_BACKEND=${MXG_BACKEND:-127.0.0.1:2599}
 MXG_MAX_PER_IP=${MXG_MAX_PER_IP:-1000}
+MXG_SHARDS=${MXG_SHARDS:-1}
 mxg_pid=""
 
 port_listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
@@ -68,7 +71,7 @@ hostname = "mx.bench.test"
 state_dir = "$MXG_DIR/state"
 [smtp]
 listen = ["127.0.0.1:$MXG_PORT"]
-shards = 0
+shards = $MXG_SHARDS
 max_connections_per_ip = $MXG_MAX_PER_IP
 EOF
     if ! "$MXGUARD" --config "$mxg_cfg" domain add "$domain" --customer bench \

@@ -93,8 +93,8 @@ void raise_fd_limit(unsigned max_connections) {
     rl.rlim_cur = rl.rlim_max;  // unprivileged: take what the hard limit allows
     setrlimit(RLIMIT_NOFILE, &rl);
     getrlimit(RLIMIT_NOFILE, &rl);
-    log::warn("engine.fd_limit", "limit={} wanted={} note=\"fewer concurrent sessions than smtp.max_connections\"",
-              rl.rlim_cur, want);
+    log::info("engine.fd_limit", "limit={} wanted={} note=\"sessions live in per-shard io_uring fixed-file "
+              "tables of up to this size each\"", rl.rlim_cur, want);
   }
 }
 
