@@ -355,12 +355,16 @@ void Shard::on_recv(uint32_t slot, uint32_t gen, int res, uint32_t flags) {
     if (!more) arm_recv(slot);  // every buffer is busy; they come back within this loop turn
     return;
   }
-  // EOF, reset or cancellation.
-  if (!c->closing) {
-    c->out.clear();
-    begin_close(slot);
-  } else {
+  if (c->closing) {
     maybe_finalize(slot);
+  } else if (res == 0 && c->session) {
+    // The client half-closed (e.g. "...\r\n.\r\nQUIT" then shutdown): answer
+    // what it sent, including the 250 after a pending commit, then close.
+    c->close_after_flush = true;
+    after_session(slot);
+  } else {
+    c->out.clear();  // reset or error: nobody is listening
+    begin_close(slot);
   }
 }
 
@@ -406,8 +410,9 @@ void Shard::after_session(uint32_t slot) {
     if (c.session->wants_starttls() && !c.tls) c.tls = std::make_unique<TlsChannel>(ctx_.tls);
   }
   if (!c.send_inflight) {
+    bool committing = c.session && c.session->awaiting_commit();
     if (!c.out.empty()) start_send(slot);
-    else if (c.close_after_flush || (c.session && c.session->wants_close())) begin_close(slot);
+    else if (!committing && (c.close_after_flush || (c.session && c.session->wants_close()))) begin_close(slot);
   }
 }
 

@@ -177,6 +177,18 @@ class Receive(unittest.TestCase):
         self.assertIn("bare <LF>", r.expect(550))
         r.close()
 
+    def test_half_close_after_pipelined_quit_still_gets_replies(self):
+        r = Raw(self.d.port)
+        r.expect(220)
+        r.send(b"EHLO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<hc@example.com>\r\nDATA\r\n")
+        for code in (250, 250, 250, 354):
+            r.expect(code)
+        r.send(b"Subject: half close\r\n\r\nbye\r\n.\r\nQUIT\r\n")
+        r.s.shutdown(socket.SHUT_WR)
+        self.assertIn("queued as", r.expect(250))
+        r.expect(221)
+        self.assertTrue(r.closed())
+
     def test_bdat_chunking(self):
         r = Raw(self.d.port)
         r.expect(220)
