@@ -38,6 +38,9 @@ using Commands = std::vector<Command>;
 // Each concern registers its subcommands under the root application.
 void add_customer_commands(CLI::App& root, Commands& out);
 void add_domain_commands(CLI::App& root, Commands& out);
+void add_domain_settings_commands(CLI::App& domain_group, Commands& out);
+void add_recipient_commands(CLI::App& root, Commands& out);
+void add_list_commands(CLI::App& root, Commands& out);
 void add_queue_commands(CLI::App& root, Commands& out);
 
 // Prints "mxguard: <message>" as exactly one line on stderr and returns `code`.

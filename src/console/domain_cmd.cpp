@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "console.hpp"
+#include "dns_commands.hpp"
 #include "domain_view.hpp"
 #include "onboarding.hpp"
 #include "output.hpp"
@@ -23,6 +24,7 @@ struct AddOptions {
   std::string trust = "ip";
   std::string auth_user;
   bool active = false;
+  bool force = false;
 };
 
 struct NameOptions {
@@ -81,9 +83,11 @@ int run_add(const Context& ctx, const AddOptions& o) {
   if (!d) return usage_error(d.error());
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto refusal = admit_new_domain(**store, *d);
+  auto blocklist = Blocklist::load_default();
+  if (!blocklist) return runtime_error(blocklist.error());
+  auto refusal = admit_new_domain(**store, *d, *blocklist, o.force);
   if (!refusal) return runtime_error(refusal.error());
-  if (*refusal) return usage_error(**refusal);
+  if (*refusal) return fail((*refusal)->exit_code, (*refusal)->message);
 
   // Active domains get a token too, so every record has the same shape and a
   // later re-verification has something to check.
@@ -96,7 +100,7 @@ int run_add(const Context& ctx, const AddOptions& o) {
   if (!outcome) return runtime_error(outcome.error());
   using Outcome = store::ConfigStore::AddOutcome;
   // Someone else added the name between our check and our write.
-  if (*outcome == Outcome::kDomainExists) return usage_error(fmt::format("domain {} already exists", d->name));
+  if (*outcome == Outcome::kDomainExists) return fail(kExitTaken, fmt::format("domain {} already exists", d->name));
   print_added(ctx, *d, *outcome == Outcome::kAddedWithCustomer);
   return kExitOk;
 }
@@ -152,6 +156,7 @@ void add_add_command(CLI::App& group, Commands& out) {
   cmd->add_option("--trust", o->trust, "How the backend trusts us: ip or auth")->capture_default_str();
   cmd->add_option("--auth-user", o->auth_user, "SMTP AUTH user for --trust auth");
   cmd->add_flag("--active", o->active, "Skip DNS verification (operator only)");
+  cmd->add_flag("--force", o->force, "Add a domain on the high-value blocklist (operator only)");
   out.push_back({cmd, [o](const Context& ctx) { return run_add(ctx, *o); }});
 }
 
@@ -185,6 +190,8 @@ void add_domain_commands(CLI::App& root, Commands& out) {
   add_show_command(*group, out);
   add_list_command(*group, out);
   add_remove_command(*group, out);
+  add_domain_dns_commands(*group, out);
+  add_domain_settings_commands(*group, out);
 }
 
 }  // namespace mxguard::console

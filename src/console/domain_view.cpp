@@ -32,6 +32,10 @@ nlohmann::ordered_json domain_json(const Config& cfg, const store::Domain& d) {
             {"trust", d.trust},
             {"auth_user", d.auth_user}}},
           {"recipients", d.recipients_mode},
+          {"thresholds",
+           {{"reject", d.reject_threshold}, {"quarantine", d.quarantine_threshold}, {"greylist", d.greylist_threshold}}},
+          {"digest_from", d.digest_from},
+          {"quarantine_days", d.quarantine_days},
           {"created", iso8601(d.created_ms)},
           {"mx", mx}};
 }
@@ -46,6 +50,10 @@ void print_domain_details(const Config& cfg, const store::Domain& d) {
   print_field("trust", d.trust);
   if (d.trust == "auth") print_field("auth user", d.auth_user);
   print_field("recipients", d.recipients_mode);
+  print_field("thresholds", fmt::format("reject {} / quarantine {} / greylist {}", d.reject_threshold,
+                                        d.quarantine_threshold, d.greylist_threshold));
+  print_field("digest from", d.digest_from.empty() ? "postmaster@" + d.name : d.digest_from);
+  print_field("quarantine", fmt::format("{} days", d.quarantine_days));
   print_dns_instructions(cfg, d);
 }
 

@@ -62,6 +62,8 @@ int parse_and_run(int argc, char** argv) {
   add_customer_commands(app, commands);
   add_domain_commands(app, commands);
   add_queue_commands(app, commands);
+  add_recipient_commands(app, commands);
+  add_list_commands(app, commands);
 
   try {
     app.parse(argc, argv);

@@ -10,6 +10,7 @@
 
 #include "mxguard/core/config.hpp"
 #include "mxguard/core/result.hpp"
+#include "blocklist.hpp"
 #include "mxguard/store/config_store.hpp"
 
 namespace mxguard::console {
@@ -21,11 +22,21 @@ inline constexpr unsigned kVerifyTtl = 300;
 // too, so "Example.COM" finds "example.com".
 Result<std::string> normalize_domain(std::string_view input);
 
+// Distinct exit statuses for the onboarding refusals, so scripts can tell them apart.
+inline constexpr int kExitBlocklisted = 3;
+inline constexpr int kExitTaken = 4;
+
+struct RefusalReason {
+  int exit_code;
+  std::string message;
+};
 // Why a new domain is refused; nullopt when it may be added.
-using Refusal = std::optional<std::string>;
+using Refusal = std::optional<RefusalReason>;
 // Policy checks on a syntactically valid new domain before anything is
-// written: today only that nobody has it yet. An error means the store failed.
-Result<Refusal> admit_new_domain(const store::ConfigStore& store, const store::Domain& d);
+// written: the high-value blocklist (unless `force`), then that nobody has it
+// yet. An error means the store failed.
+Result<Refusal> admit_new_domain(const store::ConfigStore& store, const store::Domain& d, const Blocklist& blocklist,
+                                 bool force);
 
 // "_mxguard-verify.<domain>": where the verification TXT record goes.
 std::string verification_name(const Config& cfg, std::string_view domain);

@@ -53,6 +53,7 @@ nlohmann::ordered_json message_json(const QueuedMessage& m) {
           {"client_port", e.client_port},
           {"helo", e.helo},
           {"tls", e.tls},
+          {"allowlisted", e.allowlisted},
           {"smtputf8", e.smtputf8},
           {"body_8bit", e.body_8bit}};
 }

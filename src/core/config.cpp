@@ -239,7 +239,7 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
   }
 
   if (const toml::table* t = section("dns")) {
-    r.check_known(*t, "dns", {"servers"});
+    r.check_known(*t, "dns", {"servers", "timeout"});
     if (auto n = t->get("servers")) {
       cfg.dns.servers = r.strings(*n, "dns.servers");
       for (const auto& spec : cfg.dns.servers) {
@@ -249,6 +249,8 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
           r.fail("dns.servers", fmt::format("'{}' is not an IP[:port] address", spec));
       }
     }
+    if (auto n = t->get("timeout")) cfg.dns.timeout = r.duration(*n, "dns.timeout");
+    if (cfg.dns.timeout.count() == 0) r.fail("dns.timeout", "must be positive");
   }
 
   if (const toml::table* t = section("delivery")) {

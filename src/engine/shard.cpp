@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "mxguard/core/log.hpp"
+#include "mxguard/core/net.hpp"
 
 namespace mxguard::engine {
 
@@ -575,19 +576,56 @@ void Shard::begin_shutdown() {
     if (conns_[slot]->in_use && !conns_[slot]->closing) after_session(slot);
 }
 
-smtp::RcptDecision Shard::check_recipient(const smtp::Mailbox& rcpt) {
-  auto d = config_reader_->domain(rcpt.domain);
-  if (!d) {
-    log::error("config.lookup_failed", "shard={} domain={} error={}", index_, log::q(rcpt.domain), log::q(d.error()));
+// Policy lookups read the config env in one short read transaction each, so
+// a console change is in force for the next command, without a reload. A
+// store failure never blocks mail: the client is told to retry (RCPT) or
+// the lists are skipped (connect, MAIL), and the error is logged.
+bool Shard::client_blocked(std::string_view client_ip) {
+  store::PolicyQuery q{};
+  q.client = IpAddress::parse(client_ip);
+  auto v = config_reader_->global_policy(q);
+  if (!v) {
+    log::error("config.lookup_failed", "shard={} what=client error={}", index_, log::q(v.error()));
+    return false;
+  }
+  if (*v == store::ListVerdict::kBlock) log::info("smtp.client_blocked", "shard={} client={}", index_, client_ip);
+  return *v == store::ListVerdict::kBlock;
+}
+
+smtp::SenderDecision Shard::check_sender(const smtp::Mailbox& sender, std::string_view client_ip) {
+  std::string addr = sender.str();
+  store::PolicyQuery q{};
+  q.sender = addr;
+  q.sender_domain = sender.domain;
+  q.client = IpAddress::parse(client_ip);
+  auto v = config_reader_->global_policy(q);
+  if (!v) {
+    log::error("config.lookup_failed", "shard={} what=sender error={}", index_, log::q(v.error()));
+    return smtp::SenderDecision::kAccept;
+  }
+  if (*v == store::ListVerdict::kBlock) return smtp::SenderDecision::kBlocked;
+  return *v == store::ListVerdict::kAllow ? smtp::SenderDecision::kAllowlisted : smtp::SenderDecision::kAccept;
+}
+
+smtp::RcptDecision Shard::check_recipient(const smtp::Mailbox& rcpt, const smtp::Mailbox& sender,
+                                          std::string_view client_ip) {
+  std::string addr = sender.str();
+  store::PolicyQuery q{rcpt.domain, rcpt.local, addr, sender.domain, IpAddress::parse(client_ip)};
+  auto p = config_reader_->rcpt_policy(q);
+  if (!p) {
+    log::error("config.lookup_failed", "shard={} domain={} error={}", index_, log::q(rcpt.domain), log::q(p.error()));
     return smtp::RcptDecision::kTempFail;
   }
-  if (!*d) return smtp::RcptDecision::kRelayDenied;
-  switch ((*d)->status) {
-    case store::DomainStatus::kActive: return smtp::RcptDecision::kAccept;
+  if (!p->domain_found) return smtp::RcptDecision::kRelayDenied;
+  switch (static_cast<store::DomainStatus>(p->status)) {
+    case store::DomainStatus::kActive: break;
     case store::DomainStatus::kSuspended: return smtp::RcptDecision::kSuspended;
     case store::DomainStatus::kPendingVerification: return smtp::RcptDecision::kRelayDenied;
   }
-  return smtp::RcptDecision::kRelayDenied;
+  if (p->list_mode && !p->recipient_known) return smtp::RcptDecision::kUnknownUser;
+  if (p->lists == store::ListVerdict::kBlock) return smtp::RcptDecision::kBlocked;
+  return p->lists == store::ListVerdict::kAllow ? smtp::RcptDecision::kAcceptAllowlisted
+                                                 : smtp::RcptDecision::kAccept;
 }
 
 std::string Shard::new_message_id() {

@@ -42,7 +42,10 @@ class Shard final : public smtp::SessionHost {
   void request_stop();  // any thread
 
   // SessionHost
-  smtp::RcptDecision check_recipient(const smtp::Mailbox& rcpt) override;
+  bool client_blocked(std::string_view client_ip) override;
+  smtp::SenderDecision check_sender(const smtp::Mailbox& sender, std::string_view client_ip) override;
+  smtp::RcptDecision check_recipient(const smtp::Mailbox& rcpt, const smtp::Mailbox& sender,
+                                     std::string_view client_ip) override;
   std::string new_message_id() override;
   int64_t now_ms() override { return now_ms_; }
 

@@ -21,6 +21,7 @@ constexpr size_t kMaxHeloLength = 255;
 struct Session::Transaction {
   MailFrom mail;
   std::vector<std::string> recipients;
+  std::vector<std::string> allowlisted;  // "*" when the global lists allowed the sender
   bool content_started = false;
   std::optional<DataReader> reader;
   std::unique_ptr<FinishedMessage> message;
@@ -89,6 +90,10 @@ void Session::close_with(int code, std::string_view enhanced, std::string_view t
 void Session::start() {
   if (banner_sent_ || close_) return;
   banner_sent_ = true;
+  if (host_.client_blocked(client_.ip)) {
+    close_with(554, "5.7.1", fmt::format("{} Access denied for [{}]", params_.hostname, client_.ip));
+    return;
+  }
   reply(220, "", fmt::format("{} ESMTP MxGuard", params_.hostname));
 }
 
@@ -256,8 +261,14 @@ void Session::do_mail(std::string_view args) {
     error_reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
     return;
   }
+  SenderDecision sd = mf.sender.is_null() ? SenderDecision::kAccept : host_.check_sender(mf.sender, client_.ip);
+  if (sd == SenderDecision::kBlocked) {
+    error_reply(550, "5.7.1", fmt::format("<{}>: Sender address rejected: access denied", mf.sender.str()));
+    return;
+  }
   tx_ = std::make_unique<Transaction>();
   tx_->mail = std::move(mf);
+  if (sd == SenderDecision::kAllowlisted) tx_->allowlisted.push_back("*");
   reply(250, "2.1.0", "Ok");
 }
 
@@ -277,18 +288,26 @@ void Session::do_rcpt(std::string_view args) {
     return;
   }
   Mailbox& rcpt = std::get<RcptTo>(parsed).recipient;
-  RcptDecision d = rcpt.domain.empty() || rcpt.domain_is_literal() ? RcptDecision::kRelayDenied
-                                                                     : host_.check_recipient(rcpt);
+  RcptDecision d = rcpt.domain.empty() || rcpt.domain_is_literal()
+                       ? RcptDecision::kRelayDenied
+                       : host_.check_recipient(rcpt, tx_->mail.sender, client_.ip);
   switch (d) {
-    case RcptDecision::kAccept: {
+    case RcptDecision::kAccept:
+    case RcptDecision::kAcceptAllowlisted: {
       std::string addr = rcpt.str();
       bool dup = false;
       for (const auto& r : tx_->recipients)
         if (r == addr) dup = true;
-      if (!dup) tx_->recipients.push_back(std::move(addr));
+      if (!dup) {
+        if (d == RcptDecision::kAcceptAllowlisted) tx_->allowlisted.push_back(addr);
+        tx_->recipients.push_back(std::move(addr));
+      }
       reply(250, "2.1.5", "Ok");
       return;
     }
+    case RcptDecision::kBlocked:
+      error_reply(550, "5.7.1", fmt::format("<{}>: Recipient address rejected: access denied", rcpt.str()));
+      return;
     case RcptDecision::kRelayDenied:
       error_reply(550, "5.7.1", fmt::format("<{}>: Relay access denied", rcpt.str()));
       return;
@@ -313,6 +332,7 @@ void Session::begin_content() {
   env.received_ms = host_.now_ms();
   env.sender = tx_->mail.sender.str();
   env.recipients = tx_->recipients;
+  env.allowlisted = tx_->allowlisted;
   env.client_ip = client_.ip;
   env.client_port = client_.port;
   env.helo = helo_;

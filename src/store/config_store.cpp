@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mxguard/core/strings.hpp"
+
 namespace mxguard::store {
 
 namespace {
@@ -57,6 +59,11 @@ std::string encode_domain(const Domain& d) {
                            {"tls", d.tls_policy},
                            {"trust", d.trust},
                            {"auth_user", d.auth_user},
+                           {"reject_threshold", d.reject_threshold},
+                           {"quarantine_threshold", d.quarantine_threshold},
+                           {"greylist_threshold", d.greylist_threshold},
+                           {"digest_from", d.digest_from},
+                           {"quarantine_days", d.quarantine_days},
                            {"created_ms", d.created_ms}});
 }
 
@@ -77,6 +84,11 @@ Result<Domain> decode_domain(std::string_view bytes) {
     d.tls_policy = j->value("tls", "may");
     d.trust = j->value("trust", "ip");
     d.auth_user = j->value("auth_user", "");
+    d.reject_threshold = j->value("reject_threshold", 15.0);
+    d.quarantine_threshold = j->value("quarantine_threshold", 6.0);
+    d.greylist_threshold = j->value("greylist_threshold", 4.0);
+    d.digest_from = j->value("digest_from", "");
+    d.quarantine_days = j->value("quarantine_days", 30u);
     d.created_ms = j->value("created_ms", int64_t{0});
     return d;
   } catch (const json::exception& e) {
@@ -109,7 +121,12 @@ Result<std::unique_ptr<ConfigStore>> ConfigStore::open(const std::string& state_
   if (!customers) return Error{customers.error()};
   auto domains = env->open_db("domains");
   if (!domains) return Error{domains.error()};
-  return std::unique_ptr<ConfigStore>(new ConfigStore(std::move(*env), *customers, *domains));
+  auto recipients = env->open_db("recipients");
+  if (!recipients) return Error{recipients.error()};
+  auto lists = env->open_db("lists");
+  if (!lists) return Error{lists.error()};
+  return std::unique_ptr<ConfigStore>(
+      new ConfigStore(std::move(*env), Dbis{*customers, *domains, *recipients, *lists}));
 }
 
 template <typename T, typename Decode>
@@ -146,21 +163,21 @@ static Status put_record(const Env& env, MDB_dbi dbi, std::string_view key, cons
 }
 
 Result<std::optional<Customer>> ConfigStore::customer(std::string_view name) const {
-  return get_record<Customer>(env_, customers_, name, decode_customer);
+  return get_record<Customer>(env_, dbis_.customers, name, decode_customer);
 }
 Status ConfigStore::put_customer(const Customer& c) {
-  return put_record(env_, customers_, c.name, encode_customer(c));
+  return put_record(env_, dbis_.customers, c.name, encode_customer(c));
 }
 Result<std::vector<Customer>> ConfigStore::customers() const {
-  return all_records<Customer>(env_, customers_, decode_customer);
+  return all_records<Customer>(env_, dbis_.customers, decode_customer);
 }
 Result<bool> ConfigStore::add_customer(const Customer& c) {
   auto txn = Txn::begin(env_, false);
   if (!txn) return Error{txn.error()};
-  auto existing = txn->get(customers_, c.name);
+  auto existing = txn->get(dbis_.customers, c.name);
   if (!existing) return Error{existing.error()};
   if (*existing) return false;
-  if (auto s = txn->put(customers_, c.name, encode_customer(c)); !s) return Error{s.error()};
+  if (auto s = txn->put(dbis_.customers, c.name, encode_customer(c)); !s) return Error{s.error()};
   if (auto s = txn->commit(); !s) return Error{s.error()};
   return true;
 }
@@ -168,38 +185,123 @@ Result<bool> ConfigStore::add_customer(const Customer& c) {
 Result<ConfigStore::AddOutcome> ConfigStore::add_domain(const Domain& d, bool create_customer) {
   auto txn = Txn::begin(env_, false);
   if (!txn) return Error{txn.error()};
-  auto existing = txn->get(domains_, d.name);
+  auto existing = txn->get(dbis_.domains, d.name);
   if (!existing) return Error{existing.error()};
   if (*existing) return AddOutcome::kDomainExists;
-  auto owner = txn->get(customers_, d.customer);
+  auto owner = txn->get(dbis_.customers, d.customer);
   if (!owner) return Error{owner.error()};
   bool new_customer = !*owner;
   if (new_customer && !create_customer) return AddOutcome::kNoCustomer;
   if (new_customer) {
-    if (auto s = txn->put(customers_, d.customer, encode_customer(Customer{d.customer, d.created_ms})); !s)
+    if (auto s = txn->put(dbis_.customers, d.customer, encode_customer(Customer{d.customer, d.created_ms})); !s)
       return Error{s.error()};
   }
-  if (auto s = txn->put(domains_, d.name, encode_domain(d)); !s) return Error{s.error()};
+  if (auto s = txn->put(dbis_.domains, d.name, encode_domain(d)); !s) return Error{s.error()};
   if (auto s = txn->commit(); !s) return Error{s.error()};
   return new_customer ? AddOutcome::kAddedWithCustomer : AddOutcome::kAdded;
 }
 
 Result<std::optional<Domain>> ConfigStore::domain(std::string_view name) const {
-  return get_record<Domain>(env_, domains_, name, decode_domain);
+  return get_record<Domain>(env_, dbis_.domains, name, decode_domain);
 }
 Status ConfigStore::put_domain(const Domain& d) {
-  return put_record(env_, domains_, d.name, encode_domain(d));
+  return put_record(env_, dbis_.domains, d.name, encode_domain(d));
 }
 Result<std::vector<Domain>> ConfigStore::domains() const {
-  return all_records<Domain>(env_, domains_, decode_domain);
+  return all_records<Domain>(env_, dbis_.domains, decode_domain);
 }
 Result<bool> ConfigStore::remove_domain(std::string_view name) {
   auto txn = Txn::begin(env_, false);
   if (!txn) return Error{txn.error()};
-  auto existed = txn->del(domains_, name);
+  auto existed = txn->del(dbis_.domains, name);
   if (!existed) return existed;
   if (auto s = txn->commit(); !s) return Error{s.error()};
   return *existed;
+}
+
+namespace {
+constexpr char kRecipientSep = '\x1f';
+std::string recipient_key(std::string_view domain, std::string_view local) {
+  return std::string(domain) + kRecipientSep + to_lower(local);
+}
+const std::string kRecipientRecord = std::string(1, static_cast<char>(kConfigRecordVersion)) + "{\"kind\":\"mailbox\"}";
+
+// Adds or removes one key in its own write transaction; returns whether it changed.
+Result<bool> toggle_key(const Env& env, MDB_dbi dbi, const std::string& key, const std::string* value) {
+  auto txn = Txn::begin(env, false);
+  if (!txn) return Error{txn.error()};
+  Result<bool> changed = false;
+  if (value) {
+    auto existing = txn->get(dbi, key);
+    if (!existing) return Error{existing.error()};
+    if (*existing) return false;
+    if (auto st = txn->put(dbi, key, *value); !st) return Error{st.error()};
+    changed = true;
+  } else {
+    changed = txn->del(dbi, key);
+    if (!changed || !*changed) return changed;
+  }
+  if (auto st = txn->commit(); !st) return Error{st.error()};
+  return changed;
+}
+}  // namespace
+
+Result<bool> ConfigStore::add_recipient(std::string_view domain, std::string_view local) {
+  return toggle_key(env_, dbis_.recipients, recipient_key(domain, local), &kRecipientRecord);
+}
+
+Result<bool> ConfigStore::remove_recipient(std::string_view domain, std::string_view local) {
+  return toggle_key(env_, dbis_.recipients, recipient_key(domain, local), nullptr);
+}
+
+Result<std::vector<std::string>> ConfigStore::recipients(std::string_view domain) const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  std::string prefix = std::string(domain) + kRecipientSep;
+  std::vector<std::string> out;
+  Cursor cur(*txn, dbis_.recipients);
+  for (bool ok = cur.seek(prefix); ok && cur.key().substr(0, prefix.size()) == prefix; ok = cur.next())
+    out.push_back(std::string(cur.key().substr(prefix.size())) + "@" + std::string(domain));
+  return out;
+}
+
+Result<size_t> ConfigStore::import_recipients(std::string_view domain, const std::vector<std::string>& locals) {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  size_t added = 0;
+  for (const auto& local : locals) {
+    std::string key = recipient_key(domain, local);
+    auto existing = txn->get(dbis_.recipients, key);
+    if (!existing) return Error{existing.error()};
+    if (*existing) continue;
+    if (auto st = txn->put(dbis_.recipients, key, kRecipientRecord); !st) return Error{st.error()};
+    ++added;
+  }
+  if (auto st = txn->commit(); !st) return Error{st.error()};
+  return added;
+}
+
+Result<bool> ConfigStore::add_list_entry(const ListEntry& e) {
+  std::string value = encode_list_entry(e);
+  return toggle_key(env_, dbis_.lists, list_key(e.scope, e.action, e.kind, e.value), &value);
+}
+
+Result<bool> ConfigStore::remove_list_entry(const ListEntry& e) {
+  return toggle_key(env_, dbis_.lists, list_key(e.scope, e.action, e.kind, e.value), nullptr);
+}
+
+Result<std::vector<ListEntry>> ConfigStore::list_entries(std::string_view scope, bool all) const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  std::string prefix = all ? std::string() : std::string(scope) + '\x1f';
+  std::vector<ListEntry> out;
+  Cursor cur(*txn, dbis_.lists);
+  for (bool ok = cur.seek(prefix); ok && cur.key().substr(0, prefix.size()) == prefix; ok = cur.next()) {
+    auto e = decode_list_entry(cur.key(), cur.value());
+    if (!e) return Error{e.error()};
+    out.push_back(std::move(*e));
+  }
+  return out;
 }
 
 ConfigReader::ConfigReader(const ConfigStore& store) : store_(store) {}
@@ -208,15 +310,96 @@ ConfigReader::~ConfigReader() {
   if (txn_) mdb_txn_abort(txn_);
 }
 
-Result<std::optional<Domain>> ConfigReader::domain(std::string_view name) {
+MDB_txn* ConfigReader::begin() {
   int rc = txn_ ? mdb_txn_renew(txn_) : mdb_txn_begin(store_.env().get(), nullptr, MDB_RDONLY, &txn_);
-  if (rc) {
-    if (txn_) {
-      mdb_txn_abort(txn_);
-      txn_ = nullptr;
-    }
-    return Error{lmdb_error("config read transaction", rc)};
+  if (rc && txn_) {
+    mdb_txn_abort(txn_);
+    txn_ = nullptr;
   }
+  return rc ? nullptr : txn_;
+}
+
+namespace {
+bool has_key(MDB_txn* txn, MDB_dbi dbi, const std::string& key) {
+  MDB_val k = to_val(key), v;
+  return mdb_get(txn, dbi, &k, &v) == 0;
+}
+
+// Whether any entry of (scope, action) matches the sender, its domain (or a
+// parent domain) or the client address.
+bool list_matches(MDB_txn* txn, MDB_dbi dbi, std::string_view scope, ListAction action, const PolicyQuery& q) {
+  if (!q.sender.empty() && has_key(txn, dbi, list_key(scope, action, ListKind::kSender, to_lower(q.sender))))
+    return true;
+  for (std::string_view d = q.sender_domain; !d.empty();) {
+    if (has_key(txn, dbi, list_key(scope, action, ListKind::kSenderDomain, d))) return true;
+    size_t dot = d.find('.');
+    d = dot == std::string_view::npos ? std::string_view() : d.substr(dot + 1);
+  }
+  if (q.client) {
+    std::string prefix = list_prefix(scope, action, ListKind::kClientIp);
+    MDB_cursor* cur;
+    if (mdb_cursor_open(txn, dbi, &cur) != 0) return false;
+    MDB_val k = to_val(prefix), v;
+    bool found = false;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && !found;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+      std::string_view key = from_val(k);
+      if (key.substr(0, prefix.size()) != prefix) break;
+      auto cidr = Cidr::parse(key.substr(prefix.size()));
+      found = cidr && cidr->contains(*q.client);
+    }
+    mdb_cursor_close(cur);
+    if (found) return true;
+  }
+  return false;
+}
+
+// Block wins over allow within a scope; the domain's own lists over the global ones.
+ListVerdict scope_verdict(MDB_txn* txn, MDB_dbi dbi, std::string_view scope, const PolicyQuery& q) {
+  if (list_matches(txn, dbi, scope, ListAction::kBlock, q)) return ListVerdict::kBlock;
+  if (list_matches(txn, dbi, scope, ListAction::kAllow, q)) return ListVerdict::kAllow;
+  return ListVerdict::kNone;
+}
+}  // namespace
+
+Result<RcptPolicy> ConfigReader::rcpt_policy(const PolicyQuery& q) {
+  MDB_txn* txn = begin();
+  if (!txn) return Error{"cannot begin config read transaction"};
+  RcptPolicy p;
+  MDB_val k = to_val(q.rcpt_domain), v;
+  int rc = mdb_get(txn, store_.domains_dbi(), &k, &v);
+  if (rc == 0) {
+    auto d = decode_domain(from_val(v));
+    if (!d) {
+      mdb_txn_reset(txn);
+      return Error{d.error()};
+    }
+    p.domain_found = true;
+    p.status = static_cast<uint8_t>(d->status);
+    p.list_mode = d->recipients_mode == "list";
+    if (p.list_mode)
+      p.recipient_known = has_key(txn, store_.recipients_dbi(), recipient_key(q.rcpt_domain, q.rcpt_local));
+    p.lists = scope_verdict(txn, store_.lists_dbi(), q.rcpt_domain, q);
+    if (p.lists == ListVerdict::kNone) p.lists = scope_verdict(txn, store_.lists_dbi(), "", q);
+  } else if (rc != MDB_NOTFOUND) {
+    mdb_txn_reset(txn);
+    return Error{lmdb_error("config lookup", rc)};
+  }
+  mdb_txn_reset(txn);
+  return p;
+}
+
+Result<ListVerdict> ConfigReader::global_policy(const PolicyQuery& q) {
+  MDB_txn* txn = begin();
+  if (!txn) return Error{"cannot begin config read transaction"};
+  ListVerdict v = scope_verdict(txn, store_.lists_dbi(), "", q);
+  mdb_txn_reset(txn);
+  return v;
+}
+
+Result<std::optional<Domain>> ConfigReader::domain(std::string_view name) {
+  if (!begin()) return Error{"cannot begin config read transaction"};
+  int rc;
   MDB_val k = to_val(name), v;
   rc = mdb_get(txn_, store_.domains_dbi(), &k, &v);
   Result<std::optional<Domain>> out = std::optional<Domain>();

@@ -58,13 +58,16 @@ std::string encode_envelope(const Envelope& e) {
   put_str(out, e.subject);
   put_str(out, e.message_id);
   put_u64(out, (e.smtputf8 ? 1u : 0u) | (e.body_8bit ? 2u : 0u));
+  put_u64(out, e.allowlisted.size());
+  for (const auto& a : e.allowlisted) put_str(out, a);
   return out;
 }
 
 Result<Envelope> decode_envelope(std::string_view bytes) {
   if (bytes.empty()) return Error{"empty envelope record"};
-  if (static_cast<uint8_t>(bytes[0]) != kEnvelopeVersion)
-    return Error{"unsupported envelope record version " + std::to_string(static_cast<uint8_t>(bytes[0]))};
+  uint8_t version = static_cast<uint8_t>(bytes[0]);
+  if (version < 1 || version > kEnvelopeVersion)
+    return Error{"unsupported envelope record version " + std::to_string(version)};
   Reader r(bytes.substr(1));
   Envelope e;
   uint64_t nrcpt, port, ms, flags;
@@ -75,7 +78,17 @@ Result<Envelope> decode_envelope(std::string_view bytes) {
     e.recipients.push_back(std::move(rc));
   }
   ok = ok && r.str(e.client_ip) && r.u64(port) && r.str(e.helo) && r.str(e.tls) && r.u64(ms) &&
-       r.u64(e.size) && r.str(e.subject) && r.str(e.message_id) && r.u64(flags) && r.done();
+       r.u64(e.size) && r.str(e.subject) && r.str(e.message_id) && r.u64(flags);
+  if (ok && version >= 2) {
+    uint64_t nallow;
+    ok = r.u64(nallow) && nallow <= 1'000'000;
+    for (uint64_t i = 0; ok && i < nallow; ++i) {
+      std::string a;
+      ok = r.str(a);
+      e.allowlisted.push_back(std::move(a));
+    }
+  }
+  ok = ok && r.done();
   if (!ok) return Error{"truncated or corrupt envelope record"};
   e.client_port = static_cast<uint16_t>(port);
   e.received_ms = static_cast<int64_t>(ms);

@@ -14,7 +14,12 @@ using namespace mxguard::smtp;
 namespace {
 class FuzzHost : public SessionHost {
  public:
-  RcptDecision check_recipient(const Mailbox& r) override {
+  bool client_blocked(std::string_view) override { return false; }
+  SenderDecision check_sender(const Mailbox& s, std::string_view) override {
+    return s.domain == "b.example" ? SenderDecision::kBlocked : SenderDecision::kAccept;
+  }
+  RcptDecision check_recipient(const Mailbox& r, const Mailbox& sender, std::string_view) override {
+    if (r.domain == "example.com" && sender.domain == "a.example") return RcptDecision::kAcceptAllowlisted;
     if (r.domain == "example.com") return RcptDecision::kAccept;
     if (r.domain == "s.example") return RcptDecision::kSuspended;
     return RcptDecision::kRelayDenied;

@@ -157,13 +157,25 @@ class ConsoleTest(unittest.TestCase):
         self.add_domain("example.com")
         token = self.show("example.com")["verification"]["value"]
         self.refused("domain", "add", "--customer", "acme", "--backend", "h.example", "example.com",
-                     contains="already exists")
+                     code=4, contains="already exists")
         line = self.refused("domain", "add", "--customer", "other", "--backend", "h.example",
-                            "EXAMPLE.com", contains="another customer")
+                            "EXAMPLE.com", code=4, contains="another customer")
         self.assertNotIn("acme", line)
         self.assertEqual(self.show("example.com")["verification"]["value"], token)
         # The refused add must not have created its customer either.
         self.assertNotIn("other", self.ok("customer", "list"))
+
+    def test_idn_stored_as_a_label(self):
+        self.add_domain("bücher.example")
+        self.assertEqual(self.show("xn--bcher-kva.example")["domain"], "xn--bcher-kva.example")
+
+    def test_high_value_blocklist_needs_force(self):
+        self.refused("domain", "add", "--customer", "acme", "--backend", "h.example", "mail.gmail.com",
+                     code=3, contains="high-value blocklist")
+        self.refused("domain", "add", "--customer", "acme", "--backend", "h.example", "hmrc.gov.uk",
+                     code=3, contains="under gov.uk")
+        self.ok("domain", "add", "--customer", "acme", "--backend", "h.example", "--force", "hmrc.gov.uk")
+        self.assertEqual(self.show("hmrc.gov.uk")["domain"], "hmrc.gov.uk")
 
     def test_invalid_domains_refused(self):
         self.ok("customer", "add", "acme")
@@ -180,7 +192,9 @@ class ConsoleTest(unittest.TestCase):
             "example..com",                       # empty label
             "ex_ample.com",                       # underscore
             "192.0.2.1",                          # an IP address
-            "bücher.example",                     # IDN not in A-label form (yet)
+            "https://example.com",                # a URL, not a name
+            "www.example.com",                    # www. prefix
+            "example.com/",                       # trailing slash
         ]
         self.assertEqual(len(bad[5]), 254)
         for name in bad:

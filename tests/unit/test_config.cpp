@@ -58,6 +58,8 @@ TEST_CASE("config: defaults") {
   CHECK(c.smtp.max_line_length == 1000);
   CHECK_FALSE(c.tls.enabled());
   CHECK(c.delivery.retry_interval.count() == 900000);
+  CHECK(c.dns.timeout.count() == 5000);
+  CHECK(parse_config("[dns]\ntimeout = \"1500ms\"", "t").dns.timeout.count() == 1500);
 }
 
 TEST_CASE("config: errors name the key") {
@@ -70,6 +72,8 @@ TEST_CASE("config: errors name the key") {
   CHECK(error_of("[delivery]\nretry_interval = \"soon\"").find("delivery.retry_interval") != std::string::npos);
   CHECK(error_of("[tls]\ncertificate = \"/x\"").find("tls.") != std::string::npos);
   CHECK(error_of("[dns]\nservers = [\"dns.example\"]").find("dns.servers") != std::string::npos);
+  CHECK(error_of("[dns]\ntimeout = \"soon\"").find("dns.timeout") != std::string::npos);
+  CHECK(error_of("[dns]\ntimeout = 0").find("dns.timeout") != std::string::npos);
   CHECK(error_of("[onboarding]\nmx_hosts = [\"bad host\"]").find("onboarding.mx_hosts") != std::string::npos);
   CHECK(error_of("hostname = \"bad host\"").find("hostname") != std::string::npos);
   CHECK(error_of("hostname = ").find("test.toml:1") != std::string::npos);

@@ -21,7 +21,15 @@ namespace {
 // Policy table standing in for the config store: the session only sees the decision.
 class TestHost : public SessionHost {
  public:
-  RcptDecision check_recipient(const Mailbox& r) override {
+  bool client_blocked(std::string_view ip) override { return ip == "192.0.2.66"; }
+  SenderDecision check_sender(const Mailbox& s, std::string_view) override {
+    if (s.domain == "spam.example") return SenderDecision::kBlocked;
+    if (s.domain == "friend.example") return SenderDecision::kAllowlisted;
+    return SenderDecision::kAccept;
+  }
+  RcptDecision check_recipient(const Mailbox& r, const Mailbox& sender, std::string_view) override {
+    if (r.domain == "example.net" && sender.domain == "partner.example") return RcptDecision::kAcceptAllowlisted;
+    if (r.domain == "example.net" && sender.domain == "rival.example") return RcptDecision::kBlocked;
     if (r.domain == "example.com" || r.domain == "example.net") {
       if (r.local == "nobody") return RcptDecision::kUnknownUser;
       return RcptDecision::kAccept;
@@ -94,6 +102,7 @@ void run_dialogue(const std::string& path) {
   std::unique_ptr<Session> s;
   std::vector<std::unique_ptr<FinishedMessage>> stored;
   std::string out;
+  std::string client_ip = "192.0.2.7";
   bool banner = true;
 
   auto pump = [&] {
@@ -103,7 +112,7 @@ void run_dialogue(const std::string& path) {
   };
   auto ensure = [&] {
     if (s) return;
-    s = std::make_unique<Session>(params, host, ClientInfo{"192.0.2.7", 40000});
+    s = std::make_unique<Session>(params, host, ClientInfo{client_ip, 40000});
     if (banner) s->start();
     pump();
   };
@@ -128,6 +137,10 @@ void run_dialogue(const std::string& path) {
       else if (key == "tls") params.tls_available = v != 0;
       else if (key == "banner") banner = v != 0;
       else FAIL("unknown !set key");
+      continue;
+    }
+    if (line.rfind("!client ", 0) == 0) {
+      client_ip = line.substr(8);
       continue;
     }
     ensure();
@@ -169,6 +182,13 @@ void run_dialogue(const std::string& path) {
     } else if (line.rfind("!subject ", 0) == 0) {
       REQUIRE(!stored.empty());
       CHECK(stored.back()->envelope.subject == line.substr(9));
+    } else if (line.rfind("!allowlisted ", 0) == 0) {
+      REQUIRE(!stored.empty());
+      std::string joined;
+      for (const auto& r : stored.back()->envelope.allowlisted) joined += (joined.empty() ? "" : ",") + r;
+      CHECK(joined == line.substr(13));
+    } else if (line.rfind("!client ", 0) == 0) {
+      client_ip = line.substr(8);
     } else if (line == "!nostored") {
       CHECK(stored.empty());
     } else if (line == "!starttls") {

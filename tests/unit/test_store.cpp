@@ -375,3 +375,74 @@ TEST_CASE("store: domain status names") {
     CHECK(domain_status_from_string(to_string(s)) == s);
   CHECK_FALSE(domain_status_from_string("Active").has_value());
 }
+
+TEST_CASE("store: version 1 envelopes (before allowlisted) still decode") {
+  mxguard::store::Envelope e;
+  e.id = "0000000000001.s0";
+  e.sender = "a@b.example";
+  e.recipients = {"r@example.com"};
+  std::string v2 = mxguard::store::encode_envelope(e);
+  // A version 1 record is the version 2 layout without the trailing list.
+  std::string v1 = v2.substr(0, v2.size() - 8);
+  v1[0] = 1;
+  auto d = mxguard::store::decode_envelope(v1);
+  REQUIRE(d.ok());
+  CHECK(d->recipients == e.recipients);
+  CHECK(d->allowlisted.empty());
+  e.allowlisted = {"r@example.com", "*"};
+  auto round = mxguard::store::decode_envelope(mxguard::store::encode_envelope(e));
+  REQUIRE(round.ok());
+  CHECK(round->allowlisted == e.allowlisted);
+}
+
+TEST_CASE("store: allow and block lists and list-mode recipients in one policy snapshot") {
+  using namespace mxguard::store;
+  using mxguard::IpAddress;
+  char tmpl[] = "/tmp/mxg-policy-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto cs = ConfigStore::open(dir);
+  REQUIRE(cs.ok());
+  ConfigStore& store = **cs;
+  Domain d;
+  d.name = "example.com";
+  d.customer = "acme";
+  d.status = DomainStatus::kActive;
+  d.recipients_mode = "list";
+  REQUIRE(store.put_domain(d).ok());
+  CHECK(*store.add_recipient("example.com", "Alice"));
+  CHECK_FALSE(*store.add_recipient("example.com", "alice"));
+  CHECK(*store.import_recipients("example.com", {"bob", "carol", "bob"}) == 2);
+  CHECK(store.recipients("example.com")->size() == 3);
+
+  auto entry = [](std::string scope, ListAction a, ListKind k, std::string v) {
+    return ListEntry{std::move(scope), a, k, *canonical_list_value(k, v), 0};
+  };
+  CHECK(*store.add_list_entry(entry("", ListAction::kBlock, ListKind::kClientIp, "192.0.2.0/24")));
+  CHECK(*store.add_list_entry(entry("example.com", ListAction::kAllow, ListKind::kSenderDomain, "partner.example")));
+  CHECK(*store.add_list_entry(entry("example.com", ListAction::kBlock, ListKind::kSender, "Spammer@Bad.example")));
+  CHECK(store.list_entries("", true)->size() == 3);
+  CHECK(store.list_entries("example.com", false)->size() == 2);
+
+  ConfigReader reader(store);
+  auto ask = [&](std::string_view local, std::string_view sender, std::string_view sdomain, const char* ip) {
+    PolicyQuery q{"example.com", local, sender, sdomain, IpAddress::parse(ip)};
+    return *reader.rcpt_policy(q);
+  };
+  RcptPolicy p = ask("ALICE", "x@y.example", "y.example", "198.51.100.1");
+  CHECK(p.domain_found);
+  CHECK(p.list_mode);
+  CHECK(p.recipient_known);
+  CHECK(p.lists == ListVerdict::kNone);
+  CHECK_FALSE(ask("dave", "x@y.example", "y.example", "198.51.100.1").recipient_known);
+  CHECK(ask("bob", "spammer@bad.example", "bad.example", "198.51.100.1").lists == ListVerdict::kBlock);
+  CHECK(ask("bob", "a@mail.partner.example", "mail.partner.example", "198.51.100.1").lists == ListVerdict::kAllow);
+  // The global IP block applies when the domain's own lists say nothing...
+  CHECK(ask("bob", "a@y.example", "y.example", "192.0.2.77").lists == ListVerdict::kBlock);
+  // ...and the domain's allow list overrides it.
+  CHECK(ask("bob", "a@partner.example", "partner.example", "192.0.2.77").lists == ListVerdict::kAllow);
+  PolicyQuery g{"", "", "", "", IpAddress::parse("192.0.2.1")};
+  CHECK(*reader.global_policy(g) == ListVerdict::kBlock);
+  CHECK(*store.remove_list_entry(entry("", ListAction::kBlock, ListKind::kClientIp, "192.0.2.9/24")));
+  CHECK(*reader.global_policy(g) == ListVerdict::kNone);
+  std::filesystem::remove_all(dir);
+}

@@ -48,6 +48,7 @@ struct TlsConfig {
 
 struct DnsConfig {
   std::vector<std::string> servers;
+  Millis timeout{5000};  // one lookup, retries included
 };
 
 struct DeliveryConfig {

@@ -20,17 +20,25 @@ namespace mxguard::smtp {
 
 enum class RcptDecision : uint8_t {
   kAccept,
+  kAcceptAllowlisted,  // accepted, and the domain's (or global) allow list matched
+  kBlocked,      // 550 5.7.1: the domain's or the global block list matched
   kRelayDenied,  // 550 5.7.1: not a domain we serve (unknown, pending, removed)
   kUnknownUser,  // 550 5.1.1
   kSuspended,    // 450 4.7.1
   kTempFail,     // 451 4.3.0: policy store unavailable
 };
 
-// What a session asks of the shard that runs it.
+enum class SenderDecision : uint8_t { kAccept, kAllowlisted, kBlocked };
+
+// What a session asks of the shard that runs it. Each question is decided
+// at the earliest command that has the facts: the client address at
+// connect, the global sender lists at MAIL, the domain's policy at RCPT.
 class SessionHost {
  public:
   virtual ~SessionHost() = default;
-  virtual RcptDecision check_recipient(const Mailbox& rcpt) = 0;
+  virtual bool client_blocked(std::string_view client_ip) = 0;
+  virtual SenderDecision check_sender(const Mailbox& sender, std::string_view client_ip) = 0;
+  virtual RcptDecision check_recipient(const Mailbox& rcpt, const Mailbox& sender, std::string_view client_ip) = 0;
   virtual std::string new_message_id() = 0;
   virtual int64_t now_ms() = 0;
 };

@@ -12,6 +12,7 @@
 
 #include "mxguard/core/result.hpp"
 #include "mxguard/store/lmdb.hpp"
+#include "mxguard/store/policy.hpp"
 
 namespace mxguard::store {
 
@@ -35,6 +36,12 @@ struct Domain {
   std::string tls_policy = "may";              // none | may | encrypt | dane
   std::string trust = "ip";                    // ip | auth
   std::string auth_user;
+  // Verdict thresholds (scores), enforced reject >= quarantine >= greylist.
+  double reject_threshold = 15.0;
+  double quarantine_threshold = 6.0;
+  double greylist_threshold = 4.0;
+  std::string digest_from;   // From address of quarantine digests ("" = postmaster@domain)
+  unsigned quarantine_days = 30;
   int64_t created_ms = 0;
 };
 
@@ -70,14 +77,32 @@ class ConfigStore {
   Result<bool> remove_domain(std::string_view name);
   Result<std::vector<Domain>> domains() const;
 
+  // Recipients of `list`-mode domains ("mailbox" entries for now; aliases,
+  // forwarders and groups share the table later). Addresses are stored lower-case.
+  Result<bool> add_recipient(std::string_view domain, std::string_view local);
+  Result<bool> remove_recipient(std::string_view domain, std::string_view local);
+  Result<std::vector<std::string>> recipients(std::string_view domain) const;
+  // Adds all of `locals` in one transaction (all or nothing); returns how many were new.
+  Result<size_t> import_recipients(std::string_view domain, const std::vector<std::string>& locals);
+
+  // Allow and block lists (see policy.hpp). add: false when already present.
+  Result<bool> add_list_entry(const ListEntry& e);
+  Result<bool> remove_list_entry(const ListEntry& e);
+  // Entries of one scope ("" = global), or of every scope when `all`.
+  Result<std::vector<ListEntry>> list_entries(std::string_view scope, bool all) const;
+
   const Env& env() const { return env_; }
-  MDB_dbi domains_dbi() const { return domains_; }
+  MDB_dbi domains_dbi() const { return dbis_.domains; }
+  MDB_dbi recipients_dbi() const { return dbis_.recipients; }
+  MDB_dbi lists_dbi() const { return dbis_.lists; }
 
  private:
-  ConfigStore(Env env, MDB_dbi customers, MDB_dbi domains)
-      : env_(std::move(env)), customers_(customers), domains_(domains) {}
+  struct Dbis {
+    MDB_dbi customers, domains, recipients, lists;
+  };
+  ConfigStore(Env env, Dbis dbis) : env_(std::move(env)), dbis_(dbis) {}
   Env env_;
-  MDB_dbi customers_, domains_;
+  Dbis dbis_;
 };
 
 // A shard's reader: one reusable read transaction (reset between uses, so no
@@ -89,8 +114,13 @@ class ConfigReader {
   ConfigReader(const ConfigReader&) = delete;
   // The domain's status, nullopt when unknown; error when the store fails.
   Result<std::optional<Domain>> domain(std::string_view name);
+  // Everything RCPT needs, read in one snapshot.
+  Result<RcptPolicy> rcpt_policy(const PolicyQuery& q);
+  // Global lists only: for the connection (ip) and MAIL FROM (sender).
+  Result<ListVerdict> global_policy(const PolicyQuery& q);
 
  private:
+  MDB_txn* begin();
   const ConfigStore& store_;
   MDB_txn* txn_ = nullptr;
 };

@@ -24,9 +24,13 @@ struct Envelope {
   std::string message_id;
   bool smtputf8 = false;
   bool body_8bit = false;
+  // Recipients whose policy allow-listed this message ("*": the global lists
+  // did), so the scanner can let it through. Added in version 2.
+  std::vector<std::string> allowlisted;
 };
 
-inline constexpr uint8_t kEnvelopeVersion = 1;
+// Version 2 appended `allowlisted`; version 1 records still decode (as none).
+inline constexpr uint8_t kEnvelopeVersion = 2;
 
 std::string encode_envelope(const Envelope& env);
 Result<Envelope> decode_envelope(std::string_view bytes);

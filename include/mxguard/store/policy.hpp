@@ -1,0 +1,61 @@
+// Allow/block list entries and the RCPT-time policy answer built from the
+// config env: which domain, whether the recipient exists, what the lists say.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "mxguard/core/net.hpp"
+#include "mxguard/core/result.hpp"
+
+namespace mxguard::store {
+
+struct Domain;
+
+enum class ListAction : uint8_t { kAllow, kBlock };
+enum class ListKind : uint8_t { kSender, kSenderDomain, kClientIp };
+
+std::string_view to_string(ListAction a);
+std::string_view to_string(ListKind k);
+std::optional<ListAction> list_action_from_string(std::string_view s);
+std::optional<ListKind> list_kind_from_string(std::string_view s);  // "sender", "sender-domain", "ip"
+
+struct ListEntry {
+  std::string scope;  // "" = global, else a domain (A-label)
+  ListAction action = ListAction::kBlock;
+  ListKind kind = ListKind::kSender;
+  std::string value;  // lower-case address, domain, or canonical CIDR
+  int64_t added_ms = 0;
+};
+
+// Checks and canonicalises an entry's value for its kind; the error says why.
+Result<std::string> canonical_list_value(ListKind kind, std::string_view value);
+
+// Key layout: scope \x1f action \x1f kind \x1f value, so one scope's entries of
+// one action and kind are a contiguous range.
+std::string list_key(std::string_view scope, ListAction a, ListKind k, std::string_view value);
+std::string list_prefix(std::string_view scope, ListAction a, ListKind k);
+std::string encode_list_entry(const ListEntry& e);
+Result<ListEntry> decode_list_entry(std::string_view key, std::string_view value);
+
+enum class ListVerdict : uint8_t { kNone, kAllow, kBlock };
+
+struct PolicyQuery {
+  std::string_view rcpt_domain;  // lower-case
+  std::string_view rcpt_local;
+  std::string_view sender;         // "" for the null sender
+  std::string_view sender_domain;  // lower-case
+  std::optional<IpAddress> client;
+};
+
+struct RcptPolicy {
+  bool domain_found = false;
+  uint8_t status = 0;        // DomainStatus
+  bool list_mode = false;    // recipients = list
+  bool recipient_known = false;
+  ListVerdict lists = ListVerdict::kNone;  // the domain's own lists, then global
+};
+
+}  // namespace mxguard::store

@@ -1,0 +1,158 @@
+// `mxguard domain set|suspend|resume`: change a domain's settings. Every
+// KEY=VALUE is checked before anything is written; one write applies them all,
+// and the engine sees them at the next transaction.
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+#include <memory>
+
+#include "console.hpp"
+#include "onboarding.hpp"
+#include "validate.hpp"
+
+namespace mxguard::console {
+
+namespace {
+
+struct SetOptions {
+  std::string domain;
+  std::vector<std::string> assignments;
+};
+
+struct NameOption {
+  std::string domain;
+};
+
+Result<double> parse_score(std::string_view key, std::string_view v) {
+  std::string s(v);
+  char* end = nullptr;
+  double d = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(d) || d < -1000 || d > 1000)
+    return Error{fmt::format("{}: '{}' is not a score between -1000 and 1000", key, v)};
+  return d;
+}
+
+// Applies one KEY=VALUE to `d`, or says what is wrong with it.
+Status apply_setting(store::Domain& d, std::string_view assignment) {
+  size_t eq = assignment.find('=');
+  if (eq == std::string_view::npos || eq == 0)
+    return Error{fmt::format("'{}' is not KEY=VALUE", assignment)};
+  std::string_view key = assignment.substr(0, eq), v = assignment.substr(eq + 1);
+  if (key == "backend") {
+    auto b = parse_backend(v);
+    if (!b) return Error{b.error()};
+    d.backend_host = b->host;
+    d.backend_port = b->port;
+  } else if (key == "tls") {
+    if (auto s = check_choice("tls", v, {"none", "may", "encrypt", "dane"}); !s) return s;
+    d.tls_policy = std::string(v);
+  } else if (key == "trust") {
+    if (auto s = check_choice("trust", v, {"ip", "auth"}); !s) return s;
+    d.trust = std::string(v);
+  } else if (key == "auth_user") {
+    if (!v.empty())
+      if (auto s = check_auth_user(v); !s) return s;
+    d.auth_user = std::string(v);
+  } else if (key == "recipients") {
+    if (auto s = check_choice("recipients", v, {"accept-all", "callout", "list"}); !s) return s;
+    d.recipients_mode = std::string(v);
+  } else if (key == "reject_threshold" || key == "quarantine_threshold" || key == "greylist_threshold") {
+    auto score = parse_score(key, v);
+    if (!score) return Error{score.error()};
+    (key == "reject_threshold" ? d.reject_threshold
+     : key == "quarantine_threshold" ? d.quarantine_threshold : d.greylist_threshold) = *score;
+  } else if (key == "digest_from") {
+    size_t at = v.rfind('@');
+    if (at == std::string_view::npos || at == 0 || !normalize_domain(v.substr(at + 1)) ||
+        v.find_first_of(" \t<>\"") != std::string_view::npos)
+      return Error{fmt::format("digest_from: '{}' is not an address", v)};
+    d.digest_from = std::string(v);
+  } else if (key == "quarantine_days") {
+    unsigned days = 0;
+    auto r = std::from_chars(v.data(), v.data() + v.size(), days);
+    if (r.ec != std::errc() || r.ptr != v.data() + v.size() || days < 1 || days > 3650)
+      return Error{fmt::format("quarantine_days: '{}' is not a number of days from 1 to 3650", v)};
+    d.quarantine_days = days;
+  } else {
+    return Error{fmt::format("unknown setting '{}' (backend, tls, trust, auth_user, recipients, reject_threshold, "
+                             "quarantine_threshold, greylist_threshold, digest_from, quarantine_days)", key)};
+  }
+  return {};
+}
+
+// Loads a domain by the name as typed; the error is ready for the user.
+Result<store::Domain> load(store::ConfigStore& store, std::string_view typed, int& code) {
+  auto name = normalize_domain(typed);
+  code = kExitUsage;
+  if (!name) return Error{name.error()};
+  auto d = store.domain(*name);
+  code = kExitRuntime;
+  if (!d) return Error{d.error()};
+  code = kExitUsage;
+  if (!*d) return Error{fmt::format("no such domain: {}", *name)};
+  return std::move(**d);
+}
+
+int run_set(const Context& ctx, const SetOptions& o) {
+  auto store = open_config_store(ctx);
+  if (!store) return runtime_error(store.error());
+  int code;
+  auto d = load(**store, o.domain, code);
+  if (!d) return fail(code, d.error());
+  for (const auto& a : o.assignments)
+    if (auto s = apply_setting(*d, a); !s) return usage_error(s.error());
+  if (d->reject_threshold < d->quarantine_threshold)
+    return usage_error(fmt::format("reject_threshold ({}) must be >= quarantine_threshold ({})", d->reject_threshold,
+                                   d->quarantine_threshold));
+  if (d->trust == "auth" && d->auth_user.empty()) return usage_error("trust=auth needs auth_user");
+  if (auto s = (*store)->put_domain(*d); !s) return runtime_error(s.error());
+  fmt::print("Updated {}: {}.\n", d->name, fmt::join(o.assignments, ", "));
+  return kExitOk;
+}
+
+int run_status(const Context& ctx, const NameOption& o, store::DomainStatus to) {
+  auto store = open_config_store(ctx);
+  if (!store) return runtime_error(store.error());
+  int code;
+  auto d = load(**store, o.domain, code);
+  if (!d) return fail(code, d.error());
+  if (d->status == store::DomainStatus::kPendingVerification)
+    return usage_error(fmt::format("{} is pending verification; verify it first", d->name));
+  d->status = to;
+  if (auto s = (*store)->put_domain(*d); !s) return runtime_error(s.error());
+  fmt::print("{} is now {}.\n", d->name, store::to_string(to));
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_domain_settings_commands(CLI::App& group, Commands& out) {
+  auto set = std::make_shared<SetOptions>();
+  CLI::App* cmd = group.add_subcommand("set", "Change domain settings: KEY=VALUE ...");
+  cmd->add_option("DOMAIN", set->domain, "Domain name")->required();
+  cmd->add_option("SETTINGS", set->assignments, "backend=HOST[:PORT] tls=... trust=... auth_user=... "
+                                                "recipients=... reject_threshold=N quarantine_threshold=N "
+                                                "greylist_threshold=N digest_from=ADDR quarantine_days=N")
+      ->required();
+  out.push_back({cmd, [set](const Context& ctx) { return run_set(ctx, *set); }});
+
+  struct StatusCommand {
+    const char* name;
+    store::DomainStatus to;
+    const char* help;
+  };
+  static constexpr StatusCommand kStatusCommands[] = {
+      {"suspend", store::DomainStatus::kSuspended, "Suspend a domain: its mail is deferred with 450 4.7.1"},
+      {"resume", store::DomainStatus::kActive, "Resume a suspended domain"},
+  };
+  for (const StatusCommand& sc : kStatusCommands) {
+    auto o = std::make_shared<NameOption>();
+    CLI::App* c = group.add_subcommand(sc.name, sc.help);
+    c->add_option("DOMAIN", o->domain, "Domain name")->required();
+    store::DomainStatus to = sc.to;
+    out.push_back({c, [o, to](const Context& ctx) { return run_status(ctx, *o, to); }});
+  }
+}
+
+}  // namespace mxguard::console

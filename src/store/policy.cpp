@@ -1,0 +1,113 @@
+// Allow/block list records: key layout, canonical values, encoding.
+#include "mxguard/store/policy.hpp"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "mxguard/core/strings.hpp"
+
+namespace mxguard::store {
+
+namespace {
+constexpr char kSep = '\x1f';
+constexpr uint8_t kListRecordVersion = 1;
+
+bool ldh_domain(std::string_view d) {
+  if (d.empty() || d.size() > 253 || d.front() == '.' || d.back() == '.') return false;
+  size_t label = 0;
+  for (char c : d) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+    } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') {
+      if (++label > 63) return false;
+    } else {
+      return false;
+    }
+  }
+  return d.find('.') != std::string_view::npos;
+}
+}  // namespace
+
+std::string_view to_string(ListAction a) { return a == ListAction::kAllow ? "allow" : "block"; }
+
+std::string_view to_string(ListKind k) {
+  switch (k) {
+    case ListKind::kSender: return "sender";
+    case ListKind::kSenderDomain: return "sender-domain";
+    case ListKind::kClientIp: return "ip";
+  }
+  return "?";
+}
+
+std::optional<ListAction> list_action_from_string(std::string_view s) {
+  if (s == "allow") return ListAction::kAllow;
+  if (s == "block") return ListAction::kBlock;
+  return std::nullopt;
+}
+
+std::optional<ListKind> list_kind_from_string(std::string_view s) {
+  if (s == "sender") return ListKind::kSender;
+  if (s == "sender-domain") return ListKind::kSenderDomain;
+  if (s == "ip") return ListKind::kClientIp;
+  return std::nullopt;
+}
+
+Result<std::string> canonical_list_value(ListKind kind, std::string_view value) {
+  std::string v = to_lower(trim(value));
+  switch (kind) {
+    case ListKind::kSender: {
+      size_t at = v.rfind('@');
+      if (at == std::string::npos || at == 0 || !ldh_domain(std::string_view(v).substr(at + 1)) ||
+          v.find_first_of(" \t\r\n\"<>") != std::string::npos)
+        return Error{fmt::format("'{}' is not a sender address (local@domain)", value)};
+      return v;
+    }
+    case ListKind::kSenderDomain:
+      if (!v.empty() && v.back() == '.') v.pop_back();
+      if (!ldh_domain(v)) return Error{fmt::format("'{}' is not a domain name", value)};
+      return v;
+    case ListKind::kClientIp: {
+      auto c = Cidr::parse(v);
+      if (!c) return Error{fmt::format("'{}' is not an IP address or CIDR block", value)};
+      return c->to_string();
+    }
+  }
+  return Error{"unknown list kind"};
+}
+
+std::string list_prefix(std::string_view scope, ListAction a, ListKind k) {
+  return fmt::format("{}{}{}{}{}{}", scope, kSep, to_string(a), kSep, to_string(k), kSep);
+}
+
+std::string list_key(std::string_view scope, ListAction a, ListKind k, std::string_view value) {
+  return list_prefix(scope, a, k) + std::string(value);
+}
+
+std::string encode_list_entry(const ListEntry& e) {
+  std::string out(1, static_cast<char>(kListRecordVersion));
+  out += nlohmann::json{{"added_ms", e.added_ms}}.dump();
+  return out;
+}
+
+Result<ListEntry> decode_list_entry(std::string_view key, std::string_view value) {
+  ListEntry e;
+  size_t a = key.find(kSep), b = key.find(kSep, a + 1), c = key.find(kSep, b + 1);
+  if (c == std::string_view::npos) return Error{"corrupt list key"};
+  auto action = list_action_from_string(key.substr(a + 1, b - a - 1));
+  auto kind = list_kind_from_string(key.substr(b + 1, c - b - 1));
+  if (!action || !kind) return Error{"corrupt list key"};
+  e.scope = std::string(key.substr(0, a));
+  e.action = *action;
+  e.kind = *kind;
+  e.value = std::string(key.substr(c + 1));
+  if (value.empty() || static_cast<uint8_t>(value[0]) != kListRecordVersion)
+    return Error{"list record has an unsupported version"};
+  auto j = nlohmann::json::parse(value.substr(1), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Error{"corrupt list record"};
+  e.added_ms = j.value("added_ms", int64_t{0});
+  return e;
+}
+
+}  // namespace mxguard::store
