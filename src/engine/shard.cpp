@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <idn2.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -607,10 +609,24 @@ smtp::SenderDecision Shard::check_sender(const smtp::Mailbox& sender, std::strin
   return *v == store::ListVerdict::kAllow ? smtp::SenderDecision::kAllowlisted : smtp::SenderDecision::kAccept;
 }
 
+// Domains are stored as A-labels; an SMTPUTF8 recipient may name a U-label.
+static std::optional<std::string> lookup_form(const std::string& domain) {
+  bool ascii = true;
+  for (unsigned char c : domain) ascii = ascii && c < 0x80;
+  if (ascii) return domain;
+  char* out = nullptr;
+  if (idn2_to_ascii_8z(domain.c_str(), &out, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT) != IDN2_OK) return std::nullopt;
+  std::string a(out);
+  idn2_free(out);
+  return a;
+}
+
 smtp::RcptDecision Shard::check_recipient(const smtp::Mailbox& rcpt, const smtp::Mailbox& sender,
                                           std::string_view client_ip) {
   std::string addr = sender.str();
-  store::PolicyQuery q{rcpt.domain, rcpt.local, addr, sender.domain, IpAddress::parse(client_ip)};
+  auto domain = lookup_form(rcpt.domain);
+  if (!domain) return smtp::RcptDecision::kRelayDenied;  // not a valid IDN: not one of ours
+  store::PolicyQuery q{*domain, rcpt.local, addr, sender.domain, IpAddress::parse(client_ip)};
   auto p = config_reader_->rcpt_policy(q);
   if (!p) {
     log::error("config.lookup_failed", "shard={} domain={} error={}", index_, log::q(rcpt.domain), log::q(p.error()));

@@ -73,6 +73,21 @@ class Policy(unittest.TestCase):
         self.assertEqual(len(p.stderr.strip().splitlines()), 1)
         self.assertEqual(self.rcpt("erin@listed.example")[0], 550)  # nothing was imported
 
+    def test_smtputf8_recipient_in_unicode_domain_finds_its_a_label(self):
+        self.d.console("domain", "add", "bücher.example", "--customer", "acme", "--backend", "127.0.0.1:2",
+                       "--active")
+        r = Raw(self.d.port)
+        r.expect(220)
+        r.line("EHLO client.example")
+        r.expect(250)
+        r.send("MAIL FROM:<s@client.example> SMTPUTF8\r\n".encode())
+        r.expect(250)
+        r.send("RCPT TO:<anna@bücher.example>\r\n".encode())
+        r.expect(250)
+        r.send("RCPT TO:<anna@bücherei.example>\r\n".encode())
+        self.assertIn("5.7.1", r.expect(550))
+        r.close()
+
     def test_suspended_domain_defers(self):
         self.d.console("domain", "suspend", "other.example")
         try:
