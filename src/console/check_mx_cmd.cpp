@@ -104,9 +104,9 @@ int run_check_mx(const Context& ctx, const CheckMxOptions& o) {
   if (!name) return usage_error(name.error());
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto d = (*store)->domain(*name);
-  if (!d) return runtime_error(d.error());
-  if (!*d) return usage_error(fmt::format("no such domain: {}", *name));
+  int code;
+  auto d = domain_for(**store, ctx.principal, *name, code);
+  if (!d) return fail(code, d.error());
   auto resolver = make_resolver(ctx.config);
   if (!resolver) return runtime_error(resolver.error());
 

@@ -12,6 +12,7 @@
 
 #include "mxguard/core/config.hpp"
 #include "mxguard/core/result.hpp"
+#include "access.hpp"
 #include "mxguard/store/config_store.hpp"
 
 namespace mxguard::console {
@@ -26,6 +27,7 @@ inline constexpr int kExitUsage = 2;
 // `--help` works even when the configuration is broken.
 struct Context {
   Config config;
+  Principal principal;  // the operator at the console, or --as USER
 };
 
 // A leaf subcommand and the function that runs it once it was parsed.
@@ -41,6 +43,8 @@ void add_domain_commands(CLI::App& root, Commands& out);
 void add_domain_settings_commands(CLI::App& domain_group, Commands& out);
 void add_recipient_commands(CLI::App& root, Commands& out);
 void add_list_commands(CLI::App& root, Commands& out);
+void add_user_commands(CLI::App& root, Commands& out);
+void add_audit_commands(CLI::App& root, Commands& out);
 void add_queue_commands(CLI::App& root, Commands& out);
 
 // Prints "mxguard: <message>" as exactly one line on stderr and returns `code`.

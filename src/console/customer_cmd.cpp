@@ -22,12 +22,15 @@ struct ListOptions {
 
 // Creates an empty customer account; refuses a name already taken.
 int run_add(const Context& ctx, const AddOptions& o) {
+  if (!is_operator(ctx.principal)) return fail(kExitNotPermitted, not_permitted("adding customers"));
   if (auto s = check_customer_name(o.name); !s) return usage_error(s.error());
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
   auto added = (*store)->add_customer(store::Customer{o.name, now_ms()});
   if (!added) return runtime_error(added.error());
   if (!*added) return usage_error(fmt::format("customer {} already exists", o.name));
+  if (auto s = audit(**store, ctx.principal, "customer.add", o.name, nullptr, {{"name", o.name}}); !s)
+    return runtime_error(s.error());
   fmt::print("Added customer {}.\n", o.name);
   return kExitOk;
 }
@@ -65,8 +68,11 @@ void print_customers_table(const std::vector<store::Customer>& customers,
 int run_list(const Context& ctx, const ListOptions& o) {
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
+  if (!is_operator(ctx.principal) && ctx.principal.role != store::Role::kCustomerAdmin)
+    return fail(kExitNotPermitted, not_permitted("listing customers"));
   auto customers = (*store)->customers();
   if (!customers) return runtime_error(customers.error());
+  std::erase_if(*customers, [&](const store::Customer& c) { return !may_manage_customer(ctx.principal, c.name); });
   auto counts = domain_counts(**store);
   if (!counts) return runtime_error(counts.error());
   if (o.json) print_customers_json(*customers, *counts);

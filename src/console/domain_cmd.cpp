@@ -81,6 +81,10 @@ void print_added(const Context& ctx, const store::Domain& d, bool new_customer) 
 int run_add(const Context& ctx, const AddOptions& o) {
   auto d = domain_from_options(o);
   if (!d) return usage_error(d.error());
+  if (!may_manage_customer(ctx.principal, d->customer))
+    return fail(kExitNotPermitted, not_permitted(fmt::format("adding domains for customer {}", d->customer)));
+  if (!is_operator(ctx.principal) && (o.force || o.active))
+    return fail(kExitNotPermitted, not_permitted("--force and --active are for operators"));
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
   auto blocklist = Blocklist::load_default();
@@ -101,6 +105,8 @@ int run_add(const Context& ctx, const AddOptions& o) {
   using Outcome = store::ConfigStore::AddOutcome;
   // Someone else added the name between our check and our write.
   if (*outcome == Outcome::kDomainExists) return fail(kExitTaken, fmt::format("domain {} already exists", d->name));
+  if (auto s = audit(**store, ctx.principal, "domain.add", d->name, nullptr, domain_record(*d)); !s)
+    return runtime_error(s.error());
   print_added(ctx, *d, *outcome == Outcome::kAddedWithCustomer);
   return kExitOk;
 }
@@ -110,11 +116,11 @@ int run_show(const Context& ctx, const NameOptions& o) {
   if (!name) return usage_error(name.error());
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto d = (*store)->domain(*name);
-  if (!d) return runtime_error(d.error());
-  if (!*d) return usage_error(fmt::format("no such domain: {}", *name));
-  if (o.json) print_json_line(domain_json(ctx.config, **d));
-  else print_domain_details(ctx.config, **d);
+  int code;
+  auto d = domain_for(**store, ctx.principal, *name, code);
+  if (!d) return fail(code, d.error());
+  if (o.json) print_json_line(domain_json(ctx.config, *d));
+  else print_domain_details(ctx.config, *d);
   return kExitOk;
 }
 
@@ -123,6 +129,7 @@ int run_list(const Context& ctx, const ListOptions& o) {
   if (!store) return runtime_error(store.error());
   auto domains = (*store)->domains();
   if (!domains) return runtime_error(domains.error());
+  std::erase_if(*domains, [&](const store::Domain& d) { return !may_manage_domain(ctx.principal, d); });
   if (!o.json) {
     print_domain_table(*domains);
     return kExitOk;
@@ -136,9 +143,16 @@ int run_remove(const Context& ctx, const NameOptions& o) {
   if (!name) return usage_error(name.error());
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
+  int code;
+  auto before = domain_for(**store, ctx.principal, *name, code);
+  if (!before) return fail(code, before.error());
+  if (ctx.principal.role == store::Role::kPostmaster)
+    return fail(kExitNotPermitted, not_permitted("a postmaster cannot remove the domain"));
   auto removed = (*store)->remove_domain(*name);
   if (!removed) return runtime_error(removed.error());
   if (!*removed) return usage_error(fmt::format("no such domain: {}", *name));
+  if (auto s = audit(**store, ctx.principal, "domain.remove", *name, domain_record(*before), nullptr); !s)
+    return runtime_error(s.error());
   fmt::print("Removed domain {}.\n", *name);
   return kExitOk;
 }

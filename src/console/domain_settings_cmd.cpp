@@ -81,25 +81,21 @@ Status apply_setting(store::Domain& d, std::string_view assignment) {
   return {};
 }
 
-// Loads a domain by the name as typed; the error is ready for the user.
-Result<store::Domain> load(store::ConfigStore& store, std::string_view typed, int& code) {
+// Loads a domain by the name as typed, if the principal may manage it.
+Result<store::Domain> load(store::ConfigStore& store, const Principal& p, std::string_view typed, int& code) {
   auto name = normalize_domain(typed);
   code = kExitUsage;
   if (!name) return Error{name.error()};
-  auto d = store.domain(*name);
-  code = kExitRuntime;
-  if (!d) return Error{d.error()};
-  code = kExitUsage;
-  if (!*d) return Error{fmt::format("no such domain: {}", *name)};
-  return std::move(**d);
+  return domain_for(store, p, *name, code);
 }
 
 int run_set(const Context& ctx, const SetOptions& o) {
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
   int code;
-  auto d = load(**store, o.domain, code);
+  auto d = load(**store, ctx.principal, o.domain, code);
   if (!d) return fail(code, d.error());
+  const store::Domain before = *d;
   for (const auto& a : o.assignments)
     if (auto s = apply_setting(*d, a); !s) return usage_error(s.error());
   if (d->reject_threshold < d->quarantine_threshold)
@@ -107,6 +103,8 @@ int run_set(const Context& ctx, const SetOptions& o) {
                                    d->quarantine_threshold));
   if (d->trust == "auth" && d->auth_user.empty()) return usage_error("trust=auth needs auth_user");
   if (auto s = (*store)->put_domain(*d); !s) return runtime_error(s.error());
+  if (auto s = audit(**store, ctx.principal, "domain.set", d->name, domain_record(before), domain_record(*d)); !s)
+    return runtime_error(s.error());
   fmt::print("Updated {}: {}.\n", d->name, fmt::join(o.assignments, ", "));
   return kExitOk;
 }
@@ -115,12 +113,19 @@ int run_status(const Context& ctx, const NameOption& o, store::DomainStatus to) 
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
   int code;
-  auto d = load(**store, o.domain, code);
+  auto d = load(**store, ctx.principal, o.domain, code);
   if (!d) return fail(code, d.error());
+  if (!is_operator(ctx.principal) && ctx.principal.role != store::Role::kCustomerAdmin)
+    return fail(kExitNotPermitted, not_permitted("suspending or resuming domains"));
+  store::DomainStatus was = d->status;
   if (d->status == store::DomainStatus::kPendingVerification)
     return usage_error(fmt::format("{} is pending verification; verify it first", d->name));
   d->status = to;
   if (auto s = (*store)->put_domain(*d); !s) return runtime_error(s.error());
+  if (auto s = audit(**store, ctx.principal, to == store::DomainStatus::kActive ? "domain.resume" : "domain.suspend",
+                     d->name, {{"status", store::to_string(was)}}, {{"status", store::to_string(to)}});
+      !s)
+    return runtime_error(s.error());
   fmt::print("{} is now {}.\n", d->name, store::to_string(to));
   return kExitOk;
 }

@@ -22,7 +22,8 @@ struct EntryOptions {
 
 // Validates the options into an entry; the error is ready for the user.
 Result<store::ListEntry> entry_from(const EntryOptions& o, store::ListAction action,
-                                    const store::ConfigStore& store) {
+                                    const store::ConfigStore& store, const Principal& p, int& code) {
+  code = kExitUsage;
   store::ListEntry e;
   e.action = action;
   auto kind = store::list_kind_from_string(o.kind);
@@ -34,10 +35,12 @@ Result<store::ListEntry> entry_from(const EntryOptions& o, store::ListAction act
   if (!o.domain.empty()) {
     auto name = normalize_domain(o.domain);
     if (!name) return Error{name.error()};
-    auto d = store.domain(*name);
+    auto d = domain_for(store, p, *name, code);
     if (!d) return Error{d.error()};
-    if (!*d) return Error{fmt::format("no such domain: {}", *name)};
     e.scope = *name;
+  } else if (!is_operator(p)) {
+    code = kExitNotPermitted;
+    return Error{not_permitted("the global lists are for operators")};
   }
   e.added_ms = now_ms();
   return e;
@@ -46,11 +49,19 @@ Result<store::ListEntry> entry_from(const EntryOptions& o, store::ListAction act
 int run_change(const Context& ctx, const EntryOptions& o, store::ListAction action, bool add) {
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto e = entry_from(o, action, **store);
-  if (!e) return usage_error(e.error());
+  int code;
+  auto e = entry_from(o, action, **store, ctx.principal, code);
+  if (!e) return fail(code, e.error());
   auto changed = add ? (*store)->add_list_entry(*e) : (*store)->remove_list_entry(*e);
   if (!changed) return runtime_error(changed.error());
   std::string where = e->scope.empty() ? "global" : e->scope;
+  nlohmann::ordered_json entry{{"list", store::to_string(action)}, {"scope", where}, {"kind", o.kind},
+                               {"value", e->value}};
+  if (*changed)
+    if (auto s = audit(**store, ctx.principal, add ? "list.add" : "list.remove", where,
+                       add ? nlohmann::ordered_json(nullptr) : entry, add ? entry : nlohmann::ordered_json(nullptr));
+        !s)
+      return runtime_error(s.error());
   if (!*changed && !add) return usage_error(fmt::format("{} {} is not on the {} {} list", o.kind, e->value, where,
                                                         store::to_string(action)));
   fmt::print("{} {} {} {} the {} {} list.\n", add ? (*changed ? "Added" : "Already had") : "Removed", o.kind, e->value,
@@ -65,7 +76,11 @@ int run_show(const Context& ctx, const EntryOptions& o, store::ListAction action
   if (!o.domain.empty()) {
     auto name = normalize_domain(o.domain);
     if (!name) return usage_error(name.error());
+    int code;
+    if (auto d = domain_for(**store, ctx.principal, *name, code); !d) return fail(code, d.error());
     scope = *name;
+  } else if (!is_operator(ctx.principal)) {
+    return fail(kExitNotPermitted, not_permitted("the global lists are for operators"));
   }
   auto entries = (*store)->list_entries(scope, false);
   if (!entries) return runtime_error(entries.error());

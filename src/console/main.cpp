@@ -53,7 +53,8 @@ int parse_and_run(int argc, char** argv) {
   // Fallthrough lets global options such as --config follow the subcommand.
   app.fallthrough();
   app.require_subcommand(0, 1);
-  std::string config_path;
+  std::string config_path, as_user;
+  app.add_option("--as", as_user, "Run the command with this user's rights (tenant isolation)");
   app.add_option("--config", config_path,
                  "Configuration file (default: $MXGUARD_CONFIG, then /etc/mxguard/mxguard.toml, "
                  "then a built-in demo configuration)");
@@ -64,6 +65,8 @@ int parse_and_run(int argc, char** argv) {
   add_queue_commands(app, commands);
   add_recipient_commands(app, commands);
   add_list_commands(app, commands);
+  add_user_commands(app, commands);
+  add_audit_commands(app, commands);
 
   try {
     app.parse(argc, argv);
@@ -82,6 +85,13 @@ int parse_and_run(int argc, char** argv) {
     ctx.config = resolve_config(config_path);
   } catch (const ConfigError& e) {
     return usage_error(e.what());
+  }
+  {
+    auto store = open_config_store(ctx);
+    if (!store) return runtime_error(store.error());
+    auto who = resolve_principal(**store, as_user);
+    if (!who) return usage_error(who.error());
+    ctx.principal = std::move(*who);
   }
   return cmd->run(ctx);
 }

@@ -105,6 +105,8 @@ void print_queue_table(const std::vector<QueuedMessage>& messages) {
 }
 
 int run_list(const Context& ctx, const ListOptions& o) {
+  // Per-domain queue views for customer roles come with the delivery issue.
+  if (!is_operator(ctx.principal)) return fail(kExitNotPermitted, not_permitted("the mail queue is for operators"));
   auto messages = collect_queue(ctx.config.state_dir);
   if (!messages) return runtime_error(messages.error());
   if (!o.json) {
@@ -157,6 +159,8 @@ int write_raw(const store::Spool& spool, const std::string& id) {
 }
 
 int run_show(const Context& ctx, const IdOptions& o) {
+  // Per-domain queue views for customer roles come with the delivery issue.
+  if (!is_operator(ctx.principal)) return fail(kExitNotPermitted, not_permitted("the mail queue is for operators"));
   if (auto s = check_message_id(o.id); !s) return usage_error(s.error());
   auto spool = spool_for(ctx, o.id);
   if (!spool) return runtime_error(spool.error());
@@ -174,6 +178,8 @@ int run_show(const Context& ctx, const IdOptions& o) {
 }
 
 int run_delete(const Context& ctx, const IdOptions& o) {
+  // Per-domain queue views for customer roles come with the delivery issue.
+  if (!is_operator(ctx.principal)) return fail(kExitNotPermitted, not_permitted("the mail queue is for operators"));
   if (auto s = check_message_id(o.id); !s) return usage_error(s.error());
   auto spool = spool_for(ctx, o.id);
   if (!spool) return runtime_error(spool.error());
@@ -181,6 +187,10 @@ int run_delete(const Context& ctx, const IdOptions& o) {
   auto removed = (*spool)->remove(o.id);
   if (!removed) return runtime_error(removed.error());
   if (!*removed) return usage_error(fmt::format("no such message: {}", o.id));
+  auto store = open_config_store(ctx);
+  if (!store) return runtime_error(store.error());
+  if (auto s = audit(**store, ctx.principal, "queue.delete", o.id, {{"id", o.id}}, nullptr); !s)
+    return runtime_error(s.error());
   fmt::print("Deleted message {}.\n", o.id);
   return kExitOk;
 }

@@ -37,11 +37,10 @@ Result<std::pair<std::string, std::string>> split_address(std::string_view a) {
   return std::pair{m.local, m.domain};
 }
 
-// The domain must be managed here; recipients of other domains mean nothing.
-Status check_domain(const store::ConfigStore& store, std::string_view domain) {
-  auto d = store.domain(domain);
+// The domain must be managed here, by this principal.
+Status check_domain(const store::ConfigStore& store, const Principal& p, std::string_view domain, int& code) {
+  auto d = domain_for(store, p, domain, code);
   if (!d) return Error{d.error()};
-  if (!*d) return Error{fmt::format("no such domain: {}", domain)};
   return {};
 }
 
@@ -54,11 +53,19 @@ int run_add_remove(const Context& ctx, const AddressOptions& o, bool add) {
   }
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
+  int code;
   for (const auto& [local, domain] : parsed)
-    if (auto s = check_domain(**store, domain); !s) return usage_error(s.error());
+    if (auto s = check_domain(**store, ctx.principal, domain, code); !s) return fail(code, s.error());
   for (const auto& [local, domain] : parsed) {
     auto changed = add ? (*store)->add_recipient(domain, local) : (*store)->remove_recipient(domain, local);
     if (!changed) return runtime_error(changed.error());
+    std::string addr = local + "@" + domain;
+    if (*changed)
+      if (auto s = audit(**store, ctx.principal, add ? "recipient.add" : "recipient.remove", addr,
+                         add ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json{{"address", addr}},
+                         add ? nlohmann::ordered_json{{"address", addr}} : nlohmann::ordered_json(nullptr));
+          !s)
+        return runtime_error(s.error());
     fmt::print("{} {}@{}{}\n", add ? "Added" : "Removed", local, domain,
                *changed ? "" : (add ? " (already present)" : " (was not present)"));
   }
@@ -70,7 +77,8 @@ int run_list(const Context& ctx, const ListOptions& o) {
   if (!name) return usage_error(name.error());
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  if (auto s = check_domain(**store, *name); !s) return usage_error(s.error());
+  int code;
+  if (auto s = check_domain(**store, ctx.principal, *name, code); !s) return fail(code, s.error());
   auto all = (*store)->recipients(*name);
   if (!all) return runtime_error(all.error());
   for (const auto& r : *all) {
@@ -108,9 +116,14 @@ int run_import(const Context& ctx, const ImportOptions& o) {
     return usage_error(fmt::format("{}: nothing imported: {}", o.file, fmt::join(problems, "; ")));
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  if (auto s = check_domain(**store, *name); !s) return usage_error(s.error());
+  int code;
+  if (auto s = check_domain(**store, ctx.principal, *name, code); !s) return fail(code, s.error());
   auto added = (*store)->import_recipients(*name, locals);
   if (!added) return runtime_error(added.error());
+  if (auto s = audit(**store, ctx.principal, "recipient.import", *name, nullptr,
+                     {{"file", o.file}, {"addresses", locals.size()}, {"new", *added}});
+      !s)
+    return runtime_error(s.error());
   fmt::print("Imported {} into {} ({} already present).\n", count_of(*added, "recipient", "recipients"), *name,
              locals.size() - *added);
   return kExitOk;

@@ -167,6 +167,11 @@ Result<Outcome> verify(const Context& ctx, store::ConfigStore& store, store::Dom
   auto activated = activate(store, o);
   if (!activated) return Error{activated.error()};
   o.verdict = *activated;
+  if (o.verdict == Verdict::kVerified)
+    if (auto s = audit(store, ctx.principal, "domain.verify", o.domain.name, {{"status", "pending_verification"}},
+                       {{"status", "active"}});
+        !s)
+      return Error{s.error()};
   return o;
 }
 
@@ -175,10 +180,10 @@ int run_verify(const Context& ctx, const VerifyOptions& opts) {
   if (!name) return usage_error(name.error());
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto d = (*store)->domain(*name);
-  if (!d) return runtime_error(d.error());
-  if (!*d) return usage_error(fmt::format("no such domain: {}", *name));
-  auto outcome = verify(ctx, **store, std::move(**d));
+  int code;
+  auto d = domain_for(**store, ctx.principal, *name, code);
+  if (!d) return fail(code, d.error());
+  auto outcome = verify(ctx, **store, std::move(*d));
   if (!outcome) return runtime_error(outcome.error());
   return report(*outcome, opts.json);
 }

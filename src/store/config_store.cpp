@@ -125,8 +125,12 @@ Result<std::unique_ptr<ConfigStore>> ConfigStore::open(const std::string& state_
   if (!recipients) return Error{recipients.error()};
   auto lists = env->open_db("lists");
   if (!lists) return Error{lists.error()};
+  auto users = env->open_db("users");
+  if (!users) return Error{users.error()};
+  auto audit = env->open_db("audit");
+  if (!audit) return Error{audit.error()};
   return std::unique_ptr<ConfigStore>(
-      new ConfigStore(std::move(*env), Dbis{*customers, *domains, *recipients, *lists}));
+      new ConfigStore(std::move(*env), Dbis{*customers, *domains, *recipients, *lists, *users, *audit}));
 }
 
 template <typename T, typename Decode>
@@ -302,6 +306,46 @@ Result<std::vector<ListEntry>> ConfigStore::list_entries(std::string_view scope,
     out.push_back(std::move(*e));
   }
   return out;
+}
+
+Result<bool> ConfigStore::add_user(const User& u) {
+  std::string value = encode_user(u);
+  return toggle_key(env_, dbis_.users, u.name, &value);
+}
+
+Result<std::optional<User>> ConfigStore::user(std::string_view name) const {
+  return get_record<User>(env_, dbis_.users, name, decode_user);
+}
+
+Result<std::vector<User>> ConfigStore::users() const { return all_records<User>(env_, dbis_.users, decode_user); }
+
+Result<bool> ConfigStore::remove_user(std::string_view name) {
+  return toggle_key(env_, dbis_.users, std::string(name), nullptr);
+}
+
+Status ConfigStore::append_audit(const AuditEntry& e) {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  // Key: the time, then a sequence number, big-endian, so the log sorts by time.
+  uint64_t seq = 0;
+  {
+    Cursor cur(*txn, dbis_.audit);
+    MDB_val k, v;
+    if (mdb_cursor_get(cur.get(), &k, &v, MDB_LAST) == 0 && k.mv_size == 16) {
+      const auto* p = static_cast<const unsigned char*>(k.mv_data);
+      for (int i = 8; i < 16; ++i) seq = (seq << 8) | p[i];
+      ++seq;
+    }
+  }
+  std::string key(16, '\0');
+  for (int i = 0; i < 8; ++i) key[i] = static_cast<char>((static_cast<uint64_t>(e.time_ms) >> (56 - 8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i) key[8 + i] = static_cast<char>((seq >> (56 - 8 * i)) & 0xff);
+  if (auto st = txn->put(dbis_.audit, key, encode_audit(e), MDB_NOOVERWRITE); !st) return st;
+  return txn->commit();
+}
+
+Result<std::vector<AuditEntry>> ConfigStore::audit() const {
+  return all_records<AuditEntry>(env_, dbis_.audit, decode_audit);
 }
 
 ConfigReader::ConfigReader(const ConfigStore& store) : store_(store) {}

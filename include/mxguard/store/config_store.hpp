@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mxguard/core/result.hpp"
+#include "mxguard/store/accounts.hpp"
 #include "mxguard/store/lmdb.hpp"
 #include "mxguard/store/policy.hpp"
 
@@ -91,6 +92,16 @@ class ConfigStore {
   // Entries of one scope ("" = global), or of every scope when `all`.
   Result<std::vector<ListEntry>> list_entries(std::string_view scope, bool all) const;
 
+  // Users: add refuses an existing name (false, nothing written).
+  Result<bool> add_user(const User& u);
+  Result<std::optional<User>> user(std::string_view name) const;
+  Result<std::vector<User>> users() const;
+  Result<bool> remove_user(std::string_view name);
+
+  // The audit log, oldest first. Entries are only ever appended.
+  Status append_audit(const AuditEntry& e);
+  Result<std::vector<AuditEntry>> audit() const;
+
   const Env& env() const { return env_; }
   MDB_dbi domains_dbi() const { return dbis_.domains; }
   MDB_dbi recipients_dbi() const { return dbis_.recipients; }
@@ -98,7 +109,7 @@ class ConfigStore {
 
  private:
   struct Dbis {
-    MDB_dbi customers, domains, recipients, lists;
+    MDB_dbi customers, domains, recipients, lists, users, audit;
   };
   ConfigStore(Env env, Dbis dbis) : env_(std::move(env)), dbis_(dbis) {}
   Env env_;

@@ -77,6 +77,7 @@ class Cursor {
   std::string_view key() const { return from_val(k_); }
   std::string_view value() const { return from_val(v_); }
   bool valid() const { return valid_; }
+  MDB_cursor* get() const { return cur_; }
 
  private:
   MDB_cursor* cur_ = nullptr;
