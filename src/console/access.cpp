@@ -6,6 +6,10 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
 #include "console.hpp"
 #include "output.hpp"
 
@@ -43,6 +47,20 @@ bool may_manage_domain(const Principal& p, const store::Domain& d) {
 
 bool may_manage_customer(const Principal& p, std::string_view customer) {
   return is_operator(p) || (p.role == store::Role::kCustomerAdmin && p.customer == customer);
+}
+
+Result<std::string> read_secret_file(const std::string& path) {
+  std::stringstream ss;
+  if (path == "-") {
+    ss << std::cin.rdbuf();
+  } else {
+    std::ifstream in(path);
+    if (!in) return Error{fmt::format("cannot read {}", path)};
+    ss << in.rdbuf();
+  }
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
 }
 
 nlohmann::ordered_json domain_record(const store::Domain& d) {

@@ -38,6 +38,9 @@ Result<store::Domain> domain_for(const store::ConfigStore& store, const Principa
 
 std::string not_permitted(std::string_view what);
 
+// Reads a secret from a file or "-" (stdin), without its final newline; never from argv.
+Result<std::string> read_secret_file(const std::string& path);
+
 // A domain's stored settings as JSON, for audit entries.
 nlohmann::ordered_json domain_record(const store::Domain& d);
 

@@ -23,6 +23,7 @@ struct AddOptions {
   std::string tls = "may";
   std::string trust = "ip";
   std::string auth_user;
+  std::string auth_password_file;
   bool active = false;
   bool force = false;
 };
@@ -68,6 +69,12 @@ Result<store::Domain> domain_from_options(const AddOptions& o) {
   d.tls_policy = o.tls;
   d.trust = o.trust;
   d.auth_user = o.auth_user;
+  if (!o.auth_password_file.empty()) {
+    if (o.trust != "auth") return Error{"--auth-password-file needs --trust auth"};
+    auto pw = read_secret_file(o.auth_password_file);
+    if (!pw) return Error{pw.error()};
+    d.auth_password = std::move(*pw);
+  }
   return d;
 }
 
@@ -169,6 +176,8 @@ void add_add_command(CLI::App& group, Commands& out) {
   cmd->add_option("--tls", o->tls, "TLS to the backend: none, may, encrypt or dane")->capture_default_str();
   cmd->add_option("--trust", o->trust, "How the backend trusts us: ip or auth")->capture_default_str();
   cmd->add_option("--auth-user", o->auth_user, "SMTP AUTH user for --trust auth");
+  cmd->add_option("--auth-password-file", o->auth_password_file,
+                  "Read the SMTP AUTH password from this file ('-' = stdin); never given on the command line");
   cmd->add_flag("--active", o->active, "Skip DNS verification (operator only)");
   cmd->add_flag("--force", o->force, "Add a domain on the high-value blocklist (operator only)");
   out.push_back({cmd, [o](const Context& ctx) { return run_add(ctx, *o); }});

@@ -18,6 +18,7 @@ namespace {
 struct SetOptions {
   std::string domain;
   std::vector<std::string> assignments;
+  std::string auth_password_file;
 };
 
 struct NameOption {
@@ -90,6 +91,8 @@ Result<store::Domain> load(store::ConfigStore& store, const Principal& p, std::s
 }
 
 int run_set(const Context& ctx, const SetOptions& o) {
+  if (o.assignments.empty() && o.auth_password_file.empty())
+    return usage_error("nothing to change: give KEY=VALUE settings or --auth-password-file");
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
   int code;
@@ -98,6 +101,11 @@ int run_set(const Context& ctx, const SetOptions& o) {
   const store::Domain before = *d;
   for (const auto& a : o.assignments)
     if (auto s = apply_setting(*d, a); !s) return usage_error(s.error());
+  if (!o.auth_password_file.empty()) {
+    auto pw = read_secret_file(o.auth_password_file);
+    if (!pw) return usage_error(pw.error());
+    if (!pw->empty()) d->auth_password = std::move(*pw);  // empty keeps the stored password
+  }
   if (d->reject_threshold < d->quarantine_threshold)
     return usage_error(fmt::format("reject_threshold ({}) must be >= quarantine_threshold ({})", d->reject_threshold,
                                    d->quarantine_threshold));
@@ -105,7 +113,8 @@ int run_set(const Context& ctx, const SetOptions& o) {
   if (auto s = (*store)->put_domain(*d); !s) return runtime_error(s.error());
   if (auto s = audit(**store, ctx.principal, "domain.set", d->name, domain_record(before), domain_record(*d)); !s)
     return runtime_error(s.error());
-  fmt::print("Updated {}: {}.\n", d->name, fmt::join(o.assignments, ", "));
+  fmt::print("Updated {}: {}{}.\n", d->name, fmt::join(o.assignments, ", "),
+             o.auth_password_file.empty() ? "" : (o.assignments.empty() ? "auth password" : ", auth password"));
   return kExitOk;
 }
 
@@ -138,8 +147,9 @@ void add_domain_settings_commands(CLI::App& group, Commands& out) {
   cmd->add_option("DOMAIN", set->domain, "Domain name")->required();
   cmd->add_option("SETTINGS", set->assignments, "backend=HOST[:PORT] tls=... trust=... auth_user=... "
                                                 "recipients=... reject_threshold=N quarantine_threshold=N "
-                                                "greylist_threshold=N digest_from=ADDR quarantine_days=N")
-      ->required();
+                                                "greylist_threshold=N digest_from=ADDR quarantine_days=N");
+  cmd->add_option("--auth-password-file", set->auth_password_file,
+                  "Read the SMTP AUTH password from this file ('-' = stdin); an empty one keeps the stored password");
   out.push_back({cmd, [set](const Context& ctx) { return run_set(ctx, *set); }});
 
   struct StatusCommand {

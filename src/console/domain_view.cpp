@@ -30,7 +30,8 @@ nlohmann::ordered_json domain_json(const Config& cfg, const store::Domain& d) {
             {"port", d.backend_port},
             {"tls", d.tls_policy},
             {"trust", d.trust},
-            {"auth_user", d.auth_user}}},
+            {"auth_user", d.auth_user},
+            {"auth_password_set", !d.auth_password.empty()}}},
           {"recipients", d.recipients_mode},
           {"thresholds",
            {{"reject", d.reject_threshold}, {"quarantine", d.quarantine_threshold}, {"greylist", d.greylist_threshold}}},
@@ -48,7 +49,10 @@ void print_domain_details(const Config& cfg, const store::Domain& d) {
   print_field("backend", format_backend(d.backend_host, d.backend_port));
   print_field("tls", d.tls_policy);
   print_field("trust", d.trust);
-  if (d.trust == "auth") print_field("auth user", d.auth_user);
+  if (d.trust == "auth") {
+    print_field("auth user", d.auth_user);
+    print_field("auth password", d.auth_password.empty() ? "not set" : "set");
+  }
   print_field("recipients", d.recipients_mode);
   print_field("thresholds", fmt::format("reject {} / quarantine {} / greylist {}", d.reject_threshold,
                                         d.quarantine_threshold, d.greylist_threshold));

@@ -24,19 +24,10 @@ struct UserOptions {
   bool json = false;
 };
 
-// Reads a password from a file or "-" (stdin), without its final newline.
 Result<std::string> read_password(const std::string& path) {
-  std::stringstream ss;
-  if (path == "-") {
-    ss << std::cin.rdbuf();
-  } else {
-    std::ifstream in(path);
-    if (!in) return Error{fmt::format("cannot read password file {}", path)};
-    ss << in.rdbuf();
-  }
-  std::string pw = ss.str();
-  while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
-  if (pw.size() < 8) return Error{"password must have at least 8 characters"};
+  auto pw = read_secret_file(path);
+  if (!pw) return pw;
+  if (pw->size() < 8) return Error{"password must have at least 8 characters"};
   return pw;
 }
 

@@ -59,6 +59,7 @@ std::string encode_domain(const Domain& d) {
                            {"tls", d.tls_policy},
                            {"trust", d.trust},
                            {"auth_user", d.auth_user},
+                           {"auth_password", d.auth_password},
                            {"reject_threshold", d.reject_threshold},
                            {"quarantine_threshold", d.quarantine_threshold},
                            {"greylist_threshold", d.greylist_threshold},
@@ -84,6 +85,7 @@ Result<Domain> decode_domain(std::string_view bytes) {
     d.tls_policy = j->value("tls", "may");
     d.trust = j->value("trust", "ip");
     d.auth_user = j->value("auth_user", "");
+    d.auth_password = j->value("auth_password", "");
     d.reject_threshold = j->value("reject_threshold", 15.0);
     d.quarantine_threshold = j->value("quarantine_threshold", 6.0);
     d.greylist_threshold = j->value("greylist_threshold", 4.0);

@@ -124,5 +124,35 @@ class Roles(unittest.TestCase):
         self.assertNotIn("correct horse", everything)
 
 
+class RelayPassword(unittest.TestCase):
+    def test_password_from_file_never_printed_and_empty_keeps_it(self):
+        d = Daemon(domains=())
+        secret = "s3cret-relay-pass"
+        with tempfile.TemporaryDirectory() as tmp:
+            pw, empty = os.path.join(tmp, "pw"), os.path.join(tmp, "empty")
+            with open(pw, "w") as f:
+                f.write(secret + "\n")
+            open(empty, "w").close()
+            try:
+                d.console("domain", "add", "relay.example", "--customer", "acme", "--backend", "10.0.0.3",
+                          "--trust", "auth", "--auth-user", "mx", "--auth-password-file", pw, "--active")
+                shown = json.loads(d.console("domain", "show", "relay.example", "--json").stdout)
+                self.assertTrue(shown["backend"]["auth_password_set"])
+                d.console("domain", "set", "relay.example", "tls=encrypt", "--auth-password-file", empty)
+                shown = json.loads(d.console("domain", "show", "relay.example", "--json").stdout)
+                self.assertTrue(shown["backend"]["auth_password_set"])
+                d.console("domain", "set", "relay.example", "--auth-password-file", "-", input="another-pass\n")
+                audit = d.console("audit", "--json").stdout
+                self.assertIn('"auth_password":"***"', audit.replace(" ", ""))
+                everything = audit + d.console("domain", "show", "relay.example").stdout + \
+                    d.console("domain", "list", "--json").stdout
+                self.assertNotIn(secret, everything)
+                self.assertNotIn("another-pass", everything)
+                p = d.console("domain", "set", "relay.example", check=False)
+                self.assertEqual(p.returncode, 2)
+            finally:
+                d.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -37,6 +37,9 @@ struct Domain {
   std::string tls_policy = "may";              // none | may | encrypt | dane
   std::string trust = "ip";                    // ip | auth
   std::string auth_user;
+  // The relay password for trust=auth. It has to be sent to the backend, so it
+  // cannot be hashed; it is never printed and audit entries mask it.
+  std::string auth_password;
   // Verdict thresholds (scores), enforced reject >= quarantine >= greylist.
   double reject_threshold = 15.0;
   double quarantine_threshold = 6.0;
