@@ -127,7 +127,7 @@ class ConsoleTest(unittest.TestCase):
         self.assertEqual(v["ttl"], 300)
         self.assertRegex(v["value"], TOKEN_RE)
         self.assertEqual(d["backend"], {"host": "mail.example.org", "port": 2525, "tls": "may",
-                                        "trust": "ip", "auth_user": ""})
+                                        "trust": "ip", "auth_user": "", "auth_password_set": False})
         self.assertEqual(d["recipients"], "accept-all")
         self.assertRegex(d["created"], ISO_RE)
 
@@ -144,7 +144,7 @@ class ConsoleTest(unittest.TestCase):
         d = self.show("example.net")
         self.assertEqual(d["status"], "active")
         self.assertEqual(d["backend"], {"host": "2001:db8::1", "port": 587, "tls": "encrypt",
-                                        "trust": "auth", "auth_user": "relay@example.net"})
+                                        "trust": "auth", "auth_user": "relay@example.net", "auth_password_set": False})
         self.assertEqual(d["recipients"], "callout")
 
     def test_tokens_differ(self):
