@@ -100,17 +100,13 @@ void print_report(const MxReport& r) {
 }
 
 int run_check_mx(const Context& ctx, const CheckMxOptions& o) {
-  auto name = normalize_domain(o.domain);
-  if (!name) return usage_error(name.error());
-  auto store = open_config_store(ctx);
-  if (!store) return runtime_error(store.error());
-  int code;
-  auto d = domain_for(**store, ctx.principal, *name, code);
-  if (!d) return fail(code, d.error());
+  auto m = open_managed_domain(ctx, o.domain);
+  if (m.exit_code) return m.exit_code;
+  const std::string& name = m.domain.name;
   auto resolver = make_resolver(ctx.config);
   if (!resolver) return runtime_error(resolver.error());
 
-  MxReport r = check(ctx.config, *resolver, *name);
+  MxReport r = check(ctx.config, *resolver, name);
   if (o.json) print_json_line(report_json(r));
   else print_report(r);
   if (r.ok) return kExitOk;

@@ -58,4 +58,14 @@ void add_json_flag(CLI::App& cmd, bool& json);
 // Opens the config environment under the configured state_dir.
 Result<std::unique_ptr<store::ConfigStore>> open_config_store(const Context& ctx);
 
+// The usual start of a command on one domain: the name as typed is
+// normalised, the store opened and the principal's rights checked. On
+// failure the message is already printed and `exit_code` is non-zero.
+struct ManagedDomain {
+  std::unique_ptr<store::ConfigStore> store;
+  store::Domain domain;
+  int exit_code = kExitOk;
+};
+ManagedDomain open_managed_domain(const Context& ctx, std::string_view typed);
+
 }  // namespace mxguard::console

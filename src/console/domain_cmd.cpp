@@ -119,15 +119,10 @@ int run_add(const Context& ctx, const AddOptions& o) {
 }
 
 int run_show(const Context& ctx, const NameOptions& o) {
-  auto name = normalize_domain(o.domain);
-  if (!name) return usage_error(name.error());
-  auto store = open_config_store(ctx);
-  if (!store) return runtime_error(store.error());
-  int code;
-  auto d = domain_for(**store, ctx.principal, *name, code);
-  if (!d) return fail(code, d.error());
-  if (o.json) print_json_line(domain_json(ctx.config, *d));
-  else print_domain_details(ctx.config, *d);
+  auto m = open_managed_domain(ctx, o.domain);
+  if (m.exit_code) return m.exit_code;
+  if (o.json) print_json_line(domain_json(ctx.config, m.domain));
+  else print_domain_details(ctx.config, m.domain);
   return kExitOk;
 }
 

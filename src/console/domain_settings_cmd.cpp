@@ -82,22 +82,13 @@ Status apply_setting(store::Domain& d, std::string_view assignment) {
   return {};
 }
 
-// Loads a domain by the name as typed, if the principal may manage it.
-Result<store::Domain> load(store::ConfigStore& store, const Principal& p, std::string_view typed, int& code) {
-  auto name = normalize_domain(typed);
-  code = kExitUsage;
-  if (!name) return Error{name.error()};
-  return domain_for(store, p, *name, code);
-}
-
 int run_set(const Context& ctx, const SetOptions& o) {
   if (o.assignments.empty() && o.auth_password_file.empty())
     return usage_error("nothing to change: give KEY=VALUE settings or --auth-password-file");
-  auto store = open_config_store(ctx);
-  if (!store) return runtime_error(store.error());
-  int code;
-  auto d = load(**store, ctx.principal, o.domain, code);
-  if (!d) return fail(code, d.error());
+  auto m = open_managed_domain(ctx, o.domain);
+  if (m.exit_code) return m.exit_code;
+  auto& store = m.store;
+  auto* d = &m.domain;
   const store::Domain before = *d;
   for (const auto& a : o.assignments)
     if (auto s = apply_setting(*d, a); !s) return usage_error(s.error());
@@ -110,8 +101,8 @@ int run_set(const Context& ctx, const SetOptions& o) {
     return usage_error(fmt::format("reject_threshold ({}) must be >= quarantine_threshold ({})", d->reject_threshold,
                                    d->quarantine_threshold));
   if (d->trust == "auth" && d->auth_user.empty()) return usage_error("trust=auth needs auth_user");
-  if (auto s = (*store)->put_domain(*d); !s) return runtime_error(s.error());
-  if (auto s = audit(**store, ctx.principal, "domain.set", d->name, domain_record(before), domain_record(*d)); !s)
+  if (auto s = store->put_domain(*d); !s) return runtime_error(s.error());
+  if (auto s = audit(*store, ctx.principal, "domain.set", d->name, domain_record(before), domain_record(*d)); !s)
     return runtime_error(s.error());
   fmt::print("Updated {}: {}{}.\n", d->name, fmt::join(o.assignments, ", "),
              o.auth_password_file.empty() ? "" : (o.assignments.empty() ? "auth password" : ", auth password"));
@@ -119,19 +110,18 @@ int run_set(const Context& ctx, const SetOptions& o) {
 }
 
 int run_status(const Context& ctx, const NameOption& o, store::DomainStatus to) {
-  auto store = open_config_store(ctx);
-  if (!store) return runtime_error(store.error());
-  int code;
-  auto d = load(**store, ctx.principal, o.domain, code);
-  if (!d) return fail(code, d.error());
+  auto m = open_managed_domain(ctx, o.domain);
+  if (m.exit_code) return m.exit_code;
+  auto& store = m.store;
+  auto* d = &m.domain;
   if (!is_operator(ctx.principal) && ctx.principal.role != store::Role::kCustomerAdmin)
     return fail(kExitNotPermitted, not_permitted("suspending or resuming domains"));
   store::DomainStatus was = d->status;
   if (d->status == store::DomainStatus::kPendingVerification)
     return usage_error(fmt::format("{} is pending verification; verify it first", d->name));
   d->status = to;
-  if (auto s = (*store)->put_domain(*d); !s) return runtime_error(s.error());
-  if (auto s = audit(**store, ctx.principal, to == store::DomainStatus::kActive ? "domain.resume" : "domain.suspend",
+  if (auto s = store->put_domain(*d); !s) return runtime_error(s.error());
+  if (auto s = audit(*store, ctx.principal, to == store::DomainStatus::kActive ? "domain.resume" : "domain.suspend",
                      d->name, {{"status", store::to_string(was)}}, {{"status", store::to_string(to)}});
       !s)
     return runtime_error(s.error());

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "console.hpp"
+#include "onboarding.hpp"
 
 namespace mxguard::console {
 
@@ -27,6 +28,29 @@ void add_json_flag(CLI::App& cmd, bool& json) {
 
 Result<std::unique_ptr<store::ConfigStore>> open_config_store(const Context& ctx) {
   return store::ConfigStore::open(ctx.config.state_dir);
+}
+
+ManagedDomain open_managed_domain(const Context& ctx, std::string_view typed) {
+  ManagedDomain m;
+  auto name = normalize_domain(typed);
+  if (!name) {
+    m.exit_code = usage_error(name.error());
+    return m;
+  }
+  auto store = open_config_store(ctx);
+  if (!store) {
+    m.exit_code = runtime_error(store.error());
+    return m;
+  }
+  int code;
+  auto d = domain_for(**store, ctx.principal, *name, code);
+  if (!d) {
+    m.exit_code = fail(code, d.error());
+    return m;
+  }
+  m.store = std::move(*store);
+  m.domain = std::move(*d);
+  return m;
 }
 
 namespace {

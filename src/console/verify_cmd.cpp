@@ -176,14 +176,9 @@ Result<Outcome> verify(const Context& ctx, store::ConfigStore& store, store::Dom
 }
 
 int run_verify(const Context& ctx, const VerifyOptions& opts) {
-  auto name = normalize_domain(opts.domain);
-  if (!name) return usage_error(name.error());
-  auto store = open_config_store(ctx);
-  if (!store) return runtime_error(store.error());
-  int code;
-  auto d = domain_for(**store, ctx.principal, *name, code);
-  if (!d) return fail(code, d.error());
-  auto outcome = verify(ctx, **store, std::move(*d));
+  auto m = open_managed_domain(ctx, opts.domain);
+  if (m.exit_code) return m.exit_code;
+  auto outcome = verify(ctx, *m.store, std::move(m.domain));
   if (!outcome) return runtime_error(outcome.error());
   return report(*outcome, opts.json);
 }
