@@ -87,22 +87,37 @@ int run_set(const Context& ctx, const SetOptions& o) {
     return usage_error("nothing to change: give KEY=VALUE settings or --auth-password-file");
   auto m = open_managed_domain(ctx, o.domain);
   if (m.exit_code) return m.exit_code;
-  auto& store = m.store;
-  auto* d = &m.domain;
-  const store::Domain before = *d;
-  for (const auto& a : o.assignments)
-    if (auto s = apply_setting(*d, a); !s) return usage_error(s.error());
+  std::string password;
   if (!o.auth_password_file.empty()) {
     auto pw = read_secret_file(o.auth_password_file);
     if (!pw) return usage_error(pw.error());
-    if (!pw->empty()) d->auth_password = std::move(*pw);  // empty keeps the stored password
+    password = std::move(*pw);
   }
-  if (d->reject_threshold < d->quarantine_threshold)
-    return usage_error(fmt::format("reject_threshold ({}) must be >= quarantine_threshold ({})", d->reject_threshold,
-                                   d->quarantine_threshold));
-  if (d->trust == "auth" && d->auth_user.empty()) return usage_error("trust=auth needs auth_user");
-  if (auto s = store->put_domain(*d); !s) return runtime_error(s.error());
-  if (auto s = audit(*store, ctx.principal, "domain.set", d->name, domain_record(before), domain_record(*d)); !s)
+  // The settings are applied to the record as it is inside the write
+  // transaction, so a concurrent change to other settings is not lost.
+  store::Domain before;
+  bool input_error = false;
+  auto updated = m.store->update_domain(m.domain.name, [&](store::Domain& d) -> Status {
+    before = d;
+    for (const auto& a : o.assignments) {
+      if (auto s = apply_setting(d, a); !s) {
+        input_error = true;
+        return s;
+      }
+    }
+    if (!password.empty()) d.auth_password = password;  // empty keeps the stored password
+    input_error = true;
+    if (d.reject_threshold < d.quarantine_threshold)
+      return Error{fmt::format("reject_threshold ({}) must be >= quarantine_threshold ({})", d.reject_threshold,
+                               d.quarantine_threshold)};
+    if (d.trust == "auth" && d.auth_user.empty()) return Error{"trust=auth needs auth_user"};
+    input_error = false;
+    return {};
+  });
+  if (!updated) return input_error ? usage_error(updated.error()) : runtime_error(updated.error());
+  if (!*updated) return usage_error(fmt::format("no such domain: {}", m.domain.name));
+  const store::Domain* d = &**updated;
+  if (auto s = audit(*m.store, ctx.principal, "domain.set", d->name, domain_record(before), domain_record(*d)); !s)
     return runtime_error(s.error());
   fmt::print("Updated {}: {}{}.\n", d->name, fmt::join(o.assignments, ", "),
              o.auth_password_file.empty() ? "" : (o.assignments.empty() ? "auth password" : ", auth password"));
@@ -112,16 +127,23 @@ int run_set(const Context& ctx, const SetOptions& o) {
 int run_status(const Context& ctx, const NameOption& o, store::DomainStatus to) {
   auto m = open_managed_domain(ctx, o.domain);
   if (m.exit_code) return m.exit_code;
-  auto& store = m.store;
-  auto* d = &m.domain;
   if (!is_operator(ctx.principal) && ctx.principal.role != store::Role::kCustomerAdmin)
     return fail(kExitNotPermitted, not_permitted("suspending or resuming domains"));
-  store::DomainStatus was = d->status;
-  if (d->status == store::DomainStatus::kPendingVerification)
-    return usage_error(fmt::format("{} is pending verification; verify it first", d->name));
-  d->status = to;
-  if (auto s = store->put_domain(*d); !s) return runtime_error(s.error());
-  if (auto s = audit(*store, ctx.principal, to == store::DomainStatus::kActive ? "domain.resume" : "domain.suspend",
+  store::DomainStatus was{};
+  bool pending = false;
+  auto updated = m.store->update_domain(m.domain.name, [&](store::Domain& d) -> Status {
+    was = d.status;
+    if (d.status == store::DomainStatus::kPendingVerification) {
+      pending = true;
+      return Error{fmt::format("{} is pending verification; verify it first", d.name)};
+    }
+    d.status = to;
+    return {};
+  });
+  if (!updated) return pending ? usage_error(updated.error()) : runtime_error(updated.error());
+  if (!*updated) return usage_error(fmt::format("no such domain: {}", m.domain.name));
+  const store::Domain* d = &**updated;
+  if (auto s = audit(*m.store, ctx.principal, to == store::DomainStatus::kActive ? "domain.resume" : "domain.suspend",
                      d->name, {{"status", store::to_string(was)}}, {{"status", store::to_string(to)}});
       !s)
     return runtime_error(s.error());

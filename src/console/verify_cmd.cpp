@@ -70,15 +70,21 @@ Verdict judge(const dns::Answer<dns::TxtRecord>& a, std::string_view token) {
 // the whole record, so the domain is read again just before: a concurrent
 // change of status or token wins over what we saw earlier.
 Result<Verdict> activate(store::ConfigStore& store, Outcome& o) {
-  auto current = store.domain(o.domain.name);
-  if (!current) return Error{current.error()};
-  if (!*current) return Error{fmt::format("domain {} was removed while it was being verified", o.domain.name)};
-  o.domain = std::move(**current);
-  if (o.domain.status == store::DomainStatus::kActive) return Verdict::kAlreadyActive;
-  if (o.domain.status == store::DomainStatus::kSuspended) return Verdict::kSuspended;
-  if (!has_token(o.found, o.domain.verify_token)) return Verdict::kMismatch;
-  o.domain.status = store::DomainStatus::kActive;
-  if (auto s = store.put_domain(o.domain); !s) return Error{s.error()};
+  // Decided and written in one transaction: the record seen is the record changed.
+  Verdict verdict = Verdict::kVerified;
+  auto updated = store.update_domain(o.domain.name, [&](store::Domain& d) -> Status {
+    o.domain = d;
+    if (d.status == store::DomainStatus::kActive) verdict = Verdict::kAlreadyActive;
+    else if (d.status == store::DomainStatus::kSuspended) verdict = Verdict::kSuspended;
+    else if (!has_token(o.found, d.verify_token)) verdict = Verdict::kMismatch;
+    if (verdict != Verdict::kVerified) return Error{"unchanged"};  // aborts: nothing written
+    d.status = store::DomainStatus::kActive;
+    return {};
+  });
+  if (verdict != Verdict::kVerified) return verdict;
+  if (!updated) return Error{updated.error()};
+  if (!*updated) return Error{fmt::format("domain {} was removed while it was being verified", o.domain.name)};
+  o.domain = std::move(**updated);
   return Verdict::kVerified;
 }
 

@@ -216,6 +216,21 @@ Status ConfigStore::put_domain(const Domain& d) {
 Result<std::vector<Domain>> ConfigStore::domains() const {
   return all_records<Domain>(env_, dbis_.domains, decode_domain);
 }
+Result<std::optional<Domain>> ConfigStore::update_domain(std::string_view name,
+                                                        const std::function<Status(Domain&)>& change) {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  auto raw = txn->get(dbis_.domains, name);
+  if (!raw) return Error{raw.error()};
+  if (!*raw) return std::optional<Domain>();
+  auto d = decode_domain(**raw);
+  if (!d) return Error{d.error()};
+  if (auto s = change(*d); !s) return Error{s.error()};
+  if (auto s = txn->put(dbis_.domains, name, encode_domain(*d)); !s) return Error{s.error()};
+  if (auto s = txn->commit(); !s) return Error{s.error()};
+  return std::optional<Domain>(std::move(*d));
+}
+
 Result<bool> ConfigStore::remove_domain(std::string_view name) {
   auto txn = Txn::begin(env_, false);
   if (!txn) return Error{txn.error()};

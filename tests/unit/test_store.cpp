@@ -446,3 +446,33 @@ TEST_CASE("store: allow and block lists and list-mode recipients in one policy s
   CHECK(*reader.global_policy(g) == ListVerdict::kNone);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("store: update_domain changes the current record in one transaction, or nothing") {
+  using namespace mxguard::store;
+  char tmpl[] = "/tmp/mxg-update-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto cs = ConfigStore::open(dir);
+  REQUIRE(cs.ok());
+  Domain d;
+  d.name = "example.com";
+  d.customer = "acme";
+  REQUIRE((*cs)->put_domain(d).ok());
+  auto up = (*cs)->update_domain("example.com", [](Domain& x) -> mxguard::Status {
+    x.tls_policy = "encrypt";
+    return {};
+  });
+  REQUIRE(up.ok());
+  REQUIRE(up->has_value());
+  CHECK((**up).tls_policy == "encrypt");
+  CHECK((*(*cs)->domain("example.com"))->tls_policy == "encrypt");
+  auto refused = (*cs)->update_domain("example.com", [](Domain& x) -> mxguard::Status {
+    x.tls_policy = "none";
+    return mxguard::Error{"no"};
+  });
+  CHECK_FALSE(refused.ok());
+  CHECK((*(*cs)->domain("example.com"))->tls_policy == "encrypt");  // nothing written
+  auto missing = (*cs)->update_domain("nosuch.example", [](Domain&) -> mxguard::Status { return {}; });
+  REQUIRE(missing.ok());
+  CHECK_FALSE(missing->has_value());
+  std::filesystem::remove_all(dir);
+}

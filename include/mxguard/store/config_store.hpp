@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,6 +80,11 @@ class ConfigStore {
   // in the same transaction (created_ms = d.created_ms); otherwise it stops the add.
   Result<AddOutcome> add_domain(const Domain& d, bool create_customer);
   Result<bool> remove_domain(std::string_view name);
+  // Reads, changes and writes a domain in one write transaction, so a
+  // concurrent change cannot be lost between the read and the write. `change`
+  // sees the current record; an error from it aborts and writes nothing.
+  // Returns the record as written, nullopt when the domain does not exist.
+  Result<std::optional<Domain>> update_domain(std::string_view name, const std::function<Status(Domain&)>& change);
   Result<std::vector<Domain>> domains() const;
 
   // Recipients of `list`-mode domains ("mailbox" entries for now; aliases,
