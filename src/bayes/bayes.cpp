@@ -1,0 +1,2 @@
+// Placeholder: implemented by its owner.
+#include "mxguard/bayes/bayes.hpp"

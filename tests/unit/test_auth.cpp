@@ -1,0 +1,2 @@
+// Unit tests for the auth module.
+#include <doctest.h>

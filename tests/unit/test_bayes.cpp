@@ -1,0 +1,2 @@
+// Unit tests for the bayes module.
+#include <doctest.h>

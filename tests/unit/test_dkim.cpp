@@ -1,0 +1,2 @@
+// Unit tests for the dkim module.
+#include <doctest.h>

@@ -1,0 +1,2 @@
+// Unit tests for the mime module.
+#include <doctest.h>

@@ -1,0 +1,2 @@
+// Unit tests for the scan module.
+#include <doctest.h>
