@@ -131,8 +131,12 @@ Result<std::unique_ptr<ConfigStore>> ConfigStore::open(const std::string& state_
   if (!users) return Error{users.error()};
   auto audit = env->open_db("audit");
   if (!audit) return Error{audit.error()};
-  return std::unique_ptr<ConfigStore>(
-      new ConfigStore(std::move(*env), Dbis{*customers, *domains, *recipients, *lists, *users, *audit}));
+  auto bundles = env->open_db("bundles");
+  if (!bundles) return Error{bundles.error()};
+  auto settings = env->open_db("settings");
+  if (!settings) return Error{settings.error()};
+  return std::unique_ptr<ConfigStore>(new ConfigStore(
+      std::move(*env), Dbis{*customers, *domains, *recipients, *lists, *users, *audit, *bundles, *settings}));
 }
 
 template <typename T, typename Decode>
@@ -472,6 +476,150 @@ Result<std::optional<Domain>> ConfigReader::domain(std::string_view name) {
     out = Error{lmdb_error("config lookup", rc)};
   }
   mdb_txn_reset(txn_);
+  return out;
+}
+
+}  // namespace mxguard::store
+
+namespace mxguard::store {
+
+namespace {
+
+constexpr uint8_t kBundleRecordVersion = 1;
+constexpr std::string_view kActiveBundleKey = "active_bundle";
+constexpr std::string_view kTrustedKeyPrefix = "trusted_key:";
+
+// Bundle keys are big-endian sequence numbers, so a cursor walks them in order.
+std::string seq_key(uint64_t seq) {
+  std::string k(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    k[i] = static_cast<char>(seq & 0xff);
+    seq >>= 8;
+  }
+  return k;
+}
+
+uint64_t key_seq(std::string_view k) {
+  uint64_t v = 0;
+  for (char c : k.substr(0, 8)) v = (v << 8) | static_cast<uint8_t>(c);
+  return v;
+}
+
+struct BundleValue {
+  std::string_view meta;
+  std::string_view file;
+};
+
+std::optional<BundleValue> split_bundle_value(std::string_view v) {
+  if (v.size() < 5 || static_cast<uint8_t>(v[0]) != kBundleRecordVersion) return std::nullopt;
+  uint32_t len = 0;
+  for (int i = 4; i >= 1; --i) len = (len << 8) | static_cast<uint8_t>(v[i]);
+  if (v.size() - 5 < len) return std::nullopt;
+  return BundleValue{v.substr(5, len), v.substr(5 + len)};
+}
+
+std::optional<uint64_t> active_in(const Txn& txn, MDB_dbi settings) {
+  auto v = txn.get(settings, kActiveBundleKey);
+  if (!v || !*v || (*v)->size() != 8) return std::nullopt;
+  return key_seq(**v);
+}
+
+}  // namespace
+
+Result<uint64_t> ConfigStore::add_bundle(std::string_view file, std::string_view meta, size_t keep) {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  uint64_t seq = 1;
+  std::vector<uint64_t> existing;
+  {
+    Cursor cur(*txn, dbis_.bundles);
+    for (bool ok = cur.seek(""); ok; ok = cur.next()) existing.push_back(key_seq(cur.key()));
+  }
+  if (!existing.empty()) seq = existing.back() + 1;
+  std::string value(1, static_cast<char>(kBundleRecordVersion));
+  uint32_t len = static_cast<uint32_t>(meta.size());
+  for (int i = 0; i < 4; ++i) value += static_cast<char>((len >> (8 * (3 - i))) & 0xff);
+  value.append(meta);
+  value.append(file);
+  if (auto st = txn->put(dbis_.bundles, seq_key(seq), value); !st) return Error{st.error()};
+  if (auto st = txn->put(dbis_.settings, kActiveBundleKey, seq_key(seq)); !st) return Error{st.error()};
+  // The new one is active; drop the oldest beyond `keep`.
+  existing.push_back(seq);
+  while (existing.size() > keep && existing.size() > 1) {
+    if (auto d = txn->del(dbis_.bundles, seq_key(existing.front())); !d) return Error{d.error()};
+    existing.erase(existing.begin());
+  }
+  if (auto st = txn->commit(); !st) return Error{st.error()};
+  return seq;
+}
+
+Result<std::vector<ConfigStore::BundleRecord>> ConfigStore::bundles() const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  auto active = active_in(*txn, dbis_.settings);
+  std::vector<BundleRecord> out;
+  Cursor cur(*txn, dbis_.bundles);
+  for (bool ok = cur.seek(""); ok; ok = cur.next()) {
+    auto v = split_bundle_value(cur.value());
+    if (!v) return Error{"a rule bundle record is corrupt"};
+    uint64_t seq = key_seq(cur.key());
+    out.push_back({seq, std::string(v->meta), active && *active == seq});
+  }
+  return out;
+}
+
+Result<std::optional<std::string>> ConfigStore::bundle_file(uint64_t seq) const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  auto raw = txn->get(dbis_.bundles, seq_key(seq));
+  if (!raw) return Error{raw.error()};
+  if (!*raw) return std::optional<std::string>{};
+  auto v = split_bundle_value(**raw);
+  if (!v) return Error{"a rule bundle record is corrupt"};
+  return std::optional<std::string>(std::string(v->file));
+}
+
+Result<std::optional<uint64_t>> ConfigStore::active_bundle() const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  return active_in(*txn, dbis_.settings);
+}
+
+Result<std::optional<uint64_t>> ConfigStore::rollback_bundle() {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  auto active = active_in(*txn, dbis_.settings);
+  if (!active) return std::optional<uint64_t>{};
+  std::optional<uint64_t> previous;
+  {
+    Cursor cur(*txn, dbis_.bundles);
+    for (bool ok = cur.seek(""); ok; ok = cur.next()) {
+      uint64_t seq = key_seq(cur.key());
+      if (seq < *active) previous = seq;
+    }
+  }
+  if (!previous) return std::optional<uint64_t>{};
+  if (auto st = txn->put(dbis_.settings, kActiveBundleKey, seq_key(*previous)); !st) return Error{st.error()};
+  if (auto st = txn->commit(); !st) return Error{st.error()};
+  return previous;
+}
+
+Result<bool> ConfigStore::add_trusted_key(std::string_view name, std::string_view key) {
+  std::string value(key);
+  return toggle_key(env_, dbis_.settings, std::string(kTrustedKeyPrefix) + std::string(name), &value);
+}
+
+Result<bool> ConfigStore::remove_trusted_key(std::string_view name) {
+  return toggle_key(env_, dbis_.settings, std::string(kTrustedKeyPrefix) + std::string(name), nullptr);
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> ConfigStore::trusted_keys() const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  std::vector<std::pair<std::string, std::string>> out;
+  Cursor cur(*txn, dbis_.settings);
+  for (bool ok = cur.seek(kTrustedKeyPrefix); ok && cur.key().starts_with(kTrustedKeyPrefix); ok = cur.next())
+    out.emplace_back(std::string(cur.key().substr(kTrustedKeyPrefix.size())), std::string(cur.value()));
   return out;
 }
 

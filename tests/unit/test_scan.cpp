@@ -1,2 +1,233 @@
-// Unit tests for the scan module.
+// Unit tests for the scan module: the rule-file parser and linker, bundles
+// (compile, serialise, sign, verify) and verdicts.
 #include <doctest.h>
+
+#include <string>
+
+#include "mxguard/scan/bundle.hpp"
+#include "mxguard/scan/rules.hpp"
+#include "mxguard/scan/verdict.hpp"
+
+using namespace mxguard;
+using namespace mxguard::scan;
+
+namespace {
+
+const char* kGood = R"(# comment
+rule SUBJ_MONEY
+  description Subject talks money
+  score       1.5
+  target      subject
+  pattern     /\$\d+ (million|thousand)/i
+
+rule HDR_MAILER
+  description Bulk mailer
+  score 0.5
+  target header:X-Mailer
+  pattern /bulk\/mailer/
+
+rule SPF_FAIL
+  description SPF fails
+  score 2
+  builtin spf fail
+
+rule COMBO
+  description money and spf
+  score 3
+  combine SUBJ_MONEY & (SPF_FAIL | !HDR_MAILER)
+
+rule COMBO2
+  description uses a combination
+  score -1
+  combine COMBO & HDR_MAILER
+)";
+
+std::string parse_error(std::string_view text) {
+  auto r = parse_rules(text, "t.rules");
+  if (r) {
+    auto l = link_rules(std::move(*r));
+    if (l) return "";
+    return l.error();
+  }
+  return r.error();
+}
+
+}  // namespace
+
+TEST_CASE("rules: a good file parses and links") {
+  auto parsed = parse_rules(kGood, "t.rules");
+  REQUIRE(parsed.ok());
+  REQUIRE(parsed->size() == 5);
+  const Rule& r0 = (*parsed)[0];
+  CHECK(r0.id == "SUBJ_MONEY");
+  CHECK(r0.description == "Subject talks money");
+  CHECK(r0.score == doctest::Approx(1.5));
+  CHECK(r0.target == Target::kSubject);
+  CHECK(r0.pattern == R"(\$\d+ (million|thousand))");
+  CHECK(r0.flags == kCaseless);
+  CHECK(r0.line == 2);
+  const Rule& r1 = (*parsed)[1];
+  CHECK(r1.target == Target::kHeader);
+  CHECK(r1.header == "x-mailer");
+  CHECK(r1.pattern == "bulk/mailer");  // "\/" is a slash
+  CHECK((*parsed)[2].builtin == std::vector<std::string>{"spf", "fail"});
+  auto set = link_rules(std::move(*parsed));
+  REQUIRE(set.ok());
+  // COMBO comes before COMBO2, which uses it.
+  REQUIRE(set->combine_order.size() == 2);
+  CHECK(set->combine_order[0] == 3);
+  CHECK(set->combine_order[1] == 4);
+  std::vector<bool> fired = {true, false, false, false, false};
+  CHECK(evaluate(set->programs[3], fired));  // SUBJ_MONEY & !HDR_MAILER
+  fired = {true, true, false, false, false};
+  CHECK_FALSE(evaluate(set->programs[3], fired));
+  fired = {true, true, true, false, false};
+  CHECK(evaluate(set->programs[3], fired));
+}
+
+TEST_CASE("rules: errors name the file, the line and the rule") {
+  CHECK(parse_error("rule A\n description x\n score 1\n target text\n pattern /a/q\n") ==
+        "t.rules:5: rule A: unknown pattern flag 'q' (flags are i, s, m, u)");
+  CHECK(parse_error("rule A\n description x\n score 1\n target body\n pattern /a/\n") ==
+        "t.rules:4: rule A: unknown target 'body'");
+  CHECK(parse_error("rule A\n description x\n score 1\n target text\n") ==
+        "t.rules:1: rule A: needs one of pattern, combine or builtin");
+  CHECK(parse_error("rule A\n score 1\n target text\n pattern /a/\n") == "t.rules:1: rule A: no description");
+  CHECK(parse_error("rule A\n description x\n target text\n pattern /a/\n") == "t.rules:1: rule A: no score");
+  CHECK(parse_error("rule A\n description x\n score 1000\n") ==
+        "t.rules:3: rule A: score '1000' is not a number in [-100, 100]");
+  CHECK(parse_error("rule a_lower\n") ==
+        "t.rules:1: 'a_lower' is not a rule id (A-Z, 0-9, _; starting with a letter; at most 64)");
+  CHECK(parse_error("description x\n") == "t.rules:1: 'description' outside a rule (a rule starts with 'rule ID')");
+  CHECK(parse_error("rule A\n description x\n score 1\n pattern /a/\n") ==
+        "t.rules:1: rule A: a pattern rule needs a target");
+  CHECK(parse_error("rule A\n description x\n score 1\n target text\n pattern /abc\n") ==
+        "t.rules:5: rule A: the pattern has no closing slash");
+  CHECK(parse_error("rule A\n description x\n score 1\n builtin spf maybe\n") ==
+        "t.rules:4: rule A: builtin spf: unknown result 'maybe'");
+  CHECK(parse_error("rule A\n description x\n score 1\n builtin bayes 0.9 0.5\n") ==
+        "t.rules:4: rule A: builtin bayes: LOW and HIGH must be numbers with 0 <= LOW < HIGH <= 1");
+  CHECK(parse_error("rule A\n description x\n score 1\n builtin nosuch\n") ==
+        "t.rules:4: rule A: unknown builtin 'nosuch'");
+  CHECK(parse_error("rule C\n description c\n score 1\n builtin spf pass\n"
+                    "rule A\n description x\n score 1\n combine C & \n") ==
+        "t.rules:5: rule A: combination ends where a rule id was expected");
+  CHECK(parse_error("rule A\n description x\n score 1\n combine NOPE\n") ==
+        "t.rules:1: rule A: combination uses unknown rule NOPE");
+  CHECK(parse_error("rule A\n description x\n score 1\n combine B\nrule B\n description y\n score 1\n combine A\n") ==
+        "t.rules:5: rule B: combination cycle through A");
+  CHECK(parse_error("rule A\n description x\n score 1\n builtin spf fail\nrule A\n description y\n score 1\n"
+                    " builtin spf pass\n") == "t.rules:5: rule A: id already used at t.rules:1");
+  CHECK(parse_error("rule A\n description x\n score 1\n target raw\n pattern /a/u\n") ==
+        "t.rules:1: rule A: flag u is not allowed on raw or attachment-content (they are not UTF-8)");
+  CHECK(parse_error("rule A\n description x\n description y\n") == "t.rules:3: rule A: description given twice");
+  CHECK(parse_error("rule A\n description x\n score 1\n combine (A\n").find("missing ')'") != std::string::npos);
+}
+
+TEST_CASE("bundle: compile errors name the rule") {
+  auto parsed = parse_rules("rule BAD\n description x\n score 1\n target text\n pattern /(a/\n", "b.rules");
+  REQUIRE(parsed.ok());
+  auto set = link_rules(std::move(*parsed));
+  REQUIRE(set.ok());
+  auto compiled = CompiledRules::compile(std::move(*set));
+  REQUIRE_FALSE(compiled.ok());
+  CHECK(compiled.error().starts_with("b.rules:1: rule BAD: pattern does not compile: "));
+
+  parsed = parse_rules("rule EMPTY\n description x\n score 1\n target text\n pattern /a*/\n", "b.rules");
+  REQUIRE(parsed.ok());
+  set = link_rules(std::move(*parsed));
+  REQUIRE(set.ok());
+  compiled = CompiledRules::compile(std::move(*set));
+  REQUIRE_FALSE(compiled.ok());
+  CHECK(compiled.error().starts_with("b.rules:1: rule EMPTY: pattern does not compile: "));
+}
+
+TEST_CASE("bundle: serialise, sign, verify and load back") {
+  auto set = link_rules(*parse_rules(kGood, "t.rules"));
+  REQUIRE(set.ok());
+  auto compiled = CompiledRules::compile(std::move(*set));
+  REQUIRE(compiled.ok());
+  CHECK((*compiled)->databases().size() == 2);  // subject, header:x-mailer
+  CHECK((*compiled)->db(Target::kSubject) != nullptr);
+  CHECK((*compiled)->db(Target::kText) == nullptr);
+  CHECK((*compiled)->header_db("x-mailer") != nullptr);
+  CHECK((*compiled)->builtins() == std::vector<uint32_t>{2});
+
+  std::string body = (*compiled)->serialize("test", 1234);
+  SigningKey key = generate_signing_key();
+  std::string file = sign_bundle(body, key);
+
+  BundleInfo info;
+  auto verified = verify_bundle(file, {key.public_key}, &info);
+  REQUIRE(verified.ok());
+  CHECK(*verified == body);
+  CHECK(info.name == "test");
+  CHECK(info.created_ms == 1234);
+  CHECK(info.rules == 5);
+  CHECK(info.digest.size() == 64);
+  CHECK(info.signed_by == encode_public_key(key.public_key));
+
+  auto loaded = CompiledRules::deserialize(*verified);
+  REQUIRE(loaded.ok());
+  REQUIRE((*loaded)->rules().rules.size() == 5);
+  CHECK((*loaded)->rules().rules[1].pattern == "bulk/mailer");
+  CHECK((*loaded)->rules().rules[0].pattern == R"(\$\d+ (million|thousand))");
+  CHECK((*loaded)->rules().rules[0].line == 2);
+  CHECK((*loaded)->header_db("x-mailer") != nullptr);
+
+  // Another key, a changed byte, a truncated file and no signature are refused.
+  SigningKey other = generate_signing_key();
+  auto wrong = verify_bundle(file, {other.public_key});
+  REQUIRE_FALSE(wrong.ok());
+  CHECK(wrong.error().find("not a trusted key") != std::string::npos);
+  std::string tampered = file;
+  tampered[100] ^= 1;
+  auto bad = verify_bundle(tampered, {key.public_key});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().find("does not verify") != std::string::npos);
+  CHECK_FALSE(verify_bundle(file.substr(0, 50), {key.public_key}).ok());
+  std::string unsigned_file = file.substr(0, 4 + body.size()) + "NONE";
+  auto uns = verify_bundle(unsigned_file, {key.public_key});
+  REQUIRE_FALSE(uns.ok());
+  CHECK(uns.error().find("not signed") != std::string::npos);
+  CHECK(bundle_body(unsigned_file).ok());
+}
+
+TEST_CASE("bundle: keys round-trip and damaged keys are refused") {
+  SigningKey key = generate_signing_key();
+  auto back = decode_signing_key(encode_signing_key(key));
+  REQUIRE(back.ok());
+  CHECK(back->public_key == key.public_key);
+  CHECK(back->secret == key.secret);
+  CHECK_FALSE(decode_signing_key("mxguard-rules-key AAAA").ok());
+  CHECK_FALSE(decode_signing_key("something else").ok());
+  auto pub = decode_public_key(encode_public_key(key.public_key));
+  REQUIRE(pub.ok());
+  CHECK(*pub == key.public_key);
+  CHECK_FALSE(decode_public_key("abc").ok());
+}
+
+TEST_CASE("verdict: thresholds and several recipients") {
+  Thresholds t{15, 6, 4};
+  CHECK(action_for(3.9, t) == Action::kDeliver);
+  CHECK(action_for(4, t) == Action::kGreylist);
+  CHECK(action_for(6, t) == Action::kQuarantine);
+  CHECK(action_for(15, t) == Action::kReject);
+  CHECK(action_for(-5, t) == Action::kDeliver);
+
+  auto v = combine({{Action::kReject, false}, {Action::kReject, false}});
+  CHECK(v.reply == Action::kReject);
+  v = combine({{Action::kReject, false}, {Action::kReject, true}});
+  CHECK(v.reply == Action::kQuarantine);  // accepted: the allow-listed recipient gets it
+  CHECK(v.per_recipient == std::vector<Action>{Action::kQuarantine, Action::kDeliver});
+  v = combine({{Action::kGreylist, false}, {Action::kReject, false}});
+  CHECK(v.reply == Action::kGreylist);
+  v = combine({{Action::kQuarantine, false}, {Action::kDeliver, false}});
+  CHECK(v.reply == Action::kQuarantine);
+  CHECK(v.per_recipient == std::vector<Action>{Action::kQuarantine, Action::kDeliver});
+  v = combine({{Action::kGreylist, false}, {Action::kDeliver, false}});
+  CHECK(v.reply == Action::kDeliver);
+  CHECK(v.per_recipient == std::vector<Action>{Action::kDeliver, Action::kDeliver});
+  CHECK(action_from_string("quarantine") == Action::kQuarantine);
+  CHECK_FALSE(action_from_string("drop").has_value());
+}

@@ -43,27 +43,27 @@ class Handler {
   virtual ~Handler() = default;
   // One header field of the message (part 0) or of a part or nested message,
   // unfolded, RFC 2047 encoded-words decoded to UTF-8, name as written.
-  virtual void on_header(const PartInfo& part, std::string_view name, std::string_view value) {}
+  virtual void on_header(const PartInfo& /*part*/, std::string_view /*name*/, std::string_view /*value*/) {}
   // The header section of `part` is complete.
-  virtual void on_part_begin(const PartInfo& part) {}
+  virtual void on_part_begin(const PartInfo& /*part*/) {}
   // Decoded text of a text/* leaf in UTF-8, in pieces as it is decoded. For
   // HTML this is the visible text (tags, comments, script and style removed,
   // entities decoded); the HTML source goes to on_html.
-  virtual void on_text(const PartInfo& part, TextKind kind, std::string_view utf8) {}
-  virtual void on_html(const PartInfo& part, std::string_view source_utf8) {}
+  virtual void on_text(const PartInfo& /*part*/, TextKind /*kind*/, std::string_view /*utf8*/) {}
+  virtual void on_html(const PartInfo& /*part*/, std::string_view /*source_utf8*/) {}
   // A URL found in plain text or in an HTML attribute (href, src, action, ...).
   // `host` is lower case without port or userinfo ("" when there is none).
-  virtual void on_url(const PartInfo& part, std::string_view url, std::string_view host) {}
+  virtual void on_url(const PartInfo& /*part*/, std::string_view /*url*/, std::string_view /*host*/) {}
   // Decoded content of a non-text leaf (attachments, images, ...), in pieces.
-  virtual void on_attachment_data(const PartInfo& part, std::string_view decoded) {}
+  virtual void on_attachment_data(const PartInfo& /*part*/, std::string_view /*decoded*/) {}
   // The part is complete. `detected_type` comes from the first bytes of the
   // decoded content ("application/x-dosexec", "application/zip",
   // "application/pdf", "application/x-ole-storage", ...; "" when unknown).
-  virtual void on_part_end(const PartInfo& part, std::string_view detected_type) {}
+  virtual void on_part_end(const PartInfo& /*part*/, std::string_view /*detected_type*/) {}
   // The raw (undecoded) body of the top-level message, in pieces.
-  virtual void on_raw_body(std::string_view bytes) {}
+  virtual void on_raw_body(std::string_view /*bytes*/) {}
   // A bound was hit; what follows is not decoded (but raw body events continue).
-  virtual void on_limit(LimitHit what) {}
+  virtual void on_limit(LimitHit /*what*/) {}
 };
 
 class Walker {

@@ -111,6 +111,29 @@ class ConfigStore {
   Status append_audit(const AuditEntry& e);
   Result<std::vector<AuditEntry>> audit() const;
 
+  // Rule bundles, numbered in the order they were stored. `meta` is a small
+  // JSON object (name, digest, rules, pushed_ms, signed_by, factory) kept next
+  // to the file so listing does not read megabytes.
+  struct BundleRecord {
+    uint64_t seq = 0;
+    std::string meta;
+    bool active = false;
+  };
+  // Stores a bundle file and makes it the active one, in one transaction;
+  // keeps the newest `keep` bundles (and the active one).
+  Result<uint64_t> add_bundle(std::string_view file, std::string_view meta, size_t keep = 10);
+  Result<std::vector<BundleRecord>> bundles() const;
+  Result<std::optional<std::string>> bundle_file(uint64_t seq) const;
+  Result<std::optional<uint64_t>> active_bundle() const;
+  // Makes the newest bundle older than the active one active; returns it,
+  // nullopt when there is none.
+  Result<std::optional<uint64_t>> rollback_bundle();
+
+  // Public keys (base64 Ed25519) trusted to sign rule bundles, by name.
+  Result<bool> add_trusted_key(std::string_view name, std::string_view key);
+  Result<bool> remove_trusted_key(std::string_view name);
+  Result<std::vector<std::pair<std::string, std::string>>> trusted_keys() const;
+
   const Env& env() const { return env_; }
   MDB_dbi domains_dbi() const { return dbis_.domains; }
   MDB_dbi recipients_dbi() const { return dbis_.recipients; }
@@ -118,7 +141,7 @@ class ConfigStore {
 
  private:
   struct Dbis {
-    MDB_dbi customers, domains, recipients, lists, users, audit;
+    MDB_dbi customers, domains, recipients, lists, users, audit, bundles, settings;
   };
   ConfigStore(Env env, Dbis dbis) : env_(std::move(env)), dbis_(dbis) {}
   Env env_;
