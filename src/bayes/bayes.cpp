@@ -1,2 +1,0 @@
-// Placeholder: implemented by its owner.
-#include "mxguard/bayes/bayes.hpp"
