@@ -46,6 +46,9 @@ void add_list_commands(CLI::App& root, Commands& out);
 void add_user_commands(CLI::App& root, Commands& out);
 void add_audit_commands(CLI::App& root, Commands& out);
 void add_queue_commands(CLI::App& root, Commands& out);
+void add_rules_commands(CLI::App& root, Commands& out);
+void add_scan_commands(CLI::App& root, Commands& out);
+void add_feed_commands(CLI::App& root, Commands& out);
 
 // Prints "mxguard: <message>" as exactly one line on stderr and returns `code`.
 int fail(int code, std::string_view message);

@@ -73,7 +73,7 @@ int missing_subcommand(CLI::App& at, bool is_root) {
 }
 
 int parse_and_run(int argc, char** argv) {
-  CLI::App app{"MxGuard console: customers, domains and the mail queue.", "mxguard"};
+  CLI::App app{"MxGuard console: customers, domains, rules, scanning and the mail queue.", "mxguard"};
   // Fallthrough lets global options such as --config follow the subcommand.
   app.fallthrough();
   app.require_subcommand(0, 1);
@@ -91,6 +91,9 @@ int parse_and_run(int argc, char** argv) {
   add_list_commands(app, commands);
   add_user_commands(app, commands);
   add_audit_commands(app, commands);
+  add_rules_commands(app, commands);
+  add_scan_commands(app, commands);
+  add_feed_commands(app, commands);
 
   try {
     app.parse(argc, argv);

@@ -163,7 +163,7 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
   Reader r(origin);
   Config cfg;
   r.check_known(root, "",
-                {"hostname", "state_dir", "smtp", "tls", "dns", "delivery", "onboarding"});
+                {"hostname", "state_dir", "smtp", "tls", "dns", "delivery", "onboarding", "scan"});
 
   if (auto n = root.get("hostname")) {
     cfg.hostname = r.str(*n, "hostname");
@@ -270,6 +270,31 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
       for (const auto& h : cfg.onboarding.mx_hosts)
         if (!valid_hostname(h)) r.fail("onboarding.mx_hosts", fmt::format("'{}' is not a host name", h));
     }
+  }
+  if (const toml::table* t = section("scan")) {
+    r.check_known(*t, "scan",
+                  {"rules_dir", "dnsbl_zones", "uribl_zones", "network_checks", "greylist_min_delay",
+                   "greylist_window", "mime_max_depth", "mime_max_parts"});
+    auto& sc = cfg.scan;
+    if (auto n = t->get("rules_dir")) sc.rules_dir = r.str(*n, "scan.rules_dir");
+    for (auto [key, list] : {std::pair{"dnsbl_zones", &sc.dnsbl_zones}, std::pair{"uribl_zones", &sc.uribl_zones}}) {
+      if (auto n = t->get(key)) {
+        std::string name = std::string("scan.") + key;
+        *list = r.strings(*n, name);
+        for (const auto& z : *list)
+          if (!valid_hostname(z)) r.fail(name, fmt::format("'{}' is not a DNS zone", z));
+      }
+    }
+    if (auto n = t->get("network_checks")) {
+      if (!n->is_boolean()) r.fail("scan.network_checks", "must be true or false");
+      sc.network_checks = *n->value<bool>();
+    }
+    if (auto n = t->get("greylist_min_delay")) sc.greylist_min_delay = r.duration(*n, "scan.greylist_min_delay");
+    if (auto n = t->get("greylist_window")) sc.greylist_window = r.duration(*n, "scan.greylist_window");
+    if (sc.greylist_window <= sc.greylist_min_delay)
+      r.fail("scan.greylist_window", "must be longer than scan.greylist_min_delay");
+    if (auto n = t->get("mime_max_depth")) sc.mime_max_depth = static_cast<unsigned>(r.integer(*n, "scan.mime_max_depth", 1, 100));
+    if (auto n = t->get("mime_max_parts")) sc.mime_max_parts = static_cast<unsigned>(r.integer(*n, "scan.mime_max_parts", 1, 100000));
   }
   return cfg;
 }

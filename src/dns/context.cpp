@@ -34,6 +34,9 @@ std::vector<Option> unbound_options(const ResolverOptions& o) {
       // as they say, not be answered by unbound's built-in RFC 6761 zones.
       {"local-zone:", "test. transparent"},
       {"local-zone:", "home.arpa. transparent"},
+      // Loopback reverse names too: lab and test clients connect from
+      // 127.0.0.x, and their PTR records are the test server's to give.
+      {"local-zone:", "127.in-addr.arpa. transparent"},
       {"unblock-lan-zones:", "yes"},
       {"outbound-msg-retry:", "3"},
       {"infra-cache-max-rtt:", max_rtt_ms(o.timeout)},

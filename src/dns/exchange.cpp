@@ -43,28 +43,6 @@ const char* rcode_name(int rcode) {
   }
 }
 
-// The DNS outcome of a finished query.
-Reply classify(int err, UbResult result) {
-  Reply r;
-  if (err != 0 || !result) {
-    r.error = err != 0 ? ub_strerror(err) : "libunbound returned no result";
-    return r;
-  }
-  if (result->bogus) {
-    r.error = fmt::format("DNSSEC validation failed: {}", result->why_bogus ? result->why_bogus : "bogus answer");
-  } else if (result->rcode == 0) {
-    r.status = result->havedata ? LookupStatus::kOk : LookupStatus::kNoData;
-  } else if (result->rcode == 3) {
-    r.status = LookupStatus::kNxDomain;
-  } else if (result->rcode == 2) {
-    r.status = LookupStatus::kServFail;
-  } else {
-    r.error = fmt::format("the DNS server answered {} (rcode {})", rcode_name(result->rcode), result->rcode);
-  }
-  r.result = std::move(result);
-  return r;
-}
-
 void submit(ub_ctx* ctx, const Question& q, Slot& slot) {
   int e = ub_resolve_async(ctx, q.name.c_str(), q.rrtype, 1 /* IN */, &slot, on_answer, &slot.async_id);
   if (e != 0) {
@@ -114,6 +92,27 @@ Reply unfinished(ub_ctx* ctx, const Slot& slot, const std::string& failure) {
 }  // namespace
 
 void ResultDeleter::operator()(ub_result* r) const { ub_resolve_free(r); }
+
+Reply classify(int err, UbResult result) {
+  Reply r;
+  if (err != 0 || !result) {
+    r.error = err != 0 ? ub_strerror(err) : "libunbound returned no result";
+    return r;
+  }
+  if (result->bogus) {
+    r.error = fmt::format("DNSSEC validation failed: {}", result->why_bogus ? result->why_bogus : "bogus answer");
+  } else if (result->rcode == 0) {
+    r.status = result->havedata ? LookupStatus::kOk : LookupStatus::kNoData;
+  } else if (result->rcode == 3) {
+    r.status = LookupStatus::kNxDomain;
+  } else if (result->rcode == 2) {
+    r.status = LookupStatus::kServFail;
+  } else {
+    r.error = fmt::format("the DNS server answered {} (rcode {})", rcode_name(result->rcode), result->rcode);
+  }
+  r.result = std::move(result);
+  return r;
+}
 
 std::vector<Reply> exchange(ub_ctx* ctx, const std::vector<Question>& questions, Millis timeout) {
   std::vector<Slot> slots(questions.size());

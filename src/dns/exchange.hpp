@@ -31,6 +31,10 @@ struct Reply {
   UbResult result;
 };
 
+// The DNS outcome of a finished query: libunbound's error code and result
+// (null when it failed before asking).
+Reply classify(int err, UbResult result);
+
 // Asks all `questions` at once; questions still open at the deadline are
 // cancelled and reported as kTimeout. Replies are in question order.
 std::vector<Reply> exchange(ub_ctx* ctx, const std::vector<Question>& questions, Millis timeout);

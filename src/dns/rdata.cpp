@@ -87,6 +87,14 @@ Result<MxRecord> parse_mx(std::string_view rdata) {
   return r;
 }
 
+Result<std::string> parse_ptr(std::string_view rdata) {
+  auto name = parse_name(rdata);
+  if (!name) return Error{fmt::format("PTR target: {}", name.error())};
+  // The root name is no host: a PTR to "." says nothing about the address.
+  if (name->empty()) return Error{"PTR target is the root name"};
+  return name;
+}
+
 Result<IpAddress> parse_a(std::string_view rdata) { return parse_address(rdata, false); }
 
 Result<IpAddress> parse_aaaa(std::string_view rdata) { return parse_address(rdata, true); }

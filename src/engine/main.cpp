@@ -25,7 +25,11 @@
 
 #include "mxguard/core/config.hpp"
 #include "mxguard/core/log.hpp"
+#include "mxguard/bayes/bayes.hpp"
+#include "mxguard/scan/active.hpp"
 #include "mxguard/store/config_store.hpp"
+#include "mxguard/store/greylist.hpp"
+#include "rules_watch.hpp"
 #include "shard.hpp"
 
 using namespace mxguard;
@@ -153,14 +157,31 @@ int main(int argc, char** argv) {
   unsigned nshards = cfg.smtp.shards ? cfg.smtp.shards : static_cast<unsigned>(get_nprocs());
   engine::ConnLimiter limiter(cfg.smtp.max_connections_per_ip);
   std::atomic<unsigned> connections{0};
-  engine::EngineContext ctx{&cfg, config_store->get(), tls.get(), &limiter, &connections};
+
+  // Listeners first: a port in use is reported before the slower start-up work.
+  std::vector<std::vector<int>> listeners(nshards);
+  for (unsigned i = 0; i < nshards; ++i)
+    for (const auto& a : cfg.smtp.listen) listeners[i].push_back(open_listener(a));
+
+  // The rules (the factory bundle on a new state dir), the shared Bayes model
+  // and greylist, each opened once for the process and shared by the shards.
+  auto active = scan::load_active(**config_store, scan::rules_dir_for(cfg.scan));
+  if (!active) die(fmt::format("rules: {}", active.error()));
+  engine::RulesHolder rules;
+  rules.set(active->rules);
+  log::info("rules.active", "bundle={} name={} rules={} digest={}", active->seq, log::q(active->info.name),
+            active->info.rules, active->info.digest.substr(0, 12));
+  engine::RulesWatcher rules_watcher(**config_store, rules, active->seq);
+  auto bayes = bayes::Model::open(cfg.state_dir);
+  if (!bayes) die(fmt::format("bayes: {}", bayes.error()));
+  auto greylist = store::GreylistStore::open(cfg.state_dir);
+  if (!greylist) die(fmt::format("greylist: {}", greylist.error()));
+
+  engine::EngineContext ctx{&cfg, config_store->get(), tls.get(), &limiter, &connections,
+                            &rules, bayes->get(), greylist->get()};
 
   std::vector<std::unique_ptr<engine::Shard>> shards;
-  for (unsigned i = 0; i < nshards; ++i) {
-    std::vector<int> fds;
-    for (const auto& a : cfg.smtp.listen) fds.push_back(open_listener(a));
-    shards.push_back(std::make_unique<engine::Shard>(i, ctx, std::move(fds)));
-  }
+  for (unsigned i = 0; i < nshards; ++i) shards.push_back(std::make_unique<engine::Shard>(i, ctx, std::move(listeners[i])));
 
   // Each ring is created on its own thread: single-issuer rings belong to their creator.
   std::vector<std::thread> threads;

@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include "mxguard/core/log.hpp"
+#include "shard_internal.hpp"
 #include "mxguard/core/net.hpp"
 
 namespace mxguard::engine {
@@ -55,25 +56,6 @@ std::string peer_ip(const sockaddr_storage& sa, uint16_t& port) {
 }
 }  // namespace
 
-struct Shard::Conn {
-  uint32_t gen = 0;
-  int fd = -1;         // a fixed-file index when `fixed`, else a descriptor
-  bool fixed = false;
-  int limiter_bucket = -1;
-  bool in_use = false;
-  bool recv_armed = false;
-  bool send_inflight = false;
-  bool closing = false;
-  bool close_after_flush = false;  // refused before a session existed
-  int64_t started_ms = 0;
-  int64_t last_activity_ms = 0;
-  int64_t greet_at_ms = 0;
-  std::unique_ptr<smtp::Session> session;
-  std::unique_ptr<TlsChannel> tls;
-  std::string out;      // wire bytes waiting for the send in flight to finish
-  std::string sending;  // wire bytes of the send in flight
-  size_t send_off = 0;
-};
 
 Shard::Shard(unsigned index, const EngineContext& ctx, std::vector<int> listen_fds)
     : index_(index), ctx_(ctx), listen_fds_(std::move(listen_fds)) {
@@ -83,6 +65,11 @@ Shard::Shard(unsigned index, const EngineContext& ctx, std::vector<int> listen_f
 }
 
 Shard::~Shard() {
+  // Outstanding lookups answer with an error when the resolver goes; with no
+  // verdicts left they find nothing to do.
+  for (auto& c : conns_)
+    if (c) c->verdict.reset();
+  resolver_.reset();
   writer_.reset();
   for (auto& c : conns_)
     if (c && c->in_use && !c->fixed && c->fd >= 0) ::close(c->fd);
@@ -154,8 +141,19 @@ Status Shard::init() {
 
   auto spool = store::Spool::open(ctx_.config->state_dir, index_);
   if (!spool) return Error{fmt::format("spool of shard {}: {}", index_, spool.error())};
-  writer_ = std::make_unique<StorageWriter>(std::move(*spool), writer_fd_, index_, ctx_.config->smtp.commit_delay);
+  writer_ = std::make_unique<StorageWriter>(std::move(*spool), writer_fd_, index_, ctx_.config->smtp.commit_delay,
+                                            ctx_.greylist, ctx_.config->scan.greylist_window);
   config_reader_ = std::make_unique<store::ConfigReader>(*ctx_.config_store);
+  refresh_rules();
+  const Config& cfg = *ctx_.config;
+  if (cfg.scan.network_checks && !cfg.dns.servers.empty()) {
+    dns::ResolverOptions ro;
+    ro.servers = cfg.dns.servers;
+    ro.timeout = cfg.dns.timeout;
+    auto r = dns::AsyncResolver::create(ro);
+    if (!r) return Error{fmt::format("resolver of shard {}: {}", index_, r.error())};
+    resolver_ = std::move(*r);
+  }
   return {};
 }
 
@@ -231,6 +229,7 @@ void Shard::run() {
   arm_event_read(kWriterEvent, writer_fd_, &writer_buf_);
   arm_event_read(kStopEvent, stop_fd_, &stop_buf_);
   arm_tick();
+  if (resolver_) arm_resolver();
   log::info("shard.start", "shard={} listeners={}", index_, listen_fds_.size());
 
   while (true) {
@@ -256,6 +255,7 @@ void Shard::run() {
         case kWriterEvent: on_writer_event(); break;
         case kStopEvent: begin_shutdown(); break;
         case kTick: on_tick(); break;
+        case kResolver: on_resolver(cqe->res, cqe->flags); break;
         case kCancel: break;
       }
     }
@@ -399,7 +399,12 @@ void Shard::deliver_input(uint32_t slot, std::string_view data) {
 void Shard::after_session(uint32_t slot) {
   Conn& c = *conns_[slot];
   if (c.session) {
-    if (auto msg = c.session->take_message()) writer_->submit(token(slot), std::move(msg));
+    feed_scan(c);
+    if (auto msg = c.session->take_message()) {
+      // A verdict decided at once runs after_session itself, which may close the connection.
+      begin_verdict(slot, std::move(msg));
+      if (!c.in_use || !c.session) return;
+    }
     if (stopping_ && !c.session->in_transaction() && !c.session->awaiting_commit() && !c.session->wants_close())
       c.session->shutting_down();
     std::string& o = c.session->output();
@@ -494,6 +499,10 @@ void Shard::maybe_finalize(uint32_t slot) {
                now_ms_ - c.started_ms);
   c.session.reset();
   c.tls.reset();
+  c.scan.reset();
+  c.scan_id.clear();
+  c.scanned = 0;
+  c.verdict.reset();
   std::string().swap(c.out);
   std::string().swap(c.sending);
   c.fd = -1;
@@ -526,6 +535,7 @@ void Shard::on_writer_event() {
 
 void Shard::on_tick() {
   if (!(stopping_ && active_ == 0)) arm_tick();
+  if (resolver_) resolver_->expire(now_ms_);
   if (!stopping_)
     for (size_t listener : accept_paused_) arm_accept(listener);
   accept_paused_.clear();
@@ -546,6 +556,16 @@ void Shard::on_tick() {
       if (now_ms_ >= c.greet_at_ms) {
         s.start();
         after_session(slot);
+      }
+      continue;
+    }
+    if (c.verdict) {
+      // The resolver times out each lookup; this only guards against a
+      // check that never called back.
+      if (now_ms_ - c.verdict->started_ms > 2 * ctx_.config->dns.timeout.count() + 2000) {
+        log::error("scan.checks_stuck", "shard={} id={}", index_, c.verdict->msg->envelope.id);
+        c.verdict->outstanding = 0;
+        finish_verdict(slot);
       }
       continue;
     }

@@ -13,6 +13,11 @@
 #include <vector>
 
 #include "conn_limiter.hpp"
+#include "mxguard/bayes/bayes.hpp"
+#include "mxguard/dns/async_resolver.hpp"
+#include "mxguard/scan/scanner.hpp"
+#include "mxguard/store/greylist.hpp"
+#include "rules_watch.hpp"
 #include "mxguard/core/config.hpp"
 #include "mxguard/core/result.hpp"
 #include "mxguard/smtp/session.hpp"
@@ -28,6 +33,9 @@ struct EngineContext {
   SSL_CTX* tls = nullptr;  // null when [tls] is not configured
   ConnLimiter* limiter = nullptr;
   std::atomic<unsigned>* connections = nullptr;  // across shards
+  RulesHolder* rules = nullptr;
+  const bayes::Model* bayes = nullptr;
+  store::GreylistStore* greylist = nullptr;
 };
 
 class Shard final : public smtp::SessionHost {
@@ -51,7 +59,8 @@ class Shard final : public smtp::SessionHost {
 
  private:
   struct Conn;
-  enum Op : uint8_t { kAccept = 1, kRecv, kSend, kCancel, kWriterEvent, kStopEvent, kTick };
+  struct Verdict;
+  enum Op : uint8_t { kAccept = 1, kRecv, kSend, kCancel, kWriterEvent, kStopEvent, kTick, kResolver };
 
   static uint64_t make_ud(Op op, uint32_t gen, uint32_t slot) {
     return (uint64_t{op} << 56) | (uint64_t{gen & 0xffffffu} << 32) | slot;
@@ -80,6 +89,17 @@ class Shard final : public smtp::SessionHost {
   void maybe_finalize(uint32_t slot);
   void update_clock();
 
+  // Scanning (shard_scan.cpp): content is scanned as it arrives, the checks
+  // that need DNS run when the message is complete, then the verdict.
+  void refresh_rules();
+  void feed_scan(Conn& c);
+  void begin_verdict(uint32_t slot, std::unique_ptr<smtp::FinishedMessage> msg);
+  void start_checks(uint32_t slot, Verdict& v);
+  void check_done(uint64_t token, uint32_t serial);
+  void finish_verdict(uint32_t slot);
+  void arm_resolver();
+  void on_resolver(int res, uint32_t flags);
+
   unsigned index_;
   EngineContext ctx_;
   std::vector<int> listen_fds_;
@@ -104,6 +124,10 @@ class Shard final : public smtp::SessionHost {
   uint64_t stop_buf_ = 0;
   std::unique_ptr<StorageWriter> writer_;
   std::unique_ptr<store::ConfigReader> config_reader_;
+  std::unique_ptr<scan::Scanner> scanner_;
+  uint64_t rules_generation_ = 0;
+  std::unique_ptr<dns::AsyncResolver> resolver_;
+  uint32_t verdict_serial_ = 0;
   std::vector<StorageWriter::Completion> completions_;
   std::string plain_scratch_;
 

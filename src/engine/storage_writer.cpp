@@ -12,8 +12,13 @@
 namespace mxguard::engine {
 
 StorageWriter::StorageWriter(std::unique_ptr<store::Spool> spool, int notify_fd, unsigned shard,
-                             Millis commit_delay)
-    : spool_(std::move(spool)), notify_fd_(notify_fd), shard_(shard), commit_delay_(commit_delay) {
+                             Millis commit_delay, store::GreylistStore* greylist, Millis greylist_window)
+    : spool_(std::move(spool)),
+      notify_fd_(notify_fd),
+      shard_(shard),
+      commit_delay_(commit_delay),
+      greylist_(greylist),
+      greylist_window_(greylist_window) {
   thread_ = std::thread([this] { run(); });
   std::string name = "mxg-store-" + std::to_string(shard_);
   pthread_setname_np(thread_.native_handle(), name.c_str());
@@ -21,11 +26,21 @@ StorageWriter::StorageWriter(std::unique_ptr<store::Spool> spool, int notify_fd,
 
 StorageWriter::~StorageWriter() { stop(); }
 
-void StorageWriter::submit(uint64_t token, std::unique_ptr<smtp::FinishedMessage> msg) {
+void StorageWriter::submit(uint64_t token, std::unique_ptr<smtp::FinishedMessage> msg, std::string feed) {
   {
     std::lock_guard lock(mu_);
     pending_.push_back(Job{token, std::move(msg)});
+    if (!feed.empty()) side_.feed.push_back(std::move(feed));
     ++in_flight_;
+  }
+  cv_.notify_one();
+}
+
+void StorageWriter::submit_side(std::string feed, std::vector<std::pair<std::string, int64_t>> triplets) {
+  {
+    std::lock_guard lock(mu_);
+    if (!feed.empty()) side_.feed.push_back(std::move(feed));
+    for (auto& t : triplets) side_.triplets.push_back(std::move(t));
   }
   cv_.notify_one();
 }
@@ -54,23 +69,36 @@ void StorageWriter::stop() {
 
 void StorageWriter::run() {
   std::vector<Job> batch;
+  Side side;
   std::vector<store::Spool::Record> records;
   std::vector<Completion> completions;
   while (true) {
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return !pending_.empty() || stopping_; });
-      if (pending_.empty() && stopping_) return;
+      auto idle = [&] { return pending_.empty() && side_.feed.empty() && side_.triplets.empty(); };
+      cv_.wait(lock, [&] { return !idle() || stopping_; });
+      if (idle() && stopping_) return;
     }
     if (commit_delay_.count() > 0) std::this_thread::sleep_for(commit_delay_);
     {
       std::lock_guard lock(mu_);
       batch.swap(pending_);
+      std::swap(side, side_);
     }
+    if (greylist_ && !side.triplets.empty()) {
+      if (auto gs = greylist_->record(side.triplets, greylist_window_.count()); !gs)
+        log::error("greylist.record_failed", "shard={} error={}", shard_, log::q(gs.error()));
+    }
+    side.triplets.clear();
     records.clear();
     for (const Job& j : batch) records.push_back({&j.msg->envelope, j.msg->data});
     auto t0 = std::chrono::steady_clock::now();
-    Status st = spool_->store_batch(records);
+    Status st = spool_->store_batch(records, side.feed);
+    side.feed.clear();
+    if (batch.empty()) {
+      if (!st) log::error("feed.commit_failed", "shard={} error={}", shard_, log::q(st.error()));
+      continue;  // nothing waits for a side-only commit
+    }
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!st) log::error("spool.commit_failed", "shard={} batch={} error={}", shard_, batch.size(), log::q(st.error()));
     completions.clear();

@@ -14,6 +14,7 @@
 
 #include "mxguard/core/config.hpp"
 #include "mxguard/smtp/session.hpp"
+#include "mxguard/store/greylist.hpp"
 #include "mxguard/store/spool.hpp"
 
 namespace mxguard::engine {
@@ -29,11 +30,16 @@ class StorageWriter {
     double commit_ms;   // duration of that commit
   };
 
-  StorageWriter(std::unique_ptr<store::Spool> spool, int notify_fd, unsigned shard, Millis commit_delay);
+  StorageWriter(std::unique_ptr<store::Spool> spool, int notify_fd, unsigned shard, Millis commit_delay,
+                store::GreylistStore* greylist = nullptr, Millis greylist_window = Millis{0});
   ~StorageWriter();
   StorageWriter(const StorageWriter&) = delete;
 
-  void submit(uint64_t token, std::unique_ptr<smtp::FinishedMessage> msg);
+  // A message to store; `feed` (JSON, may be empty) goes into the same commit.
+  void submit(uint64_t token, std::unique_ptr<smtp::FinishedMessage> msg, std::string feed = {});
+  // Work that has no reply waiting on it: a feed entry for a refused message,
+  // greylist triplets seen now. Written with the next batch.
+  void submit_side(std::string feed, std::vector<std::pair<std::string, int64_t>> triplets);
   // Completions ready for the shard; call after the eventfd fired.
   void take_completions(std::vector<Completion>& out);
   size_t in_flight() const;
@@ -45,6 +51,10 @@ class StorageWriter {
     uint64_t token;
     std::unique_ptr<smtp::FinishedMessage> msg;
   };
+  struct Side {
+    std::vector<std::string> feed;
+    std::vector<std::pair<std::string, int64_t>> triplets;
+  };
   void run();
 
   std::unique_ptr<store::Spool> spool_;
@@ -54,6 +64,9 @@ class StorageWriter {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Job> pending_;
+  Side side_;
+  store::GreylistStore* greylist_;
+  Millis greylist_window_;
   std::vector<Completion> done_;
   size_t in_flight_ = 0;
   bool stopping_ = false;

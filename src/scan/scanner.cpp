@@ -87,13 +87,15 @@ void Scanner::swap(std::shared_ptr<const CompiledRules> rules) {
   rules_ = std::move(rules);
 }
 
-MessageScan::MessageScan(Scanner& scanner, const mime::Limits& limits)
+MessageScan::MessageScan(Scanner& scanner, const ScanOptions& options)
     : scanner_(scanner),
       rules_(scanner.rules()),
-      walker_(std::make_unique<mime::Walker>(static_cast<mime::Handler&>(*this), limits)),
+      walker_(std::make_unique<mime::Walker>(static_cast<mime::Handler&>(*this), options.limits)),
       dkim_(std::make_unique<dkim::DkimVerifier>()),
       tokens_(std::make_unique<bayes::Tokenizer>()),
-      fired_(rules_->rules().rules.size(), 0) {
+      fired_(rules_->rules().rules.size(), 0),
+      rules_on_(options.rules),
+      dkim_on_(options.dkim) {
   streams_.resize(4);
 }
 
@@ -106,14 +108,14 @@ MessageScan::~MessageScan() {
 void MessageScan::feed(std::string_view bytes) {
   if (finished_) return;
   size_ += bytes.size();
-  dkim_->feed(bytes);
+  if (dkim_on_) dkim_->feed(bytes);
   walker_->feed(bytes);
 }
 
 void MessageScan::finish() {
   if (finished_) return;
   walker_->finish();
-  dkim_->finish();
+  if (dkim_on_) dkim_->finish();
   if (!headers_done_) {
     // A message without a body never reaches on_part_begin for part 0.
     if (const auto* db = rules_->db(Target::kHeaders); db && !headers_.empty()) scan_string(db, headers_);
@@ -124,7 +126,7 @@ void MessageScan::finish() {
 }
 
 void MessageScan::scan_string(const hs_database* db, std::string_view s) {
-  if (!db || s.empty()) return;
+  if (!db || s.empty() || !rules_on_) return;
   std::string clean;
   if (!valid_utf8(s)) {
     clean = sanitize(s);
@@ -136,7 +138,7 @@ void MessageScan::scan_string(const hs_database* db, std::string_view s) {
 
 void MessageScan::stream_data(Target t, unsigned part, std::string_view data) {
   const hs_database* db = rules_->db(t);
-  if (!db || data.empty()) return;
+  if (!db || data.empty() || !rules_on_) return;
   int slot = stream_slot(t);
   auto& s = streams_[slot];
   if (s && s->stream && s->part != part) close_stream(t);
@@ -168,7 +170,12 @@ void MessageScan::close_all_streams() {
 }
 
 void MessageScan::on_header(const mime::PartInfo& part, std::string_view name, std::string_view value) {
-  if (part.index != 0) return;  // attached messages' headers are content, not this message's
+  if (part.index != 0) {
+    // Attached parts' headers are content, not this message's; their
+    // Content-* fields still say something about the message.
+    if (istarts_with(name, "content-")) tokens_->add_header(name, value);
+    return;
+  }
   std::string lname = to_lower(name);
   scan_string(rules_->header_db(lname), value);
   if (lname == "subject" && facts_.subject.empty()) {
@@ -227,6 +234,7 @@ void MessageScan::on_attachment_data(const mime::PartInfo& part, std::string_vie
 
 void MessageScan::on_part_end(const mime::PartInfo& part, std::string_view detected_type) {
   if (part.is_multipart) return;
+  tokens_->end_text();
   close_stream(Target::kText);
   close_stream(Target::kHtml);
   close_stream(Target::kAttachmentContent);

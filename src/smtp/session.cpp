@@ -436,6 +436,7 @@ void Session::finish_content() {
   }
   pending_ = std::move(tx_->message);
   pending_->envelope.size = pending_->data.size();
+  pending_->content_offset = tx_->header_offset;
   extract_summary_headers(std::string_view(pending_->data).substr(tx_->header_offset),
                           pending_->envelope.subject, pending_->envelope.message_id);
   pending_handed_ = false;
@@ -449,6 +450,7 @@ std::unique_ptr<FinishedMessage> Session::take_message() {
   // The session keeps only the id; the message itself goes to storage.
   copy->envelope = pending_->envelope;
   copy->data = std::move(pending_->data);
+  copy->content_offset = pending_->content_offset;
   pending_->data.clear();
   pending_->data.shrink_to_fit();
   return copy;
@@ -467,6 +469,25 @@ void Session::commit_done(bool ok) {
   }
   process_buffered();
   if (starttls_pending_) in_.clear();
+}
+
+void Session::message_refused(int code, std::string_view enhanced, std::string_view text) {
+  if (!pending_) return;
+  pending_.reset();
+  pending_handed_ = false;
+  error_reply(code, enhanced, text);
+  process_buffered();
+  if (starttls_pending_) in_.clear();
+}
+
+std::string_view Session::content() const {
+  if (!tx_ || !tx_->message) return {};
+  return std::string_view(tx_->message->data).substr(tx_->header_offset);
+}
+
+std::string_view Session::content_message_id() const {
+  if (!tx_ || !tx_->message) return {};
+  return tx_->message->envelope.id;
 }
 
 void Session::process_buffered() {

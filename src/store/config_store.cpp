@@ -513,7 +513,7 @@ struct BundleValue {
 std::optional<BundleValue> split_bundle_value(std::string_view v) {
   if (v.size() < 5 || static_cast<uint8_t>(v[0]) != kBundleRecordVersion) return std::nullopt;
   uint32_t len = 0;
-  for (int i = 4; i >= 1; --i) len = (len << 8) | static_cast<uint8_t>(v[i]);
+  for (int i = 1; i <= 4; ++i) len = (len << 8) | static_cast<uint8_t>(v[i]);  // big-endian
   if (v.size() - 5 < len) return std::nullopt;
   return BundleValue{v.substr(5, len), v.substr(5 + len)};
 }

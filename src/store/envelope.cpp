@@ -60,6 +60,15 @@ std::string encode_envelope(const Envelope& e) {
   put_u64(out, (e.smtputf8 ? 1u : 0u) | (e.body_8bit ? 2u : 0u));
   put_u64(out, e.allowlisted.size());
   for (const auto& a : e.allowlisted) put_str(out, a);
+  put_u64(out, e.scanned ? 1 : 0);
+  uint64_t score_bits;
+  std::memcpy(&score_bits, &e.score, sizeof score_bits);
+  put_u64(out, score_bits);
+  put_str(out, e.action);
+  put_u64(out, e.reasons.size());
+  for (const auto& r : e.reasons) put_str(out, r);
+  put_u64(out, e.quarantined.size());
+  for (const auto& q : e.quarantined) put_str(out, q);
   return out;
 }
 
@@ -86,6 +95,23 @@ Result<Envelope> decode_envelope(std::string_view bytes) {
       std::string a;
       ok = r.str(a);
       e.allowlisted.push_back(std::move(a));
+    }
+  }
+  if (ok && version >= 3) {
+    uint64_t scanned, score_bits, n;
+    ok = r.u64(scanned) && r.u64(score_bits) && r.str(e.action) && r.u64(n) && n <= 100'000;
+    e.scanned = scanned != 0;
+    std::memcpy(&e.score, &score_bits, sizeof score_bits);
+    for (uint64_t i = 0; ok && i < n; ++i) {
+      std::string x;
+      ok = r.str(x);
+      e.reasons.push_back(std::move(x));
+    }
+    ok = ok && r.u64(n) && n <= 1'000'000;
+    for (uint64_t i = 0; ok && i < n; ++i) {
+      std::string x;
+      ok = r.str(x);
+      e.quarantined.push_back(std::move(x));
     }
   }
   ok = ok && r.done();

@@ -81,12 +81,63 @@ Result<std::unique_ptr<Spool>> Spool::open(const std::string& state_dir, unsigne
   if (!bodies) return Error{bodies.error()};
   auto queue = env->open_db("queue");
   if (!queue) return Error{queue.error()};
-  return std::unique_ptr<Spool>(new Spool(std::move(*env), *envelopes, *bodies, *queue));
+  auto quarantine = env->open_db("quarantine");
+  if (!quarantine) return Error{quarantine.error()};
+  auto feed = env->open_db("feed");
+  if (!feed) return Error{feed.error()};
+  return std::unique_ptr<Spool>(new Spool(std::move(*env), *envelopes, *bodies, *queue, *quarantine, *feed));
 }
 
-Status Spool::store_batch(const std::vector<Record>& records) {
+namespace {
+
+constexpr uint8_t kQuarantineIndexVersion = 1;
+constexpr uint8_t kFeedEntryVersion = 1;
+
+std::string be64(uint64_t v) {
+  std::string k(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    k[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return k;
+}
+
+uint64_t from_be64(std::string_view k) {
+  uint64_t v = 0;
+  for (char c : k.substr(0, 8)) v = (v << 8) | static_cast<uint8_t>(c);
+  return v;
+}
+
+// Appends the feed entries after the newest one and trims the ring.
+Status append_feed(Txn& txn, MDB_dbi feed, const std::vector<std::string>& entries) {
+  if (entries.empty()) return {};
+  uint64_t last = 0, first = 0;
+  {
+    MDB_cursor* cur = nullptr;
+    if (int rc = mdb_cursor_open(txn.get(), feed, &cur); rc) return Error{mdb_strerror(rc)};
+    MDB_val k, v;
+    if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0) last = from_be64(from_val(k));
+    if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0) first = from_be64(from_val(k));
+    mdb_cursor_close(cur);
+  }
+  for (const auto& e : entries) {
+    std::string value(1, static_cast<char>(kFeedEntryVersion));
+    value += e;
+    if (auto st = txn.put(feed, be64(++last), value); !st) return st;
+  }
+  while (first != 0 && last - first + 1 > Spool::kFeedKeep) {
+    if (auto d = txn.del(feed, be64(first)); !d) return Error{d.error()};
+    ++first;
+  }
+  return {};
+}
+
+}  // namespace
+
+Status Spool::store_batch(const std::vector<Record>& records, const std::vector<std::string>& feed) {
   auto txn = Txn::begin(env_, false);
   if (!txn) return Error{txn.error()};
+  if (auto st = append_feed(*txn, feed_, feed); !st) return Error{fmt::format("feed: {}", st.error())};
   for (const Record& r : records) {
     const std::string& id = r.envelope->id;
     if (auto s = txn->put(envelopes_, id, encode_envelope(*r.envelope), MDB_NOOVERWRITE); !s)
@@ -98,12 +149,40 @@ Status Spool::store_batch(const std::vector<Record>& records) {
         return Error{fmt::format("body {}: {}", id, s.error())};
       if (r.data.empty()) break;
     }
+    const Envelope& e = *r.envelope;
+    if (!e.quarantined.empty()) {
+      std::string q(1, static_cast<char>(kQuarantineIndexVersion));
+      q += be64(static_cast<uint64_t>(e.received_ms));
+      if (auto s = txn->put(quarantine_, id, q); !s) return Error{fmt::format("quarantine {}: {}", id, s.error())};
+    }
+    if (e.quarantined.size() >= e.recipients.size() && !e.quarantined.empty()) continue;
     QueueEntry q;
-    q.next_attempt_ms = r.envelope->received_ms;
+    q.next_attempt_ms = e.received_ms;
     if (auto s = txn->put(queue_, id, encode_queue_entry(q)); !s)
       return Error{fmt::format("queue {}: {}", id, s.error())};
   }
   return txn->commit();
+}
+
+Status Spool::feed_since(uint64_t after, const std::function<void(uint64_t, std::string_view)>& fn) const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  Cursor cur(*txn, feed_);
+  for (bool ok = cur.seek(be64(after + 1)); ok; ok = cur.next()) {
+    std::string_view v = cur.value();
+    if (v.empty() || static_cast<uint8_t>(v[0]) != kFeedEntryVersion) continue;
+    fn(from_be64(cur.key()), v.substr(1));
+  }
+  return {};
+}
+
+Result<std::vector<std::string>> Spool::quarantined_ids() const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  std::vector<std::string> out;
+  Cursor cur(*txn, quarantine_);
+  for (bool ok = cur.seek(""); ok; ok = cur.next()) out.emplace_back(cur.key());
+  return out;
 }
 
 Status Spool::for_each(const std::function<void(const Envelope&, const QueueEntry&)>& fn) const {
@@ -165,6 +244,7 @@ Result<bool> Spool::remove(std::string_view id) {
   auto existed = txn->del(envelopes_, id);
   if (!existed) return Error{existed.error()};
   if (auto r = txn->del(queue_, id); !r) return Error{r.error()};
+  if (auto r = txn->del(quarantine_, id); !r) return Error{r.error()};
   std::string prefix = std::string(id) + "#";
   std::vector<std::string> keys;
   {

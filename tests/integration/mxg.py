@@ -36,7 +36,10 @@ class Daemon:
     """One mxguardd with its own config and state dir."""
 
     def __init__(self, smtp_extra="", top_extra="", tls=False, shards=2, domains=("example.com",),
-                 workdir=None, port=None):
+                 workdir=None, port=None, verdicts=False):
+        """verdicts=False: the domains' thresholds are set out of reach, so
+        tests of the SMTP engine are not greylisted for their bare test
+        messages (the scanner still runs on every message)."""
         self.dir = workdir or tempfile.mkdtemp(prefix="mxg-it-")
         self.port = port or free_port()
         self.state = os.path.join(self.dir, "state")
@@ -52,6 +55,9 @@ class Daemon:
                     'shards = %d\n%s\n%s' % (self.state, top_extra, self.port, shards, smtp_extra, tls_section))
         for d in domains:
             self.console("domain", "add", d, "--customer", "acme", "--backend", "127.0.0.1:2", "--active")
+            if not verdicts:
+                self.console("domain", "set", d, "reject_threshold=100", "quarantine_threshold=100",
+                             "greylist_threshold=100")
 
     def console(self, *args, check=True, input=None):
         p = subprocess.run([MXGUARD, "--config", self.config, *args], capture_output=True, text=True,
@@ -76,7 +82,7 @@ class Daemon:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout=10):
+    def wait_ready(self, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -173,12 +179,21 @@ class Raw:
         self.s.close()
 
 
+OUR_HEADERS = (b"Received: ", b"Authentication-Results: ", b"X-MxGuard-Score: ")
+
+
 def strip_received(raw):
-    """The stored message minus our own first (folded) Received header."""
+    """The stored message split into the header fields we add on top (our
+    Received line, then the scanner's Authentication-Results and
+    X-MxGuard-Score) and the message exactly as the client sent it."""
     assert raw.startswith(b"Received: "), raw[:80]
     pos = 0
-    while True:
-        eol = raw.index(b"\r\n", pos)
-        pos = eol + 2
-        if raw[pos:pos + 1] not in (b" ", b"\t"):
-            return raw[:pos], raw[pos:]
+    first = True
+    while first or raw[pos:].startswith(OUR_HEADERS[1:]):
+        first = False
+        while True:
+            eol = raw.index(b"\r\n", pos)
+            pos = eol + 2
+            if raw[pos:pos + 1] not in (b" ", b"\t"):
+                break
+    return raw[:pos], raw[pos:]

@@ -381,8 +381,15 @@ TEST_CASE("store: version 1 envelopes (before allowlisted) still decode") {
   e.id = "0000000000001.s0";
   e.sender = "a@b.example";
   e.recipients = {"r@example.com"};
-  std::string v2 = mxguard::store::encode_envelope(e);
-  // A version 1 record is the version 2 layout without the trailing list.
+  std::string v3 = mxguard::store::encode_envelope(e);
+  // Version 2 is version 3 without the scan verdict (40 bytes when empty),
+  // version 1 is version 2 without the trailing allow list.
+  std::string v2 = v3.substr(0, v3.size() - 40);
+  v2[0] = 2;
+  auto d2 = mxguard::store::decode_envelope(v2);
+  REQUIRE(d2.ok());
+  CHECK_FALSE(d2->scanned);
+  CHECK(d2->reasons.empty());
   std::string v1 = v2.substr(0, v2.size() - 8);
   v1[0] = 1;
   auto d = mxguard::store::decode_envelope(v1);
@@ -393,6 +400,18 @@ TEST_CASE("store: version 1 envelopes (before allowlisted) still decode") {
   auto round = mxguard::store::decode_envelope(mxguard::store::encode_envelope(e));
   REQUIRE(round.ok());
   CHECK(round->allowlisted == e.allowlisted);
+  e.scanned = true;
+  e.score = 7.25;
+  e.action = "quarantine";
+  e.reasons = {"BAYES_99=5", "SUBJ_MONEY=2.25"};
+  e.quarantined = {"r@example.com"};
+  round = mxguard::store::decode_envelope(mxguard::store::encode_envelope(e));
+  REQUIRE(round.ok());
+  CHECK(round->scanned);
+  CHECK(round->score == 7.25);
+  CHECK(round->action == "quarantine");
+  CHECK(round->reasons == e.reasons);
+  CHECK(round->quarantined == e.quarantined);
 }
 
 TEST_CASE("store: allow and block lists and list-mode recipients in one policy snapshot") {

@@ -56,6 +56,10 @@ struct DmarcRequest {
   std::string from_domain;
   SpfOutcome spf;
   std::vector<DkimSignatureResult> dkim;
+  // pct= below 100 samples failing messages on a hash of this key (the
+  // message id, say), so a retried message gets the same decision. Empty:
+  // the policy always applies.
+  std::string sample_key;
 };
 void check_dmarc(dns::AsyncResolver& resolver, const DmarcRequest& request, std::function<void(DmarcOutcome)> done);
 // The organisational domain of a host name (libpsl registrable domain; the name itself when unknown).

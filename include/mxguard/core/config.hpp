@@ -56,6 +56,19 @@ struct DeliveryConfig {
   Millis max_queue_lifetime{7LL * 86'400'000};
 };
 
+struct ScanConfig {
+  // Where the factory rule set is read from when the state dir has no bundle
+  // yet ("" = the installed rules, else the source tree's rules/).
+  std::string rules_dir;
+  std::vector<std::string> dnsbl_zones;  // IP lists asked for the client address
+  std::vector<std::string> uribl_zones;  // domain lists asked for URL hosts
+  bool network_checks = true;            // SPF, DKIM keys, DMARC, DNSBL, HELO/rDNS (needs dns.servers)
+  Millis greylist_min_delay{5 * 60'000};
+  Millis greylist_window{36LL * 86'400'000};
+  unsigned mime_max_depth = 16;
+  unsigned mime_max_parts = 500;
+};
+
 struct OnboardingConfig {
   std::string verify_label = "_mxguard-verify";
   std::vector<std::string> mx_hosts;
@@ -69,6 +82,7 @@ struct Config {
   DnsConfig dns;
   DeliveryConfig delivery;
   OnboardingConfig onboarding;
+  ScanConfig scan;
 };
 
 struct ConfigError : std::runtime_error {

@@ -33,10 +33,18 @@ class AsyncResolver {
   void addresses(std::string_view name, Callback<IpAddress> done);  // A then AAAA, both asked at once
   void ptr(const IpAddress& ip, Callback<std::string> done);        // host names, no trailing dot
 
+  // Runs `fn` from the next process() or expire(), never from inside post():
+  // lets a check that needs no lookup still answer asynchronously. fd()
+  // turns readable. Counted in pending() until it has run.
+  void post(std::function<void()> fn);
+
   int fd() const;               // readable when answers are waiting
   void process();               // runs the callbacks of arrived answers
-  void expire(int64_t now_ms);  // times out lookups older than the timeout
-  size_t pending() const;
+  // Times out lookups older than the timeout. `now_ms` is milliseconds since
+  // the Unix epoch (the system clock, as the engine's shard clock); lookups
+  // are stamped with the same clock when they start.
+  void expire(int64_t now_ms);
+  size_t pending() const;       // callbacks not yet run
   void cancel_all();
 
  private:

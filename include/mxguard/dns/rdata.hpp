@@ -14,6 +14,7 @@ namespace mxguard::dns {
 
 // RR type codes (RFC 1035, RFC 3596) for the records we look up.
 inline constexpr int kTypeA = 1;
+inline constexpr int kTypePtr = 12;
 inline constexpr int kTypeMx = 15;
 inline constexpr int kTypeTxt = 16;
 inline constexpr int kTypeAaaa = 28;
@@ -46,6 +47,9 @@ Result<TxtRecord> parse_txt(std::string_view rdata);
 
 // A 16-bit preference followed by the exchange's name (RFC 1035 3.3.9).
 Result<MxRecord> parse_mx(std::string_view rdata);
+
+// A PTR target (RFC 1035 3.3.12): one name filling the record, as parse_name.
+Result<std::string> parse_ptr(std::string_view rdata);
 
 // Exactly 4 (A) or 16 (AAAA) bytes.
 Result<IpAddress> parse_a(std::string_view rdata);

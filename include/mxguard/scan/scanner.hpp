@@ -71,9 +71,15 @@ struct MessageFacts {
   std::vector<std::string> url_hosts;  // distinct, in order, capped
 };
 
+struct ScanOptions {
+  bool rules = true;  // run the Hyperscan databases (off: tokens only, for learning)
+  bool dkim = true;   // hash for DKIM (off when no DNS can fetch the keys anyway)
+  mime::Limits limits;
+};
+
 class MessageScan final : private mime::Handler {
  public:
-  MessageScan(Scanner& scanner, const mime::Limits& limits = {});
+  explicit MessageScan(Scanner& scanner, const ScanOptions& options = {});
   ~MessageScan() override;
   MessageScan(const MessageScan&) = delete;
   MessageScan& operator=(const MessageScan&) = delete;
@@ -121,6 +127,8 @@ class MessageScan final : private mime::Handler {
   std::vector<mime::LimitHit> limits_hit_;
   MessageFacts facts_;
   uint64_t size_ = 0;
+  bool rules_on_ = true;
+  bool dkim_on_ = true;
   unsigned urls_scanned_ = 0;
   bool finished_ = false;
 };

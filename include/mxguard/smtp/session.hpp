@@ -64,6 +64,7 @@ struct TlsInfo {
 struct FinishedMessage {
   store::Envelope envelope;
   std::string data;  // our Received header followed by the content as received
+  size_t content_offset = 0;  // where the client's content starts in `data`
 };
 
 class Session {
@@ -76,6 +77,9 @@ class Session {
   void start();                          // sends the banner
   void receive(std::string_view bytes);  // client bytes (already decrypted)
   void commit_done(bool ok);             // the pending message is durable (or not)
+  // The pending message is not stored: the verdict refuses it with this
+  // reply (550 reject, 451 greylist, 451 temporary failure).
+  void message_refused(int code, std::string_view enhanced, std::string_view text);
   void tls_started(const TlsInfo& info); // STARTTLS handshake completed
   void timeout();                        // an idle or DATA wait expired
   void session_time_exceeded();
@@ -93,6 +97,11 @@ class Session {
   bool greeted() const { return banner_sent_; }
   size_t buffered_input() const { return in_.size(); }
   uint64_t messages_accepted() const { return accepted_; }
+  // The content received so far in the current transaction (after dot
+  // unstuffing, without our Received header), and the id of its message, so
+  // the shard can scan it while it streams in. Empty outside DATA/BDAT.
+  std::string_view content() const;
+  std::string_view content_message_id() const;
 
  private:
   enum State : uint8_t { kFresh = 1, kReady = 2, kMail = 4, kRcpt = 8 };

@@ -27,10 +27,19 @@ struct Envelope {
   // Recipients whose policy allow-listed this message ("*": the global lists
   // did), so the scanner can let it through. Added in version 2.
   std::vector<std::string> allowlisted;
+  // The scan verdict (version 3): score, the action of the reply, the reasons
+  // as "RULE=score", and the recipients whose copy is quarantined instead of
+  // delivered.
+  bool scanned = false;
+  double score = 0;
+  std::string action;
+  std::vector<std::string> reasons;
+  std::vector<std::string> quarantined;
 };
 
-// Version 2 appended `allowlisted`; version 1 records still decode (as none).
-inline constexpr uint8_t kEnvelopeVersion = 2;
+// Version 2 appended `allowlisted`, version 3 the scan verdict; older records
+// still decode (as none).
+inline constexpr uint8_t kEnvelopeVersion = 3;
 
 std::string encode_envelope(const Envelope& env);
 Result<Envelope> decode_envelope(std::string_view bytes);

@@ -42,9 +42,18 @@ class Spool {
   static std::vector<unsigned> existing_shards(const std::string& state_dir);
   static Result<std::unique_ptr<Spool>> open(const std::string& state_dir, unsigned shard);
 
-  // Stores every record in one write transaction; when this returns success
-  // the commit is on disk.
-  Status store_batch(const std::vector<Record>& records);
+  // Stores every record in one write transaction, with the feed entries;
+  // when this returns success the commit is on disk. A message with
+  // quarantined recipients gets a quarantine index entry; it is queued for
+  // delivery only when some recipient is not quarantined.
+  Status store_batch(const std::vector<Record>& records, const std::vector<std::string>& feed = {});
+
+  // The live feed: JSON entries in a ring of the newest kFeedKeep, numbered
+  // in order. fn gets (sequence, entry) for every entry after `after`.
+  static constexpr uint64_t kFeedKeep = 10'000;
+  Status feed_since(uint64_t after, const std::function<void(uint64_t, std::string_view)>& fn) const;
+  // Ids of quarantined messages (the quarantine issue builds on this index).
+  Result<std::vector<std::string>> quarantined_ids() const;
 
   // Read side (console, delivery).
   Status for_each(const std::function<void(const Envelope&, const QueueEntry&)>& fn) const;
@@ -59,11 +68,12 @@ class Spool {
   MDB_dbi bodies_dbi() const { return bodies_; }
 
  private:
-  Spool(Env env, MDB_dbi envelopes, MDB_dbi bodies, MDB_dbi queue)
-      : env_(std::move(env)), envelopes_(envelopes), bodies_(bodies), queue_(queue) {}
+  Spool(Env env, MDB_dbi envelopes, MDB_dbi bodies, MDB_dbi queue, MDB_dbi quarantine, MDB_dbi feed)
+      : env_(std::move(env)), envelopes_(envelopes), bodies_(bodies), queue_(queue), quarantine_(quarantine),
+        feed_(feed) {}
 
   Env env_;
-  MDB_dbi envelopes_, bodies_, queue_;
+  MDB_dbi envelopes_, bodies_, queue_, quarantine_, feed_;
 };
 
 // Body chunk key: "<id>#<chunk index as 6 hex digits>", sorted by index.

@@ -1,0 +1,61 @@
+// The rules every shard scans with: the active bundle, loaded once by a
+// watcher thread and handed to the shards through a generation counter, so
+// a pushed bundle swaps in without a restart and without dropping a session.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "mxguard/scan/bundle.hpp"
+#include "mxguard/store/config_store.hpp"
+
+namespace mxguard::engine {
+
+class RulesHolder {
+ public:
+  // Shards compare generation() with what they have and call get() only
+  // when it moved: the hot path is one atomic load.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  std::shared_ptr<const scan::CompiledRules> get() const {
+    std::lock_guard lock(mu_);
+    return rules_;
+  }
+  void set(std::shared_ptr<const scan::CompiledRules> rules) {
+    std::lock_guard lock(mu_);
+    rules_ = std::move(rules);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const scan::CompiledRules> rules_;
+  std::atomic<uint64_t> generation_{0};
+};
+
+// Polls the config store's active bundle number once a second; a new one is
+// loaded (signature checked, databases deserialised) off the shards and
+// published. A bundle that fails to load is logged and the old one stays.
+class RulesWatcher {
+ public:
+  RulesWatcher(const store::ConfigStore& store, RulesHolder& holder, uint64_t active_seq);
+  ~RulesWatcher();
+  RulesWatcher(const RulesWatcher&) = delete;
+
+ private:
+  void run();
+  const store::ConfigStore& store_;
+  RulesHolder& holder_;
+  uint64_t seq_;
+  uint64_t failed_seq_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace mxguard::engine

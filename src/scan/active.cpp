@@ -1,0 +1,118 @@
+// The active rule bundle: load and check it, or build the factory one.
+#include "mxguard/scan/active.hpp"
+
+#include <sys/stat.h>
+
+#include <chrono>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace mxguard::scan {
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool is_dir(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+}  // namespace
+
+std::string rules_dir_for(const ScanConfig& cfg) {
+  if (!cfg.rules_dir.empty()) return cfg.rules_dir;
+  if (is_dir(MXGUARD_RULES_DIR)) return MXGUARD_RULES_DIR;
+  return MXGUARD_SOURCE_RULES_DIR;
+}
+
+std::string bundle_meta(const BundleInfo& info, bool factory, int64_t stored_ms) {
+  return nlohmann::json{{"name", info.name},       {"digest", info.digest},       {"rules", info.rules},
+                        {"created_ms", info.created_ms}, {"stored_ms", stored_ms}, {"signed_by", info.signed_by},
+                        {"factory", factory}}
+      .dump();
+}
+
+Result<std::vector<std::array<uint8_t, 32>>> trusted_keys(const store::ConfigStore& store) {
+  auto keys = store.trusted_keys();
+  if (!keys) return Error{keys.error()};
+  std::vector<std::array<uint8_t, 32>> out;
+  for (const auto& [name, text] : *keys) {
+    auto k = decode_public_key(text);
+    if (!k) return Error{fmt::format("trusted key {}: {}", name, k.error())};
+    out.push_back(*k);
+  }
+  return out;
+}
+
+Result<ActiveRules> load_bundle(const store::ConfigStore& store, uint64_t seq) {
+  auto records = store.bundles();
+  if (!records) return Error{records.error()};
+  bool factory = false;
+  bool found = false;
+  for (const auto& r : *records) {
+    if (r.seq != seq) continue;
+    found = true;
+    auto m = nlohmann::json::parse(r.meta, nullptr, false);
+    factory = m.is_object() && m.value("factory", false);
+  }
+  if (!found) return Error{fmt::format("rule bundle {} is not stored", seq)};
+  auto file = store.bundle_file(seq);
+  if (!file) return Error{file.error()};
+  if (!*file) return Error{fmt::format("rule bundle {} is not stored", seq)};
+  ActiveRules out;
+  out.seq = seq;
+  out.factory = factory;
+  Result<std::string_view> body = Error{""};
+  if (factory) {
+    body = bundle_body(**file, &out.info);
+  } else {
+    auto keys = trusted_keys(store);
+    if (!keys) return Error{keys.error()};
+    body = verify_bundle(**file, *keys, &out.info);
+  }
+  if (!body) return Error{fmt::format("rule bundle {}: {}", seq, body.error())};
+  auto compiled = CompiledRules::deserialize(*body);
+  if (!compiled) return Error{fmt::format("rule bundle {}: {}", seq, compiled.error())};
+  out.rules = std::move(*compiled);
+  return out;
+}
+
+Result<std::string> build_bundle_file(const std::string& dir, const std::string& name, const SigningKey* key,
+                                      size_t* rule_count) {
+  auto set = load_rules_dir(dir);
+  if (!set) return Error{set.error()};
+  size_t n = set->rules.size();
+  auto compiled = CompiledRules::compile(std::move(*set));
+  if (!compiled) return Error{compiled.error()};
+  if (rule_count) *rule_count = n;
+  std::string body = (*compiled)->serialize(name, now_ms());
+  if (key) return sign_bundle(body, *key);
+  // Unsigned: the length-prefixed body and the "NONE" trailer.
+  std::string file;
+  uint32_t len = static_cast<uint32_t>(body.size());
+  for (int i = 0; i < 4; ++i) file += static_cast<char>((len >> (8 * i)) & 0xff);
+  file += body;
+  file += "NONE";
+  return file;
+}
+
+Result<ActiveRules> load_active(store::ConfigStore& store, const std::string& rules_dir) {
+  auto active = store.active_bundle();
+  if (!active) return Error{active.error()};
+  if (*active) return load_bundle(store, **active);
+  auto file = build_bundle_file(rules_dir, "factory", nullptr);
+  if (!file) return Error{fmt::format("factory rules: {}", file.error())};
+  BundleInfo info;
+  auto body = bundle_body(*file, &info);
+  if (!body) return Error{body.error()};
+  auto seq = store.add_bundle(*file, bundle_meta(info, true, now_ms()));
+  if (!seq) return Error{seq.error()};
+  return load_bundle(store, *seq);
+}
+
+}  // namespace mxguard::scan
