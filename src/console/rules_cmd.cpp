@@ -78,9 +78,23 @@ std::string short_digest(const std::string& d) { return d.substr(0, 12); }
 
 struct BuildOptions {
   std::string dir, out, key, name;
+  bool factory = false;
 };
 
+// The unsigned factory bundle, built with the binaries from the installed
+// rules, so a new state dir loads it instead of compiling at start-up.
+int run_build_factory(const BuildOptions& o) {
+  size_t rules = 0;
+  auto file = scan::build_bundle_file(o.dir, "factory", nullptr, &rules);
+  if (!file) return usage_error(file.error());
+  if (auto st = replace_file(o.out, *file); !st) return runtime_error(st.error());
+  fmt::print("Built the factory bundle {} with {}.\n", o.out, count_of(rules, "rule", "rules"));
+  return kExitOk;
+}
+
 int run_build(const Context&, const BuildOptions& o) {
+  if (o.factory) return run_build_factory(o);
+  if (o.key.empty()) return usage_error("--key is required (bundles are signed; --factory builds the unsigned factory one)");
   auto key_text = read_file(o.key, 4096);
   if (!key_text) return usage_error(key_text.error());
   auto key = scan::decode_signing_key(*key_text);
@@ -301,7 +315,8 @@ void add_rules_commands(CLI::App& root, Commands& out) {
     CLI::App* cmd = group->add_subcommand("build", "Compile a rules directory into a signed bundle");
     cmd->add_option("DIR", o->dir, "Directory of *.rules files")->required();
     cmd->add_option("-o,--output", o->out, "Bundle file to write")->required();
-    cmd->add_option("--key", o->key, "Secret signing key file (mxguard rules keygen)")->required();
+    CLI::Option* key = cmd->add_option("--key", o->key, "Secret signing key file (mxguard rules keygen)");
+    cmd->add_flag("--factory", o->factory, "Build the unsigned factory bundle (done by the build)")->excludes(key);
     cmd->add_option("--name", o->name, "Name shown by rules list (default: rules)");
     out.push_back({cmd, [o](const Context& ctx) { return run_build(ctx, *o); }});
   }

@@ -4,6 +4,9 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -101,11 +104,28 @@ Result<std::string> build_bundle_file(const std::string& dir, const std::string&
   return file;
 }
 
+namespace {
+
+// The factory bundle built with the binaries for these rules, when there is one.
+std::optional<std::string> prebuilt_factory(const std::string& rules_dir) {
+  std::string path;
+  if (rules_dir == MXGUARD_RULES_DIR) path = MXGUARD_FACTORY_BUNDLE;
+  else if (rules_dir == MXGUARD_SOURCE_RULES_DIR) path = MXGUARD_BUILD_FACTORY_BUNDLE;
+  else return std::nullopt;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
 Result<ActiveRules> load_active(store::ConfigStore& store, const std::string& rules_dir) {
   auto active = store.active_bundle();
   if (!active) return Error{active.error()};
   if (*active) return load_bundle(store, **active);
-  auto file = build_bundle_file(rules_dir, "factory", nullptr);
+  Result<std::string> file = Error{""};
+  if (auto prebuilt = prebuilt_factory(rules_dir); prebuilt && bundle_body(*prebuilt).ok()) file = std::move(*prebuilt);
+  else file = build_bundle_file(rules_dir, "factory", nullptr);
   if (!file) return Error{fmt::format("factory rules: {}", file.error())};
   BundleInfo info;
   auto body = bundle_body(*file, &info);
