@@ -83,13 +83,15 @@ void ask_all(dns::AsyncResolver& resolver, std::vector<Question> questions,
     // Failures (timeouts included) are simply not listings: a DNSBL is
     // advisory, and a list that is down must not score anyone.
     resolver.a(join->questions[i].name, [join, i](dns::Answer<IpAddress> a) {
-      std::vector<std::string> codes;
+      std::vector<IpAddress> codes;
       for (const auto& r : a.records)
-        if (dnsbl::is_listing(r)) codes.push_back(r.to_string());
+        if (dnsbl::is_listing(r)) codes.push_back(r);
       if (!codes.empty()) {
+        // Servers rotate RRsets: sorted codes keep the reason text stable.
+        std::sort(codes.begin(), codes.end(), [](const IpAddress& x, const IpAddress& y) { return x.bytes < y.bytes; });
         const auto& q = join->questions[i];
-        std::string joined = codes[0];
-        for (size_t k = 1; k < codes.size(); ++k) joined += "," + codes[k];
+        std::string joined = codes[0].to_string();
+        for (size_t k = 1; k < codes.size(); ++k) joined += "," + codes[k].to_string();
         join->hits[i] = DnsblHit{q.zone, q.listed, std::move(joined)};
       }
       if (--join->left > 0) return;

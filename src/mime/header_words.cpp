@@ -1,6 +1,5 @@
-// RFC 2047 encoded-words in header values: B and Q, adjacent words joined
-// (their bytes, so a character split across two words survives), malformed
-// words kept as written, raw 8-bit text read as UTF-8 or windows-1252.
+// RFC 2047 encoded-words in header values: B and Q, adjacent words joined by
+// their bytes, malformed words kept, raw 8-bit text read as UTF-8 or cp1252.
 #include <string>
 #include <string_view>
 

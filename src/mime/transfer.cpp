@@ -1,6 +1,5 @@
-// Base64 and quoted-printable streaming decoders. Table driven, with a fast
-// path for the common case (whole quanta, plain runs) and byte states only at
-// the edges, so a chunk may end anywhere.
+// Base64 and quoted-printable streaming decoders: table driven, bulk fast
+// paths for whole quanta and plain runs, byte states only where a chunk ends.
 #include "mxguard/mime/transfer.hpp"
 
 #include <array>

@@ -1,6 +1,5 @@
-// Unit tests for the mime module: each decoder on its own (base64, QP,
-// charsets, RFC 2047, HTML, URLs, magic bytes), the walker's structure and
-// limits, chunking invariance, and golden files (unit/mime_golden/*.eml|.ref).
+// Unit tests for the mime module: each decoder on its own, the walker's
+// structure, limits and chunking invariance, golden files (unit/mime_golden).
 #include <doctest.h>
 
 #include <algorithm>

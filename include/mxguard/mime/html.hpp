@@ -1,6 +1,5 @@
-// HTML to visible text as a streaming state machine: tags and comments
-// removed, <script>/<style> content dropped, entities decoded, block tags
-// turned into line breaks, whitespace runs collapsed; URL attributes reported.
+// HTML to visible text, streaming: tags, comments, <script>/<style> dropped,
+// entities decoded, block tags as line breaks, URL attributes reported.
 #pragma once
 
 #include <cstdint>
