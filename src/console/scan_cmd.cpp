@@ -29,6 +29,27 @@ mime::Limits limits_for(const Config& cfg) {
   return l;
 }
 
+// Reads and scans each file in turn; an unreadable file is reported and
+// skipped. Returns kExitRuntime when any file could not be read.
+template <typename Fn>
+int scan_files(const Context& ctx, const std::vector<std::string>& paths, scan::Scanner& scanner,
+               const scan::ScanOptions& options, Fn&& fn) {
+  int rc = kExitOk;
+  for (const auto& path : paths) {
+    auto data = read_message_file(path, ctx.config.smtp.max_message_size);
+    if (!data) {
+      fail(kExitRuntime, data.error());
+      rc = kExitRuntime;
+      continue;
+    }
+    scan::MessageScan ms(scanner, options);
+    ms.feed(*data);
+    ms.finish();
+    if (!fn(path, *data, ms)) return kExitRuntime;
+  }
+  return rc;
+}
+
 int run_scan(const Context& ctx, const ScanCmdOptions& o) {
   scan::Thresholds thresholds;
   std::unique_ptr<store::ConfigStore> store;
@@ -53,17 +74,8 @@ int run_scan(const Context& ctx, const ScanCmdOptions& o) {
   scan::ScanOptions options;
   options.dkim = false;  // offline: no resolver to fetch keys, so no DKIM, SPF, DMARC or DNSBL
   options.limits = limits_for(ctx.config);
-  int rc = kExitOk;
-  for (const auto& path : *paths) {
-    auto data = read_message_file(path, ctx.config.smtp.max_message_size);
-    if (!data) {
-      fail(kExitRuntime, data.error());
-      rc = kExitRuntime;
-      continue;
-    }
-    scan::MessageScan ms(scanner, options);
-    ms.feed(*data);
-    ms.finish();
+  return scan_files(ctx, *paths, scanner, options, [&](const std::string& path, const std::string&,
+                                                       const scan::MessageScan& ms) {
     scan::ScanResult r = ms.result({}, model->get());
     scan::Action action = scan::action_for(r.score, thresholds);
     if (o.json) {
@@ -79,8 +91,8 @@ int run_scan(const Context& ctx, const ScanCmdOptions& o) {
       for (const auto& reason : r.reasons) why += fmt::format(" {}({:+g})", reason.rule, reason.score);
       fmt::print("{}: {:.2f} {}{}\n", printable(path), r.score, scan::to_string(action), why);
     }
-  }
-  return rc;
+    return true;
+  });
 }
 
 struct LearnOptions {
@@ -121,30 +133,24 @@ int run_learn(const Context& ctx, const LearnOptions& o) {
   options.limits = limits_for(ctx.config);
   std::vector<bayes::Model::Item> batch;
   size_t learned = 0;
-  int rc = kExitOk;
+  bool store_failed = false;
   auto flush = [&]() -> bool {
     if (batch.empty()) return true;
     if (auto st = (*model)->learn_batch(batch); !st) {
       runtime_error(st.error());
+      store_failed = true;
       return false;
     }
     learned += batch.size();
     batch.clear();
     return true;
   };
-  for (const auto& path : *paths) {
-    auto data = read_message_file(path, ctx.config.smtp.max_message_size);
-    if (!data) {
-      fail(kExitRuntime, data.error());
-      rc = kExitRuntime;
-      continue;
-    }
-    scan::MessageScan ms(scanner, options);
-    ms.feed(*data);
-    ms.finish();
-    batch.push_back({message_key(*data), ms.tokens().hashes(), spam});
-    if (batch.size() >= 500 && !flush()) return kExitRuntime;
-  }
+  int rc = scan_files(ctx, *paths, scanner, options, [&](const std::string&, const std::string& data,
+                                                          const scan::MessageScan& ms) {
+    batch.push_back({message_key(data), ms.tokens().hashes(), spam});
+    return batch.size() < 500 || flush();
+  });
+  if (store_failed) return kExitRuntime;
   if (!flush()) return kExitRuntime;
   auto counts = (*model)->counts();
   if (!counts) return runtime_error(counts.error());
