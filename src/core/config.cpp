@@ -254,7 +254,22 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
   }
 
   if (const toml::table* t = section("delivery")) {
-    r.check_known(*t, "delivery", {"retry_interval", "max_queue_lifetime"});
+    r.check_known(*t, "delivery", {"retry_interval", "max_queue_lifetime", "max_per_backend", "max_messages",
+                                   "connect_timeout", "command_timeout", "mx_port", "dane_trust_anchor"});
+    if (auto n = t->get("max_per_backend"))
+      cfg.delivery.max_per_backend = static_cast<unsigned>(r.integer(*n, "delivery.max_per_backend", 1, 1000));
+    if (auto n = t->get("max_messages"))
+      cfg.delivery.max_messages = static_cast<unsigned>(r.integer(*n, "delivery.max_messages", 1, 100'000));
+    if (auto n = t->get("connect_timeout"))
+      cfg.delivery.connect_timeout = r.duration(*n, "delivery.connect_timeout");
+    if (auto n = t->get("command_timeout"))
+      cfg.delivery.command_timeout = r.duration(*n, "delivery.command_timeout");
+    if (auto n = t->get("mx_port"))
+      cfg.delivery.mx_port = static_cast<uint16_t>(r.integer(*n, "delivery.mx_port", 1, 65535));
+    if (auto n = t->get("dane_trust_anchor"))
+      cfg.delivery.dane_trust_anchor = r.str(*n, "delivery.dane_trust_anchor");
+    if (cfg.delivery.connect_timeout.count() == 0) r.fail("delivery.connect_timeout", "must be positive");
+    if (cfg.delivery.command_timeout.count() == 0) r.fail("delivery.command_timeout", "must be positive");
     if (auto n = t->get("retry_interval"))
       cfg.delivery.retry_interval = r.duration(*n, "delivery.retry_interval");
     if (auto n = t->get("max_queue_lifetime"))

@@ -69,6 +69,10 @@ Shard::~Shard() {
   // verdicts left they find nothing to do.
   for (auto& c : conns_)
     if (c) c->verdict.reset();
+  for (auto& o : outs_) {
+    if (o && o->in_use && o->fd >= 0) ::close(o->fd);
+    if (o) o->in_use = false;
+  }
   resolver_.reset();
   writer_.reset();
   for (auto& c : conns_)
@@ -146,10 +150,15 @@ Status Shard::init() {
   config_reader_ = std::make_unique<store::ConfigReader>(*ctx_.config_store);
   refresh_rules();
   const Config& cfg = *ctx_.config;
-  if (cfg.scan.network_checks && !cfg.dns.servers.empty()) {
+  auto client_tls = make_client_context();
+  if (!client_tls) return Error{fmt::format("TLS client context of shard {}: {}", index_, client_tls.error())};
+  client_tls_ = std::move(*client_tls);
+  // One resolver for the checks and for delivery (backend names, MX hosts).
+  if (!cfg.dns.servers.empty()) {
     dns::ResolverOptions ro;
     ro.servers = cfg.dns.servers;
     ro.timeout = cfg.dns.timeout;
+    ro.trust_anchor_file = cfg.delivery.dane_trust_anchor;
     auto r = dns::AsyncResolver::create(ro);
     if (!r) return Error{fmt::format("resolver of shard {}: {}", index_, r.error())};
     resolver_ = std::move(*r);
@@ -233,7 +242,7 @@ void Shard::run() {
   log::info("shard.start", "shard={} listeners={}", index_, listen_fds_.size());
 
   while (true) {
-    if (stopping_ && active_ == 0 && writer_->in_flight() == 0) break;
+    if (stopping_ && active_ == 0 && outs_active_ == 0 && writer_->in_flight() == 0) break;
     int rc = io_uring_submit_and_wait(&ring_, 1);
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
       log::error("shard.ring_failed", "shard={} error={}", index_, log::q(std::strerror(-rc)));
@@ -256,6 +265,9 @@ void Shard::run() {
         case kStopEvent: begin_shutdown(); break;
         case kTick: on_tick(); break;
         case kResolver: on_resolver(cqe->res, cqe->flags); break;
+        case kOutConnect: on_out_connect(slot, gen, cqe->res); break;
+        case kOutRecv: on_out_recv(slot, gen, cqe->res); break;
+        case kOutSend: on_out_send(slot, gen, cqe->res); break;
         case kCancel: break;
       }
     }
@@ -518,6 +530,8 @@ void Shard::on_writer_event() {
   arm_event_read(kWriterEvent, writer_fd_, &writer_buf_);
   completions_.clear();
   writer_->take_completions(completions_);
+  writer_->take_applied(applied_);
+  for (const auto& id : applied_) busy_.erase(id);
   for (const auto& done : completions_) {
     uint32_t slot = static_cast<uint32_t>(done.token);
     uint32_t gen = static_cast<uint32_t>(done.token >> 32);
@@ -534,8 +548,10 @@ void Shard::on_writer_event() {
 }
 
 void Shard::on_tick() {
-  if (!(stopping_ && active_ == 0)) arm_tick();
+  heartbeat_.fetch_add(1, std::memory_order_relaxed);
+  if (!(stopping_ && active_ == 0 && outs_active_ == 0)) arm_tick();
   if (resolver_) resolver_->expire(now_ms_);
+  outbound_tick();
   if (!stopping_)
     for (size_t listener : accept_paused_) arm_accept(listener);
   accept_paused_.clear();

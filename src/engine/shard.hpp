@@ -9,11 +9,15 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "conn_limiter.hpp"
 #include "mxguard/bayes/bayes.hpp"
+#include "mxguard/delivery/client.hpp"
 #include "mxguard/dns/async_resolver.hpp"
 #include "mxguard/scan/scanner.hpp"
 #include "mxguard/store/greylist.hpp"
@@ -48,6 +52,9 @@ class Shard final : public smtp::SessionHost {
   Status init();
   void run();
   void request_stop();  // any thread
+  // Counts the shard's timer ticks (every 200 ms while its loop runs); the
+  // main thread pings the systemd watchdog only while every shard's count moves.
+  uint64_t heartbeat() const { return heartbeat_.load(std::memory_order_relaxed); }
 
   // SessionHost
   bool client_blocked(std::string_view client_ip) override;
@@ -60,7 +67,15 @@ class Shard final : public smtp::SessionHost {
  private:
   struct Conn;
   struct Verdict;
-  enum Op : uint8_t { kAccept = 1, kRecv, kSend, kCancel, kWriterEvent, kStopEvent, kTick, kResolver };
+  struct Route;
+  struct Delivery;
+  struct Job;
+  struct Outbound;
+  struct RouteState;
+  enum Op : uint8_t {
+    kAccept = 1, kRecv, kSend, kCancel, kWriterEvent, kStopEvent, kTick, kResolver,
+    kOutConnect, kOutRecv, kOutSend,
+  };
 
   static uint64_t make_ud(Op op, uint32_t gen, uint32_t slot) {
     return (uint64_t{op} << 56) | (uint64_t{gen & 0xffffffu} << 32) | slot;
@@ -100,6 +115,30 @@ class Shard final : public smtp::SessionHost {
   void arm_resolver();
   void on_resolver(int res, uint32_t flags);
 
+  // Delivery (shard_delivery.cpp): the queue of this shard's spool, sent to
+  // each domain's backend over outbound connections on the same ring.
+  void run_queue();
+  void start_delivery(const std::string& id);
+  std::optional<Route> route_for(const std::string& domain, const store::Envelope& e, std::string& why);
+  void dispatch(std::unique_ptr<Job> job);
+  void open_outbound(std::unique_ptr<Job> job);
+  void resolve_outbound(uint32_t slot);
+  void connect_next(uint32_t slot);
+  void on_out_connect(uint32_t slot, uint32_t gen, int res);
+  void on_out_recv(uint32_t slot, uint32_t gen, int res);
+  void on_out_send(uint32_t slot, uint32_t gen, int res);
+  void arm_out_recv(uint32_t slot);
+  void pump_outbound(uint32_t slot);
+  void job_finished(uint32_t slot);
+  void fail_job(std::unique_ptr<Job> job, delivery::Outcome outcome, std::string_view enhanced, std::string_view why);
+  void record_results(const Job& job, const std::vector<delivery::RcptResult>& results, std::string_view peer);
+  void finish_delivery(const std::string& id);
+  void close_outbound(uint32_t slot);
+  void maybe_release_outbound(uint32_t slot);
+  void outbound_tick();
+  delivery::ClientJob client_job(const Job& job) const;
+  Outbound* out_lookup(uint32_t slot, uint32_t gen);
+
   unsigned index_;
   EngineContext ctx_;
   std::vector<int> listen_fds_;
@@ -130,6 +169,18 @@ class Shard final : public smtp::SessionHost {
   uint32_t verdict_serial_ = 0;
   std::vector<StorageWriter::Completion> completions_;
   std::string plain_scratch_;
+
+  std::atomic<uint64_t> heartbeat_{0};
+  SslCtxPtr client_tls_;
+  std::vector<std::unique_ptr<Outbound>> outs_;
+  std::vector<uint32_t> free_outs_;
+  size_t outs_active_ = 0;
+  std::unordered_map<std::string, Delivery> deliveries_;
+  std::unordered_set<std::string> busy_;  // in delivery, or its result not yet committed
+  std::unordered_map<std::string, RouteState> routes_;
+  std::vector<std::string> applied_;
+  int64_t next_queue_scan_ms_ = 0;
+  uint64_t jitter_state_ = 0;
 
   int64_t now_ms_ = 0;
   int64_t last_id_us_ = 0;

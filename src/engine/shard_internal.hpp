@@ -6,6 +6,13 @@
 #include <string>
 #include <vector>
 
+#include <sys/socket.h>
+
+#include <deque>
+
+#include "mxguard/core/net.hpp"
+#include "mxguard/delivery/client.hpp"
+#include "mxguard/delivery/dsn.hpp"
 #include "mxguard/dkim/dkim.hpp"
 #include "mxguard/scan/scanner.hpp"
 #include "mxguard/smtp/session.hpp"
@@ -52,6 +59,66 @@ struct Shard::Conn {
   size_t scanned = 0;
   // The finished message while its checks run and its verdict is decided.
   std::unique_ptr<Verdict> verdict;
+};
+
+// Where and how one group of recipients is delivered: a customer's backend,
+// or (for the DSNs we send) the MX hosts of the recipient's domain.
+struct Shard::Route {
+  std::string key;   // connections are capped and reused per key
+  std::string host;  // backend host name or address literal; the domain for MX routing
+  uint16_t port = 25;
+  bool mx = false;
+  delivery::TlsPolicy tls = delivery::TlsPolicy::kMay;
+  bool implicit_tls = false;
+  std::string auth_user, auth_password;
+};
+
+// A message being delivered in this pass, until every group has a result.
+struct Shard::Delivery {
+  store::Envelope envelope;
+  std::shared_ptr<const std::string> data;
+  unsigned groups_left = 0;
+  store::DeliveryUpdate update;
+  std::vector<delivery::DsnRecipient> bounces;
+  bool expired = false;
+};
+
+// The recipients of one message that share a route.
+struct Shard::Job {
+  std::string id;
+  Route route;
+  std::vector<std::string> recipients;
+  std::shared_ptr<const std::string> data;
+};
+
+// An outbound SMTP connection on the shard's ring.
+struct Shard::Outbound {
+  uint32_t gen = 0;
+  bool in_use = false;
+  int fd = -1;
+  enum class Phase : uint8_t { kResolving, kConnecting, kTalking } phase = Phase::kResolving;
+  Route route;
+  std::vector<IpAddress> addrs;  // in the order to try
+  size_t next_addr = 0;
+  std::string peer;              // "host[ip]:port" for logs and DSNs
+  std::string last_error;        // why the previous address failed
+  sockaddr_storage sa{};
+  socklen_t sa_len = 0;
+  std::unique_ptr<TlsChannel> tls;
+  std::unique_ptr<delivery::ClientSession> session;
+  std::unique_ptr<Job> job;
+  std::string out, sending;
+  size_t send_off = 0;
+  bool connect_inflight = false, recv_inflight = false, send_inflight = false;
+  bool closing = false;
+  std::unique_ptr<char[]> rbuf;
+  int64_t deadline_ms = 0;
+};
+
+// Per route: open connections and the jobs waiting for one.
+struct Shard::RouteState {
+  unsigned connections = 0;
+  std::deque<std::unique_ptr<Job>> waiting;
 };
 
 }  // namespace mxguard::engine

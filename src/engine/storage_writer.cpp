@@ -45,6 +45,22 @@ void StorageWriter::submit_side(std::string feed, std::vector<std::pair<std::str
   cv_.notify_one();
 }
 
+void StorageWriter::submit_delivery(std::vector<store::DeliveryUpdate> updates,
+                                    std::vector<store::NewMessage> added) {
+  {
+    std::lock_guard lock(mu_);
+    for (auto& u : updates) side_.updates.push_back(std::move(u));
+    for (auto& m : added) side_.added.push_back(std::move(m));
+  }
+  cv_.notify_one();
+}
+
+void StorageWriter::take_applied(std::vector<std::string>& ids) {
+  std::lock_guard lock(mu_);
+  ids.swap(applied_);
+  applied_.clear();
+}
+
 void StorageWriter::take_completions(std::vector<Completion>& out) {
   std::lock_guard lock(mu_);
   out.swap(done_);
@@ -75,7 +91,7 @@ void StorageWriter::run() {
   while (true) {
     {
       std::unique_lock lock(mu_);
-      auto idle = [&] { return pending_.empty() && side_.feed.empty() && side_.triplets.empty(); };
+      auto idle = [&] { return pending_.empty() && side_.empty(); };
       cv_.wait(lock, [&] { return !idle() || stopping_; });
       if (idle() && stopping_) return;
     }
@@ -90,9 +106,23 @@ void StorageWriter::run() {
         log::error("greylist.record_failed", "shard={} error={}", shard_, log::q(gs.error()));
     }
     side.triplets.clear();
+    if (!side.updates.empty() || !side.added.empty()) {
+      if (auto as = spool_->apply(side.updates, side.added); !as)
+        log::error("queue.commit_failed", "shard={} updates={} error={}", shard_, side.updates.size(),
+                   log::q(as.error()));
+      {
+        std::lock_guard lock(mu_);
+        for (auto& u : side.updates) applied_.push_back(std::move(u.id));
+      }
+      side.updates.clear();
+      side.added.clear();
+      uint64_t one = 1;
+      if (::write(notify_fd_, &one, sizeof one) != sizeof one) log::error("spool.notify_failed", "shard={}", shard_);
+    }
     records.clear();
     for (const Job& j : batch) records.push_back({&j.msg->envelope, j.msg->data});
     auto t0 = std::chrono::steady_clock::now();
+    if (batch.empty() && side.feed.empty()) continue;
     Status st = spool_->store_batch(records, side.feed);
     side.feed.clear();
     if (batch.empty()) {

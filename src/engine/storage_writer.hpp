@@ -40,8 +40,15 @@ class StorageWriter {
   // Work that has no reply waiting on it: a feed entry for a refused message,
   // greylist triplets seen now. Written with the next batch.
   void submit_side(std::string feed, std::vector<std::pair<std::string, int64_t>> triplets);
+  // Delivery results and new messages (DSNs) to commit; the ids of the
+  // updated messages come back through take_applied() once committed (or
+  // failed: the queue then still says what it said before).
+  void submit_delivery(std::vector<store::DeliveryUpdate> updates, std::vector<store::NewMessage> added);
   // Completions ready for the shard; call after the eventfd fired.
   void take_completions(std::vector<Completion>& out);
+  void take_applied(std::vector<std::string>& ids);
+  // Read access for the shard's thread (LMDB readers do not block the writer).
+  const store::Spool& spool() const { return *spool_; }
   size_t in_flight() const;
   // Commits what is pending, then stops the thread.
   void stop();
@@ -54,6 +61,9 @@ class StorageWriter {
   struct Side {
     std::vector<std::string> feed;
     std::vector<std::pair<std::string, int64_t>> triplets;
+    std::vector<store::DeliveryUpdate> updates;
+    std::vector<store::NewMessage> added;
+    bool empty() const { return feed.empty() && triplets.empty() && updates.empty() && added.empty(); }
   };
   void run();
 
@@ -68,6 +78,7 @@ class StorageWriter {
   store::GreylistStore* greylist_;
   Millis greylist_window_;
   std::vector<Completion> done_;
+  std::vector<std::string> applied_;
   size_t in_flight_ = 0;
   bool stopping_ = false;
   std::thread thread_;

@@ -48,6 +48,50 @@ TlsChannel::TlsChannel(SSL_CTX* ctx) {
   SSL_set_accept_state(ssl_);
 }
 
+Result<SslCtxPtr> make_client_context() {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  if (!ctx) return Error{"SSL_CTX_new: " + openssl_errors()};
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  if (SSL_CTX_dane_enable(ctx.get()) <= 0) return Error{"SSL_CTX_dane_enable: " + openssl_errors()};
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+  return ctx;
+}
+
+TlsChannel::TlsChannel(SSL_CTX* ctx, const TlsClientOptions& client) {
+  ssl_ = SSL_new(ctx);
+  rbio_ = BIO_new(BIO_s_mem());
+  wbio_ = BIO_new(BIO_s_mem());
+  BIO_set_mem_eof_return(rbio_, -1);
+  SSL_set_bio(ssl_, rbio_, wbio_);
+  SSL_set_connect_state(ssl_);
+  if (!client.sni.empty()) SSL_set_tlsext_host_name(ssl_, client.sni.c_str());
+  if (!client.tlsa.empty()) {
+    // RFC 7672: the TLSA records decide; a mismatch fails the handshake
+    // (SSL_VERIFY_PEER), which the delivery turns into a deferral.
+    const char* base = client.dane_name.empty() ? nullptr : client.dane_name.c_str();
+    if (SSL_dane_enable(ssl_, base) > 0) {
+      dane_ = true;
+      SSL_dane_set_flags(ssl_, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+      for (const auto& t : client.tlsa)
+        SSL_dane_tlsa_add(ssl_, t.usage, t.selector, t.matching,
+                          reinterpret_cast<const unsigned char*>(t.data.data()), t.data.size());
+      SSL_set_verify(ssl_, SSL_VERIFY_PEER, nullptr);
+    }
+  }
+}
+
+TlsChannel::Status TlsChannel::start() {
+  std::string none;
+  Status s = receive({}, none);
+  return s == Status::kHandshakeDone ? Status::kOk : s;
+}
+
+bool TlsChannel::dane_verified() const {
+  return dane_ && established_ && SSL_get_verify_result(ssl_) == X509_V_OK && SSL_get0_dane_authority(ssl_, nullptr, nullptr) >= 0;
+}
+
 TlsChannel::~TlsChannel() { SSL_free(ssl_); }
 
 TlsChannel::Status TlsChannel::receive(std::string_view cipher, std::string& plain) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "mxguard/core/result.hpp"
 #include "mxguard/smtp/session.hpp"
@@ -21,14 +22,37 @@ using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 // Loads certificate and key; TLS 1.2 minimum. Fails with a message naming the file.
 Result<SslCtxPtr> make_server_context(const std::string& cert_file, const std::string& key_file);
 
+// Client context for deliveries: TLS 1.2 or later, DANE enabled. Without
+// DANE nothing is verified: opportunistic TLS (RFC 7435) and policy
+// `encrypt` only promise encryption, as Postfix's "may" and "encrypt" do.
+Result<SslCtxPtr> make_client_context();
+
+struct TlsaRecord {
+  uint8_t usage = 0, selector = 0, matching = 0;
+  std::string data;  // binary association data
+};
+
+struct TlsClientOptions {
+  std::string sni;                // the backend's host name ("" for an IP literal)
+  std::vector<TlsaRecord> tlsa;   // non-empty: DANE; the peer must match one
+  std::string dane_name;          // the TLSA base domain (the MX/backend host)
+};
+
 class TlsChannel {
  public:
-  explicit TlsChannel(SSL_CTX* ctx);
+  explicit TlsChannel(SSL_CTX* ctx);  // server side
+  TlsChannel(SSL_CTX* ctx, const TlsClientOptions& client);  // client side
+
   ~TlsChannel();
   TlsChannel(const TlsChannel&) = delete;
   TlsChannel& operator=(const TlsChannel&) = delete;
 
   enum class Status { kOk, kHandshakeDone, kClosed, kError };
+
+  // Client: starts the handshake; the ClientHello is then ready in drain().
+  Status start();
+  // Client with TLSA records: the peer's certificate matched one of them.
+  bool dane_verified() const;
 
   // Feeds ciphertext from the peer; decrypted bytes are appended to `plain`.
   // kHandshakeDone is returned once, when the handshake completes.
@@ -47,6 +71,7 @@ class TlsChannel {
   BIO* rbio_ = nullptr;  // network -> SSL
   BIO* wbio_ = nullptr;  // SSL -> network
   bool established_ = false;
+  bool dane_ = false;
   std::string error_;
 };
 

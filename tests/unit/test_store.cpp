@@ -170,6 +170,76 @@ TEST_CASE("store: queue entry round trip and rejects") {
   std::string bad_state = good;
   bad_state[1] = 9;
   CHECK_FALSE(decode_queue_entry(bad_state).ok());
+
+  // Per-recipient state survives; a version 1 entry (no recipients) still decodes.
+  q.recipients = {{"a@x.example", 451, "451 4.2.0 try later"}, {"b@x.example", 0, ""}};
+  q.bounce_requested = true;
+  auto two = decode_queue_entry(encode_queue_entry(q));
+  REQUIRE(two.ok());
+  REQUIRE(two->recipients.size() == 2);
+  CHECK(two->recipients[0].address == "a@x.example");
+  CHECK(two->recipients[0].last_code == 451);
+  CHECK(two->recipients[0].last_error == "451 4.2.0 try later");
+  CHECK(two->bounce_requested);
+  std::string v1 = encode_queue_entry(QueueEntry{}).substr(0, 14);
+  v1[0] = 1;
+  auto old = decode_queue_entry(v1);
+  REQUIRE(old.ok());
+  CHECK(old->recipients.empty());
+  const std::string full = encode_queue_entry(q);
+  for (size_t cut = 14; cut < full.size(); ++cut) CHECK_FALSE(decode_queue_entry(full.substr(0, cut)).ok());
+}
+
+TEST_CASE("store: delivery results update the queue and the due index") {
+  TempDir dir;
+  auto spool = Spool::open(dir.path(), 1);
+  REQUIRE(spool.ok());
+  Envelope e = sample_envelope("d1.s1");
+  e.recipients = {"a@x.example", "b@x.example", "c@x.example"};
+  e.received_ms = 1000;
+  Envelope f = sample_envelope("d2.s1");
+  f.received_ms = 5000;
+  REQUIRE((*spool)->store_batch({{&e, "one"}, {&f, "two"}}).ok());
+
+  CHECK(*(*spool)->due(999, 10) == std::vector<std::string>{});
+  CHECK(*(*spool)->due(1000, 10) == std::vector<std::string>{"d1.s1"});
+  CHECK(*(*spool)->due(9000, 10) == std::vector<std::string>{"d1.s1", "d2.s1"});
+  CHECK(*(*spool)->due(9000, 1) == std::vector<std::string>{"d1.s1"});
+  CHECK(**(*spool)->next_due() == 1000);
+
+  // a delivered, b deferred, c untouched: two left, due later.
+  DeliveryUpdate u{"d1.s1", {"a@x.example"}, {{"b@x.example", 451, "451 4.3.0 busy"}}, 20'000, true};
+  REQUIRE((*spool)->apply({u}, {}).ok());
+  auto q = (*spool)->queue_entry("d1.s1");
+  REQUIRE(q->has_value());
+  CHECK((*q)->attempts == 1);
+  CHECK((*q)->state == QueueState::kDeferred);
+  REQUIRE((*q)->recipients.size() == 2);
+  CHECK((*q)->recipients[0].address == "b@x.example");
+  CHECK((*q)->recipients[0].last_error == "451 4.3.0 busy");
+  CHECK((*q)->recipients[1].address == "c@x.example");
+  CHECK(*(*spool)->due(9000, 10) == std::vector<std::string>{"d2.s1"});
+  CHECK(*(*spool)->due(20'000, 10) == std::vector<std::string>{"d2.s1", "d1.s1"});
+
+  // The rest done, and a new message (a DSN) queued in the same commit:
+  // nothing of d1 is kept.
+  Envelope dsn = sample_envelope("d3.s1");
+  dsn.sender = "";
+  dsn.received_ms = 21'000;
+  DeliveryUpdate last{"d1.s1", {"b@x.example", "c@x.example"}, {}, 0, true};
+  REQUIRE((*spool)->apply({last}, {{dsn, "bounce"}}).ok());
+  CHECK_FALSE((*spool)->envelope("d1.s1")->has_value());
+  CHECK(chunk_count(**spool, "d1.s1") == 0);
+  CHECK(*(*spool)->due(50'000, 10) == std::vector<std::string>{"d2.s1", "d3.s1"});
+  CHECK(**(*spool)->read_message("d3.s1") == "bounce");
+
+  // Console retry/bounce move the due key.
+  REQUIRE(*(*spool)->reschedule("d3.s1", 100, true));
+  CHECK(*(*spool)->due(100, 10) == std::vector<std::string>{"d3.s1"});
+  CHECK((*(*spool)->queue_entry("d3.s1"))->bounce_requested);
+  CHECK_FALSE(*(*spool)->reschedule("nope.s1", 100, false));
+  REQUIRE(*(*spool)->remove("d3.s1"));
+  CHECK(*(*spool)->due(50'000, 10) == std::vector<std::string>{"d2.s1"});
 }
 
 TEST_CASE("store: spool stores, reads and removes chunked messages") {

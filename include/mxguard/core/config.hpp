@@ -54,6 +54,12 @@ struct DnsConfig {
 struct DeliveryConfig {
   Millis retry_interval{15 * 60'000};
   Millis max_queue_lifetime{7LL * 86'400'000};
+  unsigned max_per_backend = 10;   // concurrent connections to one backend (host:port)
+  unsigned max_messages = 500;     // messages in delivery at once, per shard
+  Millis connect_timeout{30'000};
+  Millis command_timeout{300'000};  // any wait for a reply or a send to finish (RFC 5321 4.5.3.2: 5 min)
+  uint16_t mx_port = 25;            // port of MX hosts (DSNs to senders' domains); tests move it
+  std::string dane_trust_anchor;    // DNSSEC trust anchor file for tls=dane ("" = DANE domains defer)
 };
 
 struct ScanConfig {

@@ -17,18 +17,55 @@
 namespace mxguard::store {
 
 inline constexpr size_t kBodyChunkSize = 64 * 1024;
-inline constexpr uint8_t kQueueEntryVersion = 1;
+// Version 2 added the per-recipient delivery state; version 1 entries still
+// decode (every envelope recipient not quarantined is pending).
+inline constexpr uint8_t kQueueEntryVersion = 2;
 
 enum class QueueState : uint8_t { kQueued = 0, kDeferred = 1 };
+
+// A recipient still to be delivered, with what its last attempt said.
+struct QueueRecipient {
+  std::string address;
+  int last_code = 0;       // the backend's reply code, 0 when none (connection, TLS)
+  std::string last_error;  // one line, "" before the first attempt
+};
 
 struct QueueEntry {
   QueueState state = QueueState::kQueued;
   int64_t next_attempt_ms = 0;
   uint32_t attempts = 0;
+  // Recipients still to deliver; delivered and bounced ones are removed. Empty
+  // in a version 1 entry: see pending_recipients().
+  std::vector<QueueRecipient> recipients;
+  bool bounce_requested = false;  // `queue bounce`: the engine returns it to the sender
 };
+
+// The recipients a queue entry still has to deliver.
+std::vector<QueueRecipient> pending_recipients(const Envelope& e, const QueueEntry& q);
 
 std::string encode_queue_entry(const QueueEntry& q);
 Result<QueueEntry> decode_queue_entry(std::string_view bytes);
+
+// The named databases of a spool env; the quarantine code works on them too.
+struct SpoolDbs {
+  MDB_dbi envelopes, bodies, queue, due, quarantine, qbodies, qindex, feed;
+};
+
+// What one delivery attempt changed for one message, applied by the storage
+// writer (the env's only writer in the engine).
+struct DeliveryUpdate {
+  std::string id;
+  std::vector<std::string> done;              // delivered or bounced: no longer queued
+  std::vector<QueueRecipient> deferred;       // try again at next_attempt_ms
+  int64_t next_attempt_ms = 0;
+  bool count_attempt = true;
+};
+
+// A new message to queue (a DSN we generate), stored with the updates.
+struct NewMessage {
+  Envelope envelope;
+  std::string data;
+};
 
 class Spool {
  public:
@@ -55,6 +92,20 @@ class Spool {
   // Ids of quarantined messages (the quarantine issue builds on this index).
   Result<std::vector<std::string>> quarantined_ids() const;
 
+  // Queues a message (envelope, body, queue entry, due index) inside `txn`:
+  // used by store_batch, quarantine release and DSNs.
+  Status enqueue(Txn& txn, const Envelope& e, std::string_view data, int64_t when_ms);
+  // Applies delivery results and queues new messages in one commit. A message
+  // left without recipients is deleted with its body.
+  Status apply(const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added);
+  // Ids of queued messages whose next attempt is at or before now, oldest
+  // first, at most max.
+  Result<std::vector<std::string>> due(int64_t now_ms, size_t max) const;
+  // The next attempt time of the earliest queued message, nullopt when empty.
+  Result<std::optional<int64_t>> next_due() const;
+  // Reschedules a queued message (console `queue retry`, `queue bounce`).
+  Result<bool> reschedule(std::string_view id, int64_t when_ms, bool bounce);
+
   // Read side (console, delivery).
   Status for_each(const std::function<void(const Envelope&, const QueueEntry&)>& fn) const;
   Result<std::optional<Envelope>> envelope(std::string_view id) const;
@@ -65,16 +116,19 @@ class Spool {
 
   // For tests and tools that inspect the raw layout (e.g. count body chunks).
   const Env& env() const { return env_; }
-  MDB_dbi bodies_dbi() const { return bodies_; }
+  MDB_dbi bodies_dbi() const { return dbs_.bodies; }
+  const SpoolDbs& dbs() const { return dbs_; }
 
  private:
-  Spool(Env env, MDB_dbi envelopes, MDB_dbi bodies, MDB_dbi queue, MDB_dbi quarantine, MDB_dbi feed)
-      : env_(std::move(env)), envelopes_(envelopes), bodies_(bodies), queue_(queue), quarantine_(quarantine),
-        feed_(feed) {}
+  Spool(Env env, SpoolDbs dbs) : env_(std::move(env)), dbs_(dbs) {}
+  Status remove_in(Txn& txn, std::string_view id, const std::optional<QueueEntry>& entry);
 
   Env env_;
-  MDB_dbi envelopes_, bodies_, queue_, quarantine_, feed_;
+  SpoolDbs dbs_;
 };
+
+// Due-index key: big-endian time then the id, so a cursor walks in time order.
+std::string due_key(int64_t when_ms, std::string_view id);
 
 // Body chunk key: "<id>#<chunk index as 6 hex digits>", sorted by index.
 std::string body_chunk_key(std::string_view id, uint32_t index);

@@ -1,0 +1,721 @@
+// The shard's delivery side: due messages of its own spool go to each
+// domain's backend over outbound connections on the shard's ring. The SMTP
+// dialogue is delivery::ClientSession (pure); this file moves its bytes,
+// runs TLS, resolves hosts, enforces timeouts and turns results into queue
+// updates that the storage writer commits.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "mxguard/core/log.hpp"
+#include "mxguard/core/strings.hpp"
+#include "shard_internal.hpp"
+
+namespace mxguard::engine {
+
+namespace {
+
+constexpr size_t kOutRecvBuffer = 16 * 1024;
+constexpr int64_t kQueueScanMs = 1000;  // idle queue poll; console changes are seen within it
+
+std::string domain_part(std::string_view address) {
+  size_t at = address.rfind('@');
+  return at == std::string_view::npos ? std::string() : to_lower(address.substr(at + 1));
+}
+
+std::optional<delivery::TlsPolicy> tls_policy(std::string_view s) {
+  if (s == "none") return delivery::TlsPolicy::kNone;
+  if (s == "may") return delivery::TlsPolicy::kMay;
+  if (s == "encrypt") return delivery::TlsPolicy::kEncrypt;
+  if (s == "dane") return delivery::TlsPolicy::kDane;
+  return std::nullopt;
+}
+
+// A literal address as a backend host: "192.0.2.7", "2001:db8::1" or "[2001:db8::1]".
+std::optional<IpAddress> literal(std::string_view host) {
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return IpAddress::parse(host);
+}
+
+socklen_t fill_sockaddr(const IpAddress& ip, uint16_t port, sockaddr_storage& sa) {
+  std::memset(&sa, 0, sizeof sa);
+  if (ip.v6) {
+    auto& in6 = reinterpret_cast<sockaddr_in6&>(sa);
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = htons(port);
+    std::memcpy(&in6.sin6_addr, ip.bytes.data(), 16);
+    return sizeof in6;
+  }
+  auto& in = reinterpret_cast<sockaddr_in&>(sa);
+  in.sin_family = AF_INET;
+  in.sin_port = htons(port);
+  std::memcpy(&in.sin_addr, ip.bytes.data(), 4);
+  return sizeof in;
+}
+
+std::string_view outcome_name(delivery::Outcome o) {
+  switch (o) {
+    case delivery::Outcome::kDelivered: return "sent";
+    case delivery::Outcome::kDeferred: return "deferred";
+    case delivery::Outcome::kFailed: return "bounced";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Shard::Outbound* Shard::out_lookup(uint32_t slot, uint32_t gen) {
+  if (slot >= outs_.size()) return nullptr;
+  Outbound* o = outs_[slot].get();
+  if (!o->in_use || (o->gen & 0xffffffu) != gen) return nullptr;
+  return o;
+}
+
+// Picks due messages from the spool while there is room. Runs from the tick;
+// a message stays in busy_ from its pick until its result is committed, so
+// the due index (which still lists it) never starts it twice.
+void Shard::run_queue() {
+  if (stopping_ || now_ms_ < next_queue_scan_ms_) return;
+  next_queue_scan_ms_ = now_ms_ + kQueueScanMs;
+  const size_t cap = ctx_.config->delivery.max_messages;
+  if (deliveries_.size() >= cap) return;
+  auto ids = writer_->spool().due(now_ms_, cap - deliveries_.size() + busy_.size());
+  if (!ids) {
+    log::error("queue.read_failed", "shard={} error={}", index_, log::q(ids.error()));
+    return;
+  }
+  for (const std::string& id : *ids) {
+    if (deliveries_.size() >= cap) break;
+    if (busy_.count(id)) continue;
+    start_delivery(id);
+  }
+}
+
+void Shard::start_delivery(const std::string& id) {
+  const store::Spool& spool = writer_->spool();
+  auto env = spool.envelope(id);
+  auto entry = spool.queue_entry(id);
+  if (!env || !entry || !*env || !*entry) {
+    if (!env || !entry)
+      log::error("queue.read_failed", "shard={} id={} error={}", index_, id,
+                 log::q(!env ? env.error() : entry.error()));
+    return;  // deleted meanwhile: its due key went with it
+  }
+  auto data = spool.read_message(id);
+  if (!data || !*data) {
+    log::error("queue.read_failed", "shard={} id={} error={}", index_, id, log::q(data ? "no body" : data.error()));
+    return;
+  }
+  busy_.insert(id);
+  Delivery& d = deliveries_[id];
+  d.envelope = std::move(**env);
+  d.data = std::make_shared<const std::string>(std::move(**data));
+  d.update.id = id;
+  const store::QueueEntry& q = **entry;
+  std::vector<store::QueueRecipient> pending = store::pending_recipients(d.envelope, q);
+  d.expired = now_ms_ - d.envelope.received_ms >= ctx_.config->delivery.max_queue_lifetime.count();
+
+  if (q.bounce_requested || d.expired) {
+    for (const auto& r : pending) {
+      d.update.done.push_back(r.address);
+      if (d.envelope.sender.empty()) continue;
+      std::string diag = r.last_error.empty() ? std::string("no delivery attempt succeeded") : r.last_error;
+      if (q.bounce_requested) d.bounces.push_back({r.address, "5.0.0", "x-mxguard; returned to the sender by the operator", ""});
+      else d.bounces.push_back({r.address, "4.4.7", fmt::format("x-mxguard; {}", diag), ""});
+    }
+    log::info("delivery.returned", "id={} shard={} recipients={} reason={}", id, index_, pending.size(),
+              q.bounce_requested ? "operator" : "expired");
+    finish_delivery(id);
+    return;
+  }
+
+  // One job per route: recipients of one domain share a backend.
+  std::vector<std::unique_ptr<Job>> jobs;
+  for (const auto& r : pending) {
+    std::string domain = domain_part(r.address);
+    std::string why;
+    auto route = route_for(domain, d.envelope, why);
+    if (!route) {
+      d.update.deferred.push_back({r.address, 0, why});
+      log::warn("delivery.deferred", "id={} shard={} rcpt={} reason={}", id, index_, log::q(r.address), log::q(why));
+      continue;
+    }
+    auto it = std::find_if(jobs.begin(), jobs.end(), [&](const auto& j) { return j->route.key == route->key; });
+    if (it == jobs.end()) {
+      auto j = std::make_unique<Job>();
+      j->id = id;
+      j->route = std::move(*route);
+      j->data = d.data;
+      jobs.push_back(std::move(j));
+      it = jobs.end() - 1;
+    }
+    (*it)->recipients.push_back(r.address);
+  }
+  d.groups_left = static_cast<unsigned>(jobs.size());
+  if (jobs.empty()) {
+    finish_delivery(id);
+    return;
+  }
+  for (auto& j : jobs) dispatch(std::move(j));
+}
+
+// The domain's settings are read now, so a console change applies to the
+// next attempt. Mail we generate ourselves (DSNs: null sender, no client)
+// to a domain we do not serve goes to that domain's MX hosts.
+std::optional<Shard::Route> Shard::route_for(const std::string& domain, const store::Envelope& e, std::string& why) {
+  auto dom = config_reader_->domain(domain);
+  if (!dom) {
+    why = fmt::format("configuration store unavailable: {}", dom.error());
+    return std::nullopt;
+  }
+  Route r;
+  if (!*dom || (*dom)->backend_host.empty()) {
+    if (!(e.sender.empty() && e.client_ip.empty())) {
+      why = fmt::format("domain {} is not served here (removed?)", domain);
+      return std::nullopt;
+    }
+    r.mx = true;
+    r.host = domain;
+    r.port = ctx_.config->delivery.mx_port;
+    r.tls = delivery::TlsPolicy::kMay;
+    r.key = "mx:" + domain;
+    return r;
+  }
+  const store::Domain& d = **dom;
+  r.host = d.backend_host;
+  r.port = d.backend_port;
+  r.implicit_tls = d.backend_port == 465;
+  r.tls = tls_policy(d.tls_policy).value_or(delivery::TlsPolicy::kMay);
+  if (d.trust == "auth") {
+    r.auth_user = d.auth_user;
+    r.auth_password = d.auth_password;
+  }
+  r.key = fmt::format("{}|{}|{}|{}|{}", to_lower(r.host), r.port, d.tls_policy, d.trust, r.auth_user);
+  return r;
+}
+
+delivery::ClientJob Shard::client_job(const Job& job) const {
+  const Delivery& d = deliveries_.at(job.id);
+  delivery::ClientJob c;
+  c.helo = ctx_.config->hostname;
+  c.sender = d.envelope.sender;
+  c.recipients = job.recipients;
+  c.size = job.data->size();
+  c.body_8bit = d.envelope.body_8bit;
+  c.smtputf8 = d.envelope.smtputf8;
+  c.tls = job.route.tls;
+  c.implicit_tls = job.route.implicit_tls;
+  c.auth_user = job.route.auth_user;
+  c.auth_password = job.route.auth_password;
+  c.message = *job.data;
+  return c;
+}
+
+void Shard::dispatch(std::unique_ptr<Job> job) {
+  RouteState& rs = routes_[job->route.key];
+  if (rs.connections < ctx_.config->delivery.max_per_backend) {
+    ++rs.connections;
+    open_outbound(std::move(job));
+  } else {
+    rs.waiting.push_back(std::move(job));
+  }
+}
+
+void Shard::open_outbound(std::unique_ptr<Job> job) {
+  uint32_t slot;
+  if (!free_outs_.empty()) {
+    slot = free_outs_.back();
+    free_outs_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(outs_.size());
+    outs_.push_back(std::make_unique<Outbound>());
+  }
+  Outbound& o = *outs_[slot];
+  o.in_use = true;
+  o.phase = Outbound::Phase::kResolving;
+  o.route = job->route;
+  o.job = std::move(job);
+  o.addrs.clear();
+  o.next_addr = 0;
+  o.peer = o.route.host;
+  o.last_error.clear();
+  o.closing = o.connect_inflight = o.recv_inflight = o.send_inflight = false;
+  o.deadline_ms = now_ms_ + ctx_.config->delivery.connect_timeout.count() + ctx_.config->dns.timeout.count();
+  ++outs_active_;
+  resolve_outbound(slot);
+}
+
+// Finds the addresses to try: a literal as is, a backend name by A/AAAA, an
+// MX route by the domain's MX set in preference order (the domain's own
+// addresses when it has no MX, RFC 5321 5.1).
+void Shard::resolve_outbound(uint32_t slot) {
+  Outbound& o = *outs_[slot];
+  if (auto ip = literal(o.route.host)) {
+    o.addrs.push_back(*ip);
+    connect_next(slot);
+    return;
+  }
+  if (!resolver_) {
+    o.last_error = fmt::format("cannot resolve {}: no DNS servers configured (dns.servers)", o.route.host);
+    o.addrs.clear();
+    connect_next(slot);
+    return;
+  }
+  uint32_t gen = o.gen & 0xffffffu;
+  auto got_addresses = [this, slot, gen](dns::Answer<IpAddress> a) {
+    Outbound* p = out_lookup(slot, gen);
+    if (!p) return;
+    if (a.ok()) {
+      // IPv4 first: loopback test set-ups and most backends answer there.
+      std::stable_sort(a.records.begin(), a.records.end(), [](const IpAddress& x, const IpAddress& y) {
+        return !x.v6 && y.v6;
+      });
+      p->addrs = std::move(a.records);
+    } else {
+      p->last_error = fmt::format("cannot resolve {}: {}", p->peer, dns::to_string(a.status));
+    }
+    connect_next(slot);
+  };
+  if (!o.route.mx) {
+    resolver_->addresses(o.route.host, std::move(got_addresses));
+    return;
+  }
+  resolver_->mx(o.route.host, [this, slot, gen, got_addresses](dns::Answer<dns::MxRecord> a) mutable {
+    Outbound* p = out_lookup(slot, gen);
+    if (!p) return;
+    if (a.status == dns::LookupStatus::kNxDomain || a.status == dns::LookupStatus::kNoData) {
+      resolver_->addresses(p->route.host, std::move(got_addresses));
+      return;
+    }
+    if (!a.ok()) {
+      p->last_error = fmt::format("cannot resolve MX of {}: {}", p->route.host, dns::to_string(a.status));
+      connect_next(slot);
+      return;
+    }
+    std::stable_sort(a.records.begin(), a.records.end(),
+                     [](const dns::MxRecord& x, const dns::MxRecord& y) { return x.preference < y.preference; });
+    if (a.records.front().is_null()) {
+      std::string why = fmt::format("domain {} accepts no mail (null MX)", p->route.host);
+      std::unique_ptr<Job> job = std::move(p->job);
+      close_outbound(slot);
+      fail_job(std::move(job), delivery::Outcome::kFailed, "5.1.10", why);
+      return;
+    }
+    // The most preferred host; its addresses in turn. Enough for the DSNs
+    // this route carries.
+    p->peer = a.records.front().host;
+    resolver_->addresses(a.records.front().host, std::move(got_addresses));
+  });
+}
+
+// Tries the next address, or gives the job up as deferred when none is left.
+void Shard::connect_next(uint32_t slot) {
+  Outbound& o = *outs_[slot];
+  if (o.fd >= 0) {
+    ::close(o.fd);
+    o.fd = -1;
+  }
+  if (o.next_addr >= o.addrs.size()) {
+    std::string why = o.last_error.empty() ? fmt::format("no address for {}", o.peer) : o.last_error;
+    std::unique_ptr<Job> job = std::move(o.job);
+    close_outbound(slot);
+    fail_job(std::move(job), delivery::Outcome::kDeferred, "4.4.1", why);
+    return;
+  }
+  const IpAddress& ip = o.addrs[o.next_addr++];
+  o.sa_len = fill_sockaddr(ip, o.route.port, o.sa);
+  o.peer = fmt::format("{}[{}]:{}", o.route.mx ? o.peer.substr(0, o.peer.find('[')) : o.route.host, ip.to_string(),
+                       o.route.port);
+  o.fd = ::socket(ip.v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (o.fd < 0) {
+    o.last_error = fmt::format("socket: {}", std::strerror(errno));
+    connect_next(slot);
+    return;
+  }
+  int one = 1;
+  setsockopt(o.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  o.phase = Outbound::Phase::kConnecting;
+  o.deadline_ms = now_ms_ + ctx_.config->delivery.connect_timeout.count();
+  io_uring_sqe* s = sqe();
+  io_uring_prep_connect(s, o.fd, reinterpret_cast<sockaddr*>(&o.sa), o.sa_len);
+  io_uring_sqe_set_data64(s, make_ud(kOutConnect, o.gen, slot));
+  o.connect_inflight = true;
+}
+
+void Shard::on_out_connect(uint32_t slot, uint32_t gen, int res) {
+  Outbound* o = out_lookup(slot, gen);
+  if (!o) return;
+  o->connect_inflight = false;
+  if (o->closing) {
+    maybe_release_outbound(slot);
+    return;
+  }
+  if (res < 0) {
+    o->last_error = fmt::format("cannot connect to {}: {}", o->peer,
+                                res == -ECANCELED ? "timed out" : std::strerror(-res));
+    log::info("delivery.connect_failed", "shard={} peer={} error={}", index_, o->peer, log::q(o->last_error));
+    connect_next(slot);
+    return;
+  }
+  o->phase = Outbound::Phase::kTalking;
+  o->deadline_ms = now_ms_ + ctx_.config->delivery.command_timeout.count();
+  o->session = std::make_unique<delivery::ClientSession>(client_job(*o->job));
+  if (!o->rbuf) o->rbuf = std::make_unique<char[]>(kOutRecvBuffer);
+  if (o->route.implicit_tls) {
+    TlsClientOptions opts;
+    if (!literal(o->route.host)) opts.sni = o->route.host;
+    o->tls = std::make_unique<TlsChannel>(client_tls_.get(), opts);
+    o->tls->start();
+  }
+  arm_out_recv(slot);
+  pump_outbound(slot);
+}
+
+void Shard::arm_out_recv(uint32_t slot) {
+  Outbound& o = *outs_[slot];
+  io_uring_sqe* s = sqe();
+  io_uring_prep_recv(s, o.fd, o.rbuf.get(), kOutRecvBuffer, 0);
+  io_uring_sqe_set_data64(s, make_ud(kOutRecv, o.gen, slot));
+  o.recv_inflight = true;
+}
+
+void Shard::on_out_recv(uint32_t slot, uint32_t gen, int res) {
+  Outbound* o = out_lookup(slot, gen);
+  if (!o) return;
+  o->recv_inflight = false;
+  if (o->closing) {
+    maybe_release_outbound(slot);
+    return;
+  }
+  if (res <= 0) {
+    o->session->connection_lost(res == 0 ? "connection closed by the backend" : std::strerror(-res));
+    pump_outbound(slot);
+    return;
+  }
+  o->deadline_ms = now_ms_ + ctx_.config->delivery.command_timeout.count();
+  std::string_view data(o->rbuf.get(), static_cast<size_t>(res));
+  if (o->tls) {
+    std::string plain;
+    bool handshaking = !o->tls->established();
+    auto st = o->tls->receive(data, plain);
+    if (st == TlsChannel::Status::kError) {
+      if (handshaking) o->session->tls_failed(o->tls->last_error());
+      else o->session->connection_lost("TLS error: " + o->tls->last_error());
+      o->tls->drain(o->out);
+      pump_outbound(slot);
+      return;
+    }
+    if (st == TlsChannel::Status::kHandshakeDone) o->session->tls_established(o->tls->dane_verified());
+    if (!plain.empty()) o->session->receive(plain);
+    if (st == TlsChannel::Status::kClosed) o->session->connection_lost("TLS session closed by the backend");
+  } else {
+    o->session->receive(data);
+  }
+  if (!o->closing && !o->recv_inflight && !(o->session->finished() && o->session->wants_close())) arm_out_recv(slot);
+  pump_outbound(slot);
+}
+
+// Moves the session's output to the wire (through TLS once it is up),
+// starts STARTTLS when asked, feeds the message in pieces, and acts on the
+// end of a transaction.
+void Shard::pump_outbound(uint32_t slot) {
+  Outbound& o = *outs_[slot];
+  if (o.closing || !o.session) return;
+  delivery::ClientSession& s = *o.session;
+  while (true) {
+    std::string& produced = s.output();
+    if (!produced.empty()) {
+      if (!o.tls) o.out.append(produced);
+      else if (o.tls->established() && !o.tls->send(produced)) s.connection_lost("TLS write failed");
+      produced.clear();
+    }
+    if (s.wants_tls() && !o.tls) {
+      TlsClientOptions opts;
+      if (!literal(o.route.host)) opts.sni = o.route.host;
+      o.tls = std::make_unique<TlsChannel>(client_tls_.get(), opts);
+      o.tls->start();
+    }
+    if (o.tls) o.tls->drain(o.out);
+    // The next piece of the message only when the previous one is on its
+    // way, so a large message never sits in memory twice.
+    if (o.out.empty() && !o.send_inflight && !s.finished()) {
+      size_t before = s.output().size();
+      s.pump();
+      if (s.output().size() > before) continue;
+    }
+    break;
+  }
+  if (!o.out.empty() && !o.send_inflight) {
+    o.sending.swap(o.out);
+    o.out.clear();
+    o.send_off = 0;
+    io_uring_sqe* sq = sqe();
+    io_uring_prep_send(sq, o.fd, o.sending.data(), o.sending.size(), MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sq, make_ud(kOutSend, o.gen, slot));
+    o.send_inflight = true;
+  }
+  if (s.finished()) job_finished(slot);
+}
+
+void Shard::on_out_send(uint32_t slot, uint32_t gen, int res) {
+  Outbound* o = out_lookup(slot, gen);
+  if (!o) return;
+  o->send_inflight = false;
+  if (o->closing) {
+    maybe_release_outbound(slot);
+    return;
+  }
+  if (res < 0) {
+    o->sending.clear();
+    o->out.clear();
+    o->session->connection_lost(fmt::format("send failed: {}", std::strerror(-res)));
+    pump_outbound(slot);
+    return;
+  }
+  o->deadline_ms = now_ms_ + ctx_.config->delivery.command_timeout.count();
+  o->send_off += static_cast<size_t>(res);
+  if (o->send_off < o->sending.size()) {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_send(s, o->fd, o->sending.data() + o->send_off, o->sending.size() - o->send_off, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(s, make_ud(kOutSend, o->gen, slot));
+    o->send_inflight = true;
+    return;
+  }
+  o->sending.clear();
+  if (o->sending.capacity() > (1u << 20)) std::string().swap(o->sending);
+  pump_outbound(slot);
+}
+
+// The session has a result for every recipient of its job: record them,
+// then reuse the connection for the next job of the route or say goodbye.
+void Shard::job_finished(uint32_t slot) {
+  Outbound& o = *outs_[slot];
+  delivery::ClientSession& s = *o.session;
+  if (o.job) {
+    std::unique_ptr<Job> job = std::move(o.job);
+    record_results(*job, s.results(), o.peer);
+    std::string id = job->id;
+    job.reset();
+    if (auto it = deliveries_.find(id); it != deliveries_.end() && --it->second.groups_left == 0) finish_delivery(id);
+  }
+  RouteState& rs = routes_[o.route.key];
+  if (s.reusable() && !rs.waiting.empty() && !stopping_) {
+    o.job = std::move(rs.waiting.front());
+    rs.waiting.pop_front();
+    s.next(client_job(*o.job));
+    pump_outbound(slot);
+    return;
+  }
+  if (!s.wants_close()) s.quit();
+  std::string& produced = s.output();
+  if (!produced.empty()) {
+    if (!o.tls) o.out.append(produced);
+    else if (o.tls->established()) o.tls->send(produced);
+    produced.clear();
+  }
+  if (o.tls) o.tls->drain(o.out);
+  if (!o.out.empty() && !o.send_inflight) {
+    o.sending.swap(o.out);
+    o.out.clear();
+    o.send_off = 0;
+    io_uring_sqe* sq = sqe();
+    io_uring_prep_send(sq, o.fd, o.sending.data(), o.sending.size(), MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sq, make_ud(kOutSend, o.gen, slot));
+    o.send_inflight = true;
+  }
+  close_outbound(slot);
+}
+
+void Shard::record_results(const Job& job, const std::vector<delivery::RcptResult>& results, std::string_view peer) {
+  auto it = deliveries_.find(job.id);
+  if (it == deliveries_.end()) return;
+  Delivery& d = it->second;
+  for (const auto& r : results) {
+    std::string reply = r.code ? fmt::format("{} {}", r.code, r.text)
+                               : (r.enhanced.empty() ? r.text : fmt::format("{} {}", r.enhanced, r.text));
+    log::info("delivery.result", "id={} shard={} rcpt={} status={} peer={} reply={}", job.id, index_,
+              log::q(r.recipient), outcome_name(r.outcome), log::q(peer), log::q(reply));
+    switch (r.outcome) {
+      case delivery::Outcome::kDelivered: d.update.done.push_back(r.recipient); break;
+      case delivery::Outcome::kFailed:
+        d.update.done.push_back(r.recipient);
+        if (!d.envelope.sender.empty())
+          d.bounces.push_back({r.recipient, r.enhanced.empty() ? "5.0.0" : r.enhanced,
+                               r.code ? fmt::format("smtp; {}", reply) : fmt::format("x-mxguard; {}", reply),
+                               std::string(peer)});
+        break;
+      case delivery::Outcome::kDeferred:
+        d.update.deferred.push_back({r.recipient, r.code, std::string(peer) + ": " + reply});
+        break;
+    }
+  }
+}
+
+// A job that never reached a backend: every recipient gets the same result.
+void Shard::fail_job(std::unique_ptr<Job> job, delivery::Outcome outcome, std::string_view enhanced,
+                     std::string_view why) {
+  if (!job) return;
+  std::vector<delivery::RcptResult> results;
+  for (const auto& r : job->recipients) results.push_back({r, outcome, 0, std::string(enhanced), std::string(why)});
+  record_results(*job, results, job->route.host);
+  std::string id = job->id;
+  if (auto it = deliveries_.find(id); it != deliveries_.end() && --it->second.groups_left == 0) finish_delivery(id);
+}
+
+// Every group answered: one queue update (and at most one DSN) per message,
+// committed by the storage writer.
+void Shard::finish_delivery(const std::string& id) {
+  auto it = deliveries_.find(id);
+  if (it == deliveries_.end()) return;
+  Delivery& d = it->second;
+  const auto& cfg = ctx_.config->delivery;
+  // Deferred recipients past the queue lifetime go back to the sender now.
+  if (!d.update.deferred.empty() && now_ms_ - d.envelope.received_ms >= cfg.max_queue_lifetime.count()) {
+    for (const auto& r : d.update.deferred) {
+      d.update.done.push_back(r.address);
+      if (!d.envelope.sender.empty())
+        d.bounces.push_back({r.address, "4.4.7", fmt::format("x-mxguard; {}", r.last_error), ""});
+    }
+    d.update.deferred.clear();
+    d.expired = true;
+  }
+  // A little jitter spreads retries of messages that failed together.
+  jitter_state_ = jitter_state_ * 6364136223846793005ULL + 1442695040888963407ULL + static_cast<uint64_t>(now_ms_);
+  int64_t interval = cfg.retry_interval.count();
+  int64_t jitter = interval / 10 > 0 ? static_cast<int64_t>((jitter_state_ >> 33) % static_cast<uint64_t>(interval / 10)) : 0;
+  d.update.next_attempt_ms = now_ms_ + interval + jitter;
+
+  std::vector<store::NewMessage> added;
+  if (!d.bounces.empty() && !d.envelope.sender.empty()) {
+    delivery::DsnInput in;
+    in.reporting_mta = ctx_.config->hostname;
+    in.original_id = id;
+    in.sender = d.envelope.sender;
+    in.arrival_ms = d.envelope.received_ms;
+    in.now_ms = now_ms_;
+    in.expired = d.expired;
+    in.recipients = d.bounces;
+    in.original = *d.data;
+    store::NewMessage m;
+    m.envelope.id = new_message_id();
+    in.boundary = m.envelope.id;
+    m.data = delivery::build_dsn(in);
+    m.envelope.sender = "";
+    m.envelope.recipients = {d.envelope.sender};
+    m.envelope.received_ms = now_ms_;
+    m.envelope.size = m.data.size();
+    m.envelope.subject = "Undelivered Mail Returned to Sender";
+    m.envelope.message_id = fmt::format("<{}@{}>", m.envelope.id, ctx_.config->hostname);
+    m.envelope.smtputf8 = d.envelope.smtputf8;
+    log::info("delivery.dsn", "id={} shard={} dsn={} to={} recipients={}", id, index_, m.envelope.id,
+              log::q(d.envelope.sender), d.bounces.size());
+    added.push_back(std::move(m));
+  }
+  std::vector<store::DeliveryUpdate> updates;
+  updates.push_back(std::move(d.update));
+  deliveries_.erase(it);
+  writer_->submit_delivery(std::move(updates), std::move(added));
+}
+
+void Shard::close_outbound(uint32_t slot) {
+  Outbound& o = *outs_[slot];
+  if (o.closing) return;
+  o.closing = true;
+  if (o.fd >= 0 && !o.send_inflight) ::shutdown(o.fd, SHUT_RDWR);
+  if (o.recv_inflight || o.connect_inflight) {
+    for (Op op : {kOutRecv, kOutConnect}) {
+      io_uring_sqe* s = sqe();
+      io_uring_prep_cancel64(s, make_ud(op, o.gen, slot), 0);
+      io_uring_sqe_set_data64(s, make_ud(kCancel, 0, 0));
+    }
+  }
+  maybe_release_outbound(slot);
+}
+
+// Frees the slot once no operation on it is in flight.
+void Shard::maybe_release_outbound(uint32_t slot) {
+  Outbound& o = *outs_[slot];
+  if (!o.in_use) return;
+  if (o.send_inflight) return;  // the QUIT (or an alert) is still going out
+  if (o.fd >= 0 && (o.recv_inflight || o.connect_inflight)) {
+    ::shutdown(o.fd, SHUT_RDWR);  // wakes the receive so it completes
+    return;
+  }
+  if (o.recv_inflight || o.connect_inflight) return;
+  if (o.fd >= 0) ::close(o.fd);
+  o.fd = -1;
+  // A job still attached never got a result (engine stopping): it stays
+  // queued and is tried again after a restart.
+  if (o.job) {
+    std::unique_ptr<Job> job = std::move(o.job);
+    fail_job(std::move(job), delivery::Outcome::kDeferred, "4.4.2", "delivery interrupted");
+  }
+  auto rit = routes_.find(o.route.key);
+  o.session.reset();
+  o.tls.reset();
+  std::string().swap(o.out);
+  std::string().swap(o.sending);
+  o.in_use = false;
+  o.closing = false;
+  ++o.gen;
+  free_outs_.push_back(slot);
+  --outs_active_;
+  if (rit != routes_.end()) {
+    RouteState& rs = rit->second;
+    --rs.connections;
+    // A waiting job takes the freed place.
+    if (!rs.waiting.empty() && !stopping_) {
+      std::unique_ptr<Job> next = std::move(rs.waiting.front());
+      rs.waiting.pop_front();
+      ++rs.connections;
+      open_outbound(std::move(next));
+    } else if (rs.connections == 0 && rs.waiting.empty()) {
+      routes_.erase(rit);
+    }
+  }
+}
+
+// Timeouts of outbound connections, the queue poll, and engine stop.
+void Shard::outbound_tick() {
+  std::vector<std::string> done;
+  writer_->take_applied(done);
+  for (const auto& id : done) busy_.erase(id);
+  for (uint32_t slot = 0; slot < outs_.size(); ++slot) {
+    Outbound& o = *outs_[slot];
+    if (!o.in_use || o.closing) continue;
+    if (!stopping_ && now_ms_ < o.deadline_ms) continue;
+    const char* why = stopping_ ? "engine stopping" : "timed out";
+    if (o.phase == Outbound::Phase::kConnecting && !stopping_) {
+      // Cancelling the connect completes it with -ECANCELED: next address.
+      io_uring_sqe* s = sqe();
+      io_uring_prep_cancel64(s, make_ud(kOutConnect, o.gen, slot), 0);
+      io_uring_sqe_set_data64(s, make_ud(kCancel, 0, 0));
+      o.deadline_ms = now_ms_ + ctx_.config->delivery.connect_timeout.count();
+      continue;
+    }
+    if (o.session) {
+      o.session->connection_lost(fmt::format("{} waiting for {}", why, o.peer));
+      pump_outbound(slot);  // records the results
+      if (o.in_use && !o.closing) close_outbound(slot);
+    } else if (o.phase == Outbound::Phase::kResolving && stopping_) {
+      std::unique_ptr<Job> job = std::move(o.job);
+      close_outbound(slot);
+      fail_job(std::move(job), delivery::Outcome::kDeferred, "4.4.3", "engine stopping");
+    } else if (o.phase == Outbound::Phase::kResolving) {
+      o.last_error = fmt::format("resolving {} timed out", o.route.host);
+      connect_next(slot);
+    } else {
+      close_outbound(slot);
+    }
+  }
+  run_queue();
+}
+
+}  // namespace mxguard::engine
