@@ -255,7 +255,14 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
 
   if (const toml::table* t = section("delivery")) {
     r.check_known(*t, "delivery", {"retry_interval", "max_queue_lifetime", "max_per_backend", "max_messages",
-                                   "connect_timeout", "command_timeout", "mx_port", "dane_trust_anchor"});
+                                   "connect_timeout", "command_timeout", "mx_port", "dane_trust_anchor",
+                                   "callout_positive_ttl", "callout_negative_ttl", "callout_timeout"});
+    if (auto n = t->get("callout_positive_ttl"))
+      cfg.delivery.callout_positive_ttl = r.duration(*n, "delivery.callout_positive_ttl");
+    if (auto n = t->get("callout_negative_ttl"))
+      cfg.delivery.callout_negative_ttl = r.duration(*n, "delivery.callout_negative_ttl");
+    if (auto n = t->get("callout_timeout")) cfg.delivery.callout_timeout = r.duration(*n, "delivery.callout_timeout");
+    if (cfg.delivery.callout_timeout.count() == 0) r.fail("delivery.callout_timeout", "must be positive");
     if (auto n = t->get("max_per_backend"))
       cfg.delivery.max_per_backend = static_cast<unsigned>(r.integer(*n, "delivery.max_per_backend", 1, 1000));
     if (auto n = t->get("max_messages"))

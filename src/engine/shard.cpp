@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
 #include <idn2.h>
 
 #include <cerrno>
@@ -27,6 +28,19 @@
 namespace mxguard::engine {
 
 namespace {
+// The callout cache env, opened once per process (LMDB forbids opening one
+// env twice in a process) by whichever shard starts first.
+store::CalloutCache* shared_callout_cache(const std::string& state_dir) {
+  static std::once_flag once;
+  static std::unique_ptr<store::CalloutCache> cache;
+  std::call_once(once, [&] {
+    auto c = store::CalloutCache::open(state_dir);
+    if (c) cache = std::move(*c);
+    else log::error("callout.cache_unavailable", "error={}", log::q(c.error()));
+  });
+  return cache.get();
+}
+
 constexpr unsigned kRingEntries = 4096;
 constexpr unsigned kCqEntries = 65536;
 constexpr unsigned kBufCount = 1024;  // power of two
@@ -153,6 +167,7 @@ Status Shard::init() {
   auto client_tls = make_client_context();
   if (!client_tls) return Error{fmt::format("TLS client context of shard {}: {}", index_, client_tls.error())};
   client_tls_ = std::move(*client_tls);
+  callout_ = shared_callout_cache(cfg.state_dir);
   // One resolver for the checks and for delivery (backend names, MX hosts).
   if (!cfg.dns.servers.empty()) {
     dns::ResolverOptions ro;
@@ -337,7 +352,8 @@ void Shard::on_accept(size_t listener, int res, uint32_t flags) {
     return;
   }
   log::debug("smtp.connect", "shard={} client={} port={}", index_, client.ip, client.port);
-  c.session = std::make_unique<smtp::Session>(session_params_, *this, std::move(client));
+  if (!c.host) c.host = std::make_unique<ConnHost>(*this, slot);
+  c.session = std::make_unique<smtp::Session>(session_params_, *c.host, std::move(client));
   if (ctx_.config->smtp.greeting_delay.count() == 0) {
     c.session->start();
   } else {
@@ -540,6 +556,9 @@ void Shard::on_writer_event() {
                 done.batch, done.commit_ms);
     else
       log::error("smtp.queue_failed", "id={} shard={}", done.id, index_);
+    // A message just stored goes straight to delivery (its due key says
+    // "now"): no wait for the next queue poll.
+    if (done.ok) start_fresh(done.id);
     Conn* c = lookup(slot, gen);
     if (!c || c->closing || !c->session) continue;  // client left before the reply; the message stays queued
     c->session->commit_done(done.ok);
@@ -585,7 +604,10 @@ void Shard::on_tick() {
       }
       continue;
     }
-    if (s.awaiting_commit()) continue;  // our wait, not the client's
+    if (s.awaiting_commit() || s.rcpt_pending()) {  // our wait, not the client's
+      c.last_activity_ms = now_ms_;
+      continue;
+    }
     int64_t idle_limit = (s.in_data() ? lim.data_timeout : lim.command_timeout).count();
     if (force) s.shutting_down();
     else if (now_ms_ - c.started_ms > lim.session_timeout.count()) s.session_time_exceeded();
@@ -659,6 +681,11 @@ static std::optional<std::string> lookup_form(const std::string& domain) {
 
 smtp::RcptDecision Shard::check_recipient(const smtp::Mailbox& rcpt, const smtp::Mailbox& sender,
                                           std::string_view client_ip) {
+  return check_recipient_at(UINT32_MAX, rcpt, sender, client_ip);
+}
+
+smtp::RcptDecision Shard::check_recipient_at(uint32_t slot, const smtp::Mailbox& rcpt, const smtp::Mailbox& sender,
+                                             std::string_view client_ip) {
   std::string addr = sender.str();
   auto domain = lookup_form(rcpt.domain);
   if (!domain) return smtp::RcptDecision::kRelayDenied;  // not a valid IDN: not one of ours
@@ -676,8 +703,13 @@ smtp::RcptDecision Shard::check_recipient(const smtp::Mailbox& rcpt, const smtp:
   }
   if (p->list_mode && !p->recipient_known) return smtp::RcptDecision::kUnknownUser;
   if (p->lists == store::ListVerdict::kBlock) return smtp::RcptDecision::kBlocked;
-  return p->lists == store::ListVerdict::kAllow ? smtp::RcptDecision::kAcceptAllowlisted
-                                                 : smtp::RcptDecision::kAccept;
+  smtp::RcptDecision accept = p->lists == store::ListVerdict::kAllow ? smtp::RcptDecision::kAcceptAllowlisted
+                                                                     : smtp::RcptDecision::kAccept;
+  if (p->callout_mode && slot != UINT32_MAX) {
+    smtp::RcptDecision c = start_callout(slot, fmt::format("{}@{}", rcpt.local, *domain), *domain);
+    return c == smtp::RcptDecision::kAccept ? accept : c;
+  }
+  return accept;
 }
 
 std::string Shard::new_message_id() {

@@ -20,6 +20,7 @@
 #include "mxguard/delivery/client.hpp"
 #include "mxguard/dns/async_resolver.hpp"
 #include "mxguard/scan/scanner.hpp"
+#include "mxguard/store/callout_cache.hpp"
 #include "mxguard/store/greylist.hpp"
 #include "rules_watch.hpp"
 #include "mxguard/core/config.hpp"
@@ -66,6 +67,7 @@ class Shard final : public smtp::SessionHost {
 
  private:
   struct Conn;
+  struct ConnHost;
   struct Verdict;
   struct Route;
   struct Delivery;
@@ -118,6 +120,13 @@ class Shard final : public smtp::SessionHost {
   // Delivery (shard_delivery.cpp): the queue of this shard's spool, sent to
   // each domain's backend over outbound connections on the same ring.
   void run_queue();
+  // recipients=callout (shard_delivery.cpp).
+  smtp::RcptDecision check_recipient_at(uint32_t slot, const smtp::Mailbox& rcpt, const smtp::Mailbox& sender,
+                                        std::string_view client_ip);
+  smtp::RcptDecision start_callout(uint32_t slot, const std::string& address, const std::string& domain);
+  void callout_done(const Job& job, const std::vector<delivery::RcptResult>& results);
+  int64_t out_timeout(const Outbound& o, bool connecting) const;
+  void start_fresh(const std::string& id);
   void start_delivery(const std::string& id);
   std::optional<Route> route_for(const std::string& domain, const store::Envelope& e, std::string& why);
   void dispatch(std::unique_ptr<Job> job);
@@ -172,6 +181,7 @@ class Shard final : public smtp::SessionHost {
 
   std::atomic<uint64_t> heartbeat_{0};
   SslCtxPtr client_tls_;
+  store::CalloutCache* callout_ = nullptr;
   std::vector<std::unique_ptr<Outbound>> outs_;
   std::vector<uint32_t> free_outs_;
   size_t outs_active_ = 0;

@@ -98,6 +98,15 @@ void Shard::run_queue() {
   }
 }
 
+void Shard::start_fresh(const std::string& id) {
+  if (stopping_ || busy_.count(id)) return;
+  if (deliveries_.size() >= ctx_.config->delivery.max_messages) {
+    next_queue_scan_ms_ = 0;  // the poll picks it up when there is room
+    return;
+  }
+  start_delivery(id);
+}
+
 void Shard::start_delivery(const std::string& id) {
   const store::Spool& spool = writer_->spool();
   auto env = spool.envelope(id);
@@ -202,8 +211,18 @@ std::optional<Shard::Route> Shard::route_for(const std::string& domain, const st
 }
 
 delivery::ClientJob Shard::client_job(const Job& job) const {
-  const Delivery& d = deliveries_.at(job.id);
   delivery::ClientJob c;
+  if (job.probe) {
+    c.helo = ctx_.config->hostname;
+    c.recipients = job.recipients;
+    c.tls = job.route.tls;
+    c.implicit_tls = job.route.implicit_tls;
+    c.auth_user = job.route.auth_user;
+    c.auth_password = job.route.auth_password;
+    c.probe = true;
+    return c;
+  }
+  const Delivery& d = deliveries_.at(job.id);
   c.helo = ctx_.config->hostname;
   c.sender = d.envelope.sender;
   c.recipients = job.recipients;
@@ -247,7 +266,8 @@ void Shard::open_outbound(std::unique_ptr<Job> job) {
   o.peer = o.route.host;
   o.last_error.clear();
   o.closing = o.connect_inflight = o.recv_inflight = o.send_inflight = false;
-  o.deadline_ms = now_ms_ + ctx_.config->delivery.connect_timeout.count() + ctx_.config->dns.timeout.count();
+  o.deadline_ms = o.job->probe ? now_ms_ + ctx_.config->delivery.callout_timeout.count()
+                                : now_ms_ + ctx_.config->delivery.connect_timeout.count() + ctx_.config->dns.timeout.count();
   ++outs_active_;
   resolve_outbound(slot);
 }
@@ -342,7 +362,7 @@ void Shard::connect_next(uint32_t slot) {
   int one = 1;
   setsockopt(o.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   o.phase = Outbound::Phase::kConnecting;
-  o.deadline_ms = now_ms_ + ctx_.config->delivery.connect_timeout.count();
+  o.deadline_ms = out_timeout(o, true);
   io_uring_sqe* s = sqe();
   io_uring_prep_connect(s, o.fd, reinterpret_cast<sockaddr*>(&o.sa), o.sa_len);
   io_uring_sqe_set_data64(s, make_ud(kOutConnect, o.gen, slot));
@@ -365,7 +385,7 @@ void Shard::on_out_connect(uint32_t slot, uint32_t gen, int res) {
     return;
   }
   o->phase = Outbound::Phase::kTalking;
-  o->deadline_ms = now_ms_ + ctx_.config->delivery.command_timeout.count();
+  o->deadline_ms = out_timeout(*o, false);
   o->session = std::make_unique<delivery::ClientSession>(client_job(*o->job));
   if (!o->rbuf) o->rbuf = std::make_unique<char[]>(kOutRecvBuffer);
   if (o->route.implicit_tls) {
@@ -399,7 +419,7 @@ void Shard::on_out_recv(uint32_t slot, uint32_t gen, int res) {
     pump_outbound(slot);
     return;
   }
-  o->deadline_ms = now_ms_ + ctx_.config->delivery.command_timeout.count();
+  o->deadline_ms = out_timeout(*o, false);
   std::string_view data(o->rbuf.get(), static_cast<size_t>(res));
   if (o->tls) {
     std::string plain;
@@ -479,7 +499,7 @@ void Shard::on_out_send(uint32_t slot, uint32_t gen, int res) {
     pump_outbound(slot);
     return;
   }
-  o->deadline_ms = now_ms_ + ctx_.config->delivery.command_timeout.count();
+  o->deadline_ms = out_timeout(*o, false);
   o->send_off += static_cast<size_t>(res);
   if (o->send_off < o->sending.size()) {
     io_uring_sqe* s = sqe();
@@ -498,7 +518,10 @@ void Shard::on_out_send(uint32_t slot, uint32_t gen, int res) {
 void Shard::job_finished(uint32_t slot) {
   Outbound& o = *outs_[slot];
   delivery::ClientSession& s = *o.session;
-  if (o.job) {
+  if (o.job && o.job->probe) {
+    std::unique_ptr<Job> job = std::move(o.job);
+    callout_done(*job, s.results());
+  } else if (o.job) {
     std::unique_ptr<Job> job = std::move(o.job);
     record_results(*job, s.results(), o.peer);
     std::string id = job->id;
@@ -564,6 +587,10 @@ void Shard::fail_job(std::unique_ptr<Job> job, delivery::Outcome outcome, std::s
   if (!job) return;
   std::vector<delivery::RcptResult> results;
   for (const auto& r : job->recipients) results.push_back({r, outcome, 0, std::string(enhanced), std::string(why)});
+  if (job->probe) {
+    callout_done(*job, results);
+    return;
+  }
   record_results(*job, results, job->route.host);
   std::string id = job->id;
   if (auto it = deliveries_.find(id); it != deliveries_.end() && --it->second.groups_left == 0) finish_delivery(id);
@@ -621,6 +648,9 @@ void Shard::finish_delivery(const std::string& id) {
   std::vector<store::DeliveryUpdate> updates;
   updates.push_back(std::move(d.update));
   deliveries_.erase(it);
+  // Room for another message: a backlog (after a restart or a burst above
+  // max_messages) moves on at the next tick instead of the next poll.
+  if (deliveries_.size() + 1 == ctx_.config->delivery.max_messages) next_queue_scan_ms_ = 0;
   writer_->submit_delivery(std::move(updates), std::move(added));
 }
 
@@ -697,7 +727,7 @@ void Shard::outbound_tick() {
       io_uring_sqe* s = sqe();
       io_uring_prep_cancel64(s, make_ud(kOutConnect, o.gen, slot), 0);
       io_uring_sqe_set_data64(s, make_ud(kCancel, 0, 0));
-      o.deadline_ms = now_ms_ + ctx_.config->delivery.connect_timeout.count();
+      o.deadline_ms = out_timeout(o, true);
       continue;
     }
     if (o.session) {
@@ -716,6 +746,66 @@ void Shard::outbound_tick() {
     }
   }
   run_queue();
+}
+
+// A probe is bounded as a whole (a client waits on its RCPT); a delivery by
+// each step.
+int64_t Shard::out_timeout(const Outbound& o, bool connecting) const {
+  const auto& cfg = ctx_.config->delivery;
+  if (o.job && o.job->probe) return std::min(o.deadline_ms, now_ms_ + cfg.callout_timeout.count());
+  return now_ms_ + (connecting ? cfg.connect_timeout : cfg.command_timeout).count();
+}
+
+// recipients=callout: a fresh cached answer decides at once; otherwise the
+// backend is asked (MAIL FROM:<>, RCPT TO) and the session's RCPT waits.
+smtp::RcptDecision Shard::start_callout(uint32_t slot, const std::string& address, const std::string& domain) {
+  if (callout_) {
+    auto cached = callout_->lookup(address, now_ms_);
+    if (!cached) log::error("callout.cache_failed", "shard={} error={}", index_, log::q(cached.error()));
+    else if (*cached) return **cached ? smtp::RcptDecision::kAccept : smtp::RcptDecision::kUnknownUser;
+  }
+  store::Envelope probe_env;
+  probe_env.sender = "callout";  // never routed by MX: only the domain's backend is asked
+  std::string why;
+  auto route = route_for(domain, probe_env, why);
+  if (!route) {
+    log::warn("callout.failed", "shard={} rcpt={} reason={}", index_, log::q(address), log::q(why));
+    return smtp::RcptDecision::kCalloutDown;
+  }
+  auto job = std::make_unique<Job>();
+  job->probe = true;
+  job->conn_token = token(slot);
+  job->route = std::move(*route);
+  job->route.key = "probe|" + job->route.key;
+  job->recipients = {address};
+  log::debug("callout.start", "shard={} rcpt={} backend={}", index_, log::q(address), job->route.host);
+  dispatch(std::move(job));
+  return smtp::RcptDecision::kPending;
+}
+
+void Shard::callout_done(const Job& job, const std::vector<delivery::RcptResult>& results) {
+  smtp::RcptDecision d = smtp::RcptDecision::kCalloutDown;
+  const std::string& address = job.recipients.front();
+  const delivery::RcptResult* r = results.empty() ? nullptr : &results.front();
+  const auto& cfg = ctx_.config->delivery;
+  if (r && r->outcome == delivery::Outcome::kDelivered) {
+    d = smtp::RcptDecision::kAccept;
+    if (callout_) (void)callout_->store(address, true, now_ms_ + cfg.callout_positive_ttl.count());
+  } else if (r && r->outcome == delivery::Outcome::kFailed && r->code >= 500 && r->code < 600) {
+    // Only the backend's own 5xx says "unknown"; our failures and its 4xx
+    // give 450, never a false 550.
+    d = smtp::RcptDecision::kUnknownUser;
+    if (callout_) (void)callout_->store(address, false, now_ms_ + cfg.callout_negative_ttl.count());
+  }
+  log::info("callout.result", "shard={} rcpt={} answer={} reply={}", index_, log::q(address),
+            d == smtp::RcptDecision::kAccept ? "exists" : d == smtp::RcptDecision::kUnknownUser ? "unknown" : "unavailable",
+            log::q(r ? (r->code ? fmt::format("{} {}", r->code, r->text) : r->text) : ""));
+  uint32_t slot = static_cast<uint32_t>(job.conn_token);
+  uint32_t gen = static_cast<uint32_t>(job.conn_token >> 32);
+  Conn* c = lookup(slot, gen);
+  if (!c || c->closing || !c->session) return;  // the client left; the answer stays cached
+  c->session->rcpt_resolved(d);
+  after_session(slot);
 }
 
 }  // namespace mxguard::engine

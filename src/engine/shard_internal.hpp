@@ -35,8 +35,26 @@ struct Shard::Verdict {
   int64_t started_ms = 0;
 };
 
+// Each connection's view of the shard as a SessionHost: the same answers,
+// but a RCPT that needs a callout knows which connection to resume.
+struct Shard::ConnHost final : smtp::SessionHost {
+  ConnHost(Shard& s, uint32_t slot) : shard(s), slot(slot) {}
+  bool client_blocked(std::string_view ip) override { return shard.client_blocked(ip); }
+  smtp::SenderDecision check_sender(const smtp::Mailbox& s, std::string_view ip) override {
+    return shard.check_sender(s, ip);
+  }
+  smtp::RcptDecision check_recipient(const smtp::Mailbox& r, const smtp::Mailbox& s, std::string_view ip) override {
+    return shard.check_recipient_at(slot, r, s, ip);
+  }
+  std::string new_message_id() override { return shard.new_message_id(); }
+  int64_t now_ms() override { return shard.now_ms(); }
+  Shard& shard;
+  uint32_t slot;
+};
+
 struct Shard::Conn {
   uint32_t gen = 0;
+  std::unique_ptr<ConnHost> host;
   int fd = -1;         // a fixed-file index when `fixed`, else a descriptor
   bool fixed = false;
   int limiter_bucket = -1;
@@ -83,9 +101,12 @@ struct Shard::Delivery {
   bool expired = false;
 };
 
-// The recipients of one message that share a route.
+// The recipients of one message that share a route; or, for a probe, the
+// recipient a session's RCPT waits on (recipients=callout).
 struct Shard::Job {
   std::string id;
+  bool probe = false;
+  uint64_t conn_token = 0;  // probe: the inbound connection (slot + generation)
   Route route;
   std::vector<std::string> recipients;
   std::shared_ptr<const std::string> data;

@@ -291,6 +291,23 @@ void Session::do_rcpt(std::string_view args) {
   RcptDecision d = rcpt.domain.empty() || rcpt.domain_is_literal()
                        ? RcptDecision::kRelayDenied
                        : host_.check_recipient(rcpt, tx_->mail.sender, client_.ip);
+  if (d == RcptDecision::kPending) {
+    // Commands after this RCPT wait in the input buffer until the answer.
+    pending_rcpt_ = std::make_unique<Mailbox>(std::move(rcpt));
+    return;
+  }
+  apply_rcpt(rcpt, d);
+}
+
+void Session::rcpt_resolved(RcptDecision d) {
+  if (!pending_rcpt_) return;
+  std::unique_ptr<Mailbox> rcpt = std::move(pending_rcpt_);
+  if (close_ || !tx_) return;
+  apply_rcpt(*rcpt, d == RcptDecision::kPending ? RcptDecision::kTempFail : d);
+  process_buffered();
+}
+
+void Session::apply_rcpt(const Mailbox& rcpt, RcptDecision d) {
   switch (d) {
     case RcptDecision::kAccept:
     case RcptDecision::kAcceptAllowlisted: {
@@ -318,7 +335,12 @@ void Session::do_rcpt(std::string_view args) {
       error_reply(450, "4.7.1", fmt::format("<{}>: Recipient domain temporarily suspended", rcpt.str()));
       return;
     case RcptDecision::kTempFail:
+    case RcptDecision::kPending:
       error_reply(451, "4.3.0", fmt::format("<{}>: Temporary lookup failure", rcpt.str()));
+      return;
+    case RcptDecision::kCalloutDown:
+      // Never a 550 for a backend we could not ask (DESIGN: no false rejects).
+      error_reply(450, "4.4.1", fmt::format("<{}>: Recipient address verification failed: backend unavailable", rcpt.str()));
       return;
   }
 }

@@ -442,6 +442,7 @@ Result<RcptPolicy> ConfigReader::rcpt_policy(const PolicyQuery& q) {
     p.domain_found = true;
     p.status = static_cast<uint8_t>(d->status);
     p.list_mode = d->recipients_mode == "list";
+    p.callout_mode = d->recipients_mode == "callout";
     if (p.list_mode)
       p.recipient_known = has_key(txn, store_.recipients_dbi(), recipient_key(q.rcpt_domain, q.rcpt_local));
     p.lists = scope_verdict(txn, store_.lists_dbi(), q.rcpt_domain, q);

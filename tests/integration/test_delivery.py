@@ -34,9 +34,12 @@ class Recorder:
 
     def __init__(self):
         self.messages = []
+        self.rcpts = {}  # address -> RCPT commands seen (deliveries and callouts)
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.lock:
+            self.rcpts[address] = self.rcpts.get(address, 0) + 1
         local = address.split("@")[0]
         if local.startswith("unknown"):
             return "550 5.1.1 <%s>: no such user here" % address
@@ -383,6 +386,47 @@ class DeliveryTest(unittest.TestCase):
         # bounce itself, it is dropped, never bounced again.
         self.wait_queue_empty()
         self.assertIn("null MX", self.d.read_log())
+
+    # --- recipient callouts ----------------------------------------------
+
+    def rcpt_reply(self, rcpt, sender="alice@sender.test"):
+        with smtplib.SMTP("127.0.0.1", self.d.port, timeout=60) as s:
+            s.ehlo("client.test")
+            s.mail(sender)
+            code, text = s.rcpt(rcpt)
+            s.rset()
+            return code, text.decode()
+
+    def test_callout_known_unknown_down_and_cached(self):
+        b = self.backend()
+        self.daemon().start()
+        self.add_domain("example.com", "127.0.0.1:%d" % b.port, "--tls", "none", "--recipients", "callout")
+        self.add_domain("down.example", "127.0.0.1:%d" % mxg.free_port(), "--tls", "none",
+                        "--recipients", "callout")
+        code, _ = self.rcpt_reply("someone@example.com")
+        self.assertEqual(code, 250)
+        code, text = self.rcpt_reply("unknown1@example.com")
+        self.assertEqual(code, 550)
+        self.assertIn("5.1.1", text)
+        # A backend that cannot be reached never produces a 550.
+        code, text = self.rcpt_reply("anyone@down.example")
+        self.assertEqual(code, 450, text)
+        # A 4xx from the backend is not an answer either.
+        code, _ = self.rcpt_reply("later1@example.com")
+        self.assertEqual(code, 450)
+        # Cached: new sessions (whichever shard they land on) do not ask again.
+        for _ in range(4):
+            self.assertEqual(self.rcpt_reply("someone@example.com")[0], 250)
+            self.assertEqual(self.rcpt_reply("unknown1@example.com")[0], 550)
+        self.assertEqual(b.rec.rcpts.get("someone@example.com"), 1)
+        self.assertEqual(b.rec.rcpts.get("unknown1@example.com"), 1)
+        # The 450s were not cached.
+        self.rcpt_reply("later1@example.com")
+        self.assertEqual(b.rec.rcpts.get("later1@example.com"), 2)
+        # A verified recipient's mail is delivered as usual.
+        send(self.d.port, "alice@sender.test", ["someone@example.com"], "verified\r\n")
+        self.assertEqual(b.rec.wait(1)[0]["rcpts"], ["someone@example.com"])
+        self.wait_queue_empty()
 
     # --- durability -----------------------------------------------------
 

@@ -36,6 +36,7 @@ class TestHost : public SessionHost {
     }
     if (r.domain == "suspended.example") return RcptDecision::kSuspended;
     if (r.domain == "broken.example") return RcptDecision::kTempFail;
+    if (r.domain == "callout.example") return RcptDecision::kPending;
     return RcptDecision::kRelayDenied;  // unknown or pending
   }
   std::string new_message_id() override { return "0000000000001.s0"; }
@@ -257,6 +258,44 @@ TEST_CASE("session: a pipelined transaction fed one byte at a time") {
   std::string out = s.output();
   CHECK(out.find("250 2.0.0 Ok: queued as") < out.find("221 2.0.0"));
   CHECK(s.wants_close());
+}
+
+TEST_CASE("session: a RCPT waiting for a callout holds the pipelined commands behind it") {
+  SmtpConfig limits;
+  SessionParams params{"mx.test", &limits, false};
+  TestHost host;
+  for (RcptDecision answer : {RcptDecision::kAccept, RcptDecision::kUnknownUser, RcptDecision::kCalloutDown}) {
+    CAPTURE(static_cast<int>(answer));
+    Session s(params, host, ClientInfo{"192.0.2.7", 1});
+    s.start();
+    s.receive("EHLO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<u@callout.example>\r\n"
+              "RCPT TO:<v@example.com>\r\nDATA\r\n");
+    std::string out = s.output();
+    s.output().clear();
+    CHECK(s.rcpt_pending());
+    CHECK(out.find("250 2.1.0") != std::string::npos);  // MAIL answered
+    CHECK(out.find("2.1.5") == std::string::npos);      // nothing after the waiting RCPT
+    s.rcpt_resolved(answer);
+    CHECK_FALSE(s.rcpt_pending());
+    out = s.output();
+    std::string first;
+    REQUIRE(pop_reply(out, first));
+    if (answer == RcptDecision::kAccept) CHECK(first.rfind("250 2.1.5", 0) == 0);
+    if (answer == RcptDecision::kUnknownUser) CHECK(first.rfind("550 5.1.1", 0) == 0);
+    if (answer == RcptDecision::kCalloutDown) CHECK(first.rfind("450 4.4.1", 0) == 0);
+    std::string second, third;
+    REQUIRE(pop_reply(out, second));
+    CHECK(second.rfind("250 2.1.5", 0) == 0);  // the next RCPT ran after the answer
+    REQUIRE(pop_reply(out, third));
+    CHECK(third.rfind("354", 0) == 0);
+  }
+  // A late answer after the client left is ignored.
+  Session gone(params, host, ClientInfo{"192.0.2.7", 1});
+  gone.start();
+  gone.receive("EHLO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<u@callout.example>\r\n");
+  gone.timeout();
+  gone.rcpt_resolved(RcptDecision::kAccept);
+  CHECK(gone.output().find("2.1.5") == std::string::npos);
 }
 
 TEST_CASE("session: summary headers are unfolded and bounded") {

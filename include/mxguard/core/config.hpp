@@ -60,6 +60,9 @@ struct DeliveryConfig {
   Millis command_timeout{300'000};  // any wait for a reply or a send to finish (RFC 5321 4.5.3.2: 5 min)
   uint16_t mx_port = 25;            // port of MX hosts (DSNs to senders' domains); tests move it
   std::string dane_trust_anchor;    // DNSSEC trust anchor file for tls=dane ("" = DANE domains defer)
+  Millis callout_positive_ttl{7LL * 86'400'000};  // recipients=callout: how long "exists" is believed
+  Millis callout_negative_ttl{3'600'000};         // and "unknown"
+  Millis callout_timeout{20'000};                 // one verification, connect to answer
 };
 
 struct ScanConfig {

@@ -26,6 +26,8 @@ enum class RcptDecision : uint8_t {
   kUnknownUser,  // 550 5.1.1
   kSuspended,    // 450 4.7.1
   kTempFail,     // 451 4.3.0: policy store unavailable
+  kCalloutDown,  // 450 4.4.1: recipient verification could not reach the backend
+  kPending,      // asked elsewhere (callout): the answer comes through Session::rcpt_resolved()
 };
 
 enum class SenderDecision : uint8_t { kAccept, kAllowlisted, kBlocked };
@@ -81,6 +83,9 @@ class Session {
   // reply (550 reject, 451 greylist, 451 temporary failure).
   void message_refused(int code, std::string_view enhanced, std::string_view text);
   void tls_started(const TlsInfo& info); // STARTTLS handshake completed
+  // The answer to a RCPT the host answered kPending (never kPending itself).
+  void rcpt_resolved(RcptDecision d);
+  bool rcpt_pending() const { return pending_rcpt_ != nullptr; }
   void timeout();                        // an idle or DATA wait expired
   void session_time_exceeded();
   void shutting_down();                  // engine stop: 421 and close
@@ -111,7 +116,8 @@ class Session {
   struct CommandSpec;
   static const CommandSpec kCommands[];
 
-  bool blocked() const { return close_ || starttls_pending_ || pending_ != nullptr; }
+  bool blocked() const { return close_ || starttls_pending_ || pending_ != nullptr || pending_rcpt_ != nullptr; }
+  void apply_rcpt(const Mailbox& rcpt, RcptDecision d);
   void process(std::string_view& data);
   void process_buffered();
   void handle_line(std::string_view line);
@@ -151,6 +157,7 @@ class Session {
 
   std::unique_ptr<Transaction> tx_;
   std::unique_ptr<FinishedMessage> pending_;
+  std::unique_ptr<Mailbox> pending_rcpt_;
   bool pending_handed_ = false;
 
   Phase phase_ = Phase::kCommand;

@@ -54,6 +54,7 @@ struct RcptPolicy {
   bool domain_found = false;
   uint8_t status = 0;        // DomainStatus
   bool list_mode = false;    // recipients = list
+  bool callout_mode = false; // recipients = callout: ask the backend
   bool recipient_known = false;
   ListVerdict lists = ListVerdict::kNone;  // the domain's own lists, then global
 };
