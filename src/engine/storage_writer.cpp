@@ -106,28 +106,32 @@ void StorageWriter::run() {
         log::error("greylist.record_failed", "shard={} error={}", shard_, log::q(gs.error()));
     }
     side.triplets.clear();
-    if (!side.updates.empty() || !side.added.empty()) {
-      if (auto as = spool_->apply(side.updates, side.added); !as)
+    records.clear();
+    for (const Job& j : batch) records.push_back({&j.msg->envelope, j.msg->data});
+    const bool updates = !side.updates.empty() || !side.added.empty();
+    if (batch.empty() && side.feed.empty() && !updates) continue;
+    // New messages, feed entries and delivery results share one commit.
+    auto t0 = std::chrono::steady_clock::now();
+    Status st = spool_->commit(records, side.feed, side.updates, side.added);
+    side.feed.clear();
+    if (updates) {
+      if (!st)
         log::error("queue.commit_failed", "shard={} updates={} error={}", shard_, side.updates.size(),
-                   log::q(as.error()));
+                   log::q(st.error()));
       {
         std::lock_guard lock(mu_);
         for (auto& u : side.updates) applied_.push_back(std::move(u.id));
       }
       side.updates.clear();
       side.added.clear();
-      uint64_t one = 1;
-      if (::write(notify_fd_, &one, sizeof one) != sizeof one) log::error("spool.notify_failed", "shard={}", shard_);
     }
-    records.clear();
-    for (const Job& j : batch) records.push_back({&j.msg->envelope, j.msg->data});
-    auto t0 = std::chrono::steady_clock::now();
-    if (batch.empty() && side.feed.empty()) continue;
-    Status st = spool_->store_batch(records, side.feed);
-    side.feed.clear();
     if (batch.empty()) {
-      if (!st) log::error("feed.commit_failed", "shard={} error={}", shard_, log::q(st.error()));
-      continue;  // nothing waits for a side-only commit
+      if (!st && !updates) log::error("feed.commit_failed", "shard={} error={}", shard_, log::q(st.error()));
+      if (updates) {
+        uint64_t one = 1;
+        if (::write(notify_fd_, &one, sizeof one) != sizeof one) log::error("spool.notify_failed", "shard={}", shard_);
+      }
+      continue;  // nothing else waits for a side-only commit
     }
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (!st) log::error("spool.commit_failed", "shard={} batch={} error={}", shard_, batch.size(), log::q(st.error()));

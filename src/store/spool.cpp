@@ -211,37 +211,53 @@ Status Spool::enqueue(Txn& txn, const Envelope& e, std::string_view data, int64_
 }
 
 Status Spool::store_batch(const std::vector<Record>& records, const std::vector<std::string>& feed) {
-  auto txn = Txn::begin(env_, false);
-  if (!txn) return Error{txn.error()};
-  if (auto st = append_feed(*txn, dbs_.feed, feed); !st) return Error{fmt::format("feed: {}", st.error())};
+  return commit(records, feed, {}, {});
+}
+
+Status Spool::store_in(Txn& txn, const std::vector<Record>& records, const std::vector<std::string>& feed) {
+  if (auto st = append_feed(txn, dbs_.feed, feed); !st) return Error{fmt::format("feed: {}", st.error())};
   for (const Record& r : records) {
     const Envelope& e = *r.envelope;
     if (!e.quarantined.empty())
-      if (auto s = quarantine_store(*txn, dbs_, e, r.data); !s)
+      if (auto s = quarantine_store(txn, dbs_, e, r.data); !s)
         return Error{fmt::format("quarantine {}: {}", e.id, s.error())};
     // A message quarantined for every recipient has nothing to deliver: the
     // quarantine keeps the only copy.
     if (e.quarantined.size() >= e.recipients.size() && !e.quarantined.empty()) continue;
-    if (auto s = enqueue(*txn, e, r.data, e.received_ms); !s) return s;
+    if (auto s = enqueue(txn, e, r.data, e.received_ms); !s) return s;
   }
+  return {};
+}
+
+Status Spool::commit(const std::vector<Record>& records, const std::vector<std::string>& feed,
+                     const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added) {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  if (auto s = store_in(*txn, records, feed); !s) return s;
+  if (auto s = apply_in(*txn, updates, added); !s) return s;
   return txn->commit();
 }
 
 Status Spool::apply(const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added) {
   if (updates.empty() && added.empty()) return {};
-  auto txn = Txn::begin(env_, false);
-  if (!txn) return Error{txn.error()};
+  return commit({}, {}, updates, added);
+}
+
+Status Spool::apply_in(Txn& txn_ref, const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added) {
+  Txn* txn = &txn_ref;
   for (const DeliveryUpdate& u : updates) {
     auto raw = txn->get(dbs_.queue, u.id);
     if (!raw) return Error{raw.error()};
     if (!*raw) continue;  // deleted by the console meanwhile
+    // A record that does not decode is left as it is rather than failing
+    // the whole commit, which may also hold newly received messages.
     auto q = decode_queue_entry(**raw);
-    if (!q) return Error{fmt::format("queue entry {}: {}", u.id, q.error())};
+    if (!q) continue;
     auto env_raw = txn->get(dbs_.envelopes, u.id);
     if (!env_raw) return Error{env_raw.error()};
     if (!*env_raw) continue;
     auto env = decode_envelope(**env_raw);
-    if (!env) return Error{fmt::format("envelope {}: {}", u.id, env.error())};
+    if (!env) continue;
     std::vector<QueueRecipient> left;
     for (QueueRecipient& r : pending_recipients(*env, *q)) {
       if (std::find(u.done.begin(), u.done.end(), r.address) != u.done.end()) continue;
@@ -264,7 +280,7 @@ Status Spool::apply(const std::vector<DeliveryUpdate>& updates, const std::vecto
   }
   for (const NewMessage& m : added)
     if (auto s = enqueue(*txn, m.envelope, m.data, m.envelope.received_ms); !s) return s;
-  return txn->commit();
+  return {};
 }
 
 Result<std::vector<std::string>> Spool::due(int64_t now_ms, size_t max) const {

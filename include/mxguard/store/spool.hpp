@@ -98,6 +98,10 @@ class Spool {
   // Applies delivery results and queues new messages in one commit. A message
   // left without recipients is deleted with its body.
   Status apply(const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added);
+  // Both in one commit (the storage writer: one fsync for new messages and
+  // delivery results alike).
+  Status commit(const std::vector<Record>& records, const std::vector<std::string>& feed,
+                const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added);
   // Ids of queued messages whose next attempt is at or before now, oldest
   // first, at most max.
   Result<std::vector<std::string>> due(int64_t now_ms, size_t max) const;
@@ -122,6 +126,8 @@ class Spool {
  private:
   Spool(Env env, SpoolDbs dbs) : env_(std::move(env)), dbs_(dbs) {}
   Status remove_in(Txn& txn, std::string_view id, const std::optional<QueueEntry>& entry);
+  Status store_in(Txn& txn, const std::vector<Record>& records, const std::vector<std::string>& feed);
+  Status apply_in(Txn& txn, const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added);
 
   Env env_;
   SpoolDbs dbs_;
