@@ -245,6 +245,10 @@ void AsyncResolver::mx(std::string_view name, Callback<MxRecord> done) {
   impl_->start(name, kTypeMx, typed<MxRecord>(impl_->owed, std::move(done), parse_mx, "MX"));
 }
 
+void AsyncResolver::tlsa(std::string_view name, Callback<TlsaRecord> done) {
+  impl_->start(name, kTypeTlsa, typed<TlsaRecord>(impl_->owed, std::move(done), parse_tlsa, "TLSA"));
+}
+
 void AsyncResolver::a(std::string_view name, Callback<IpAddress> done) {
   impl_->start(name, kTypeA, typed<IpAddress>(impl_->owed, std::move(done), parse_a, "A"));
 }

@@ -1,4 +1,4 @@
-// Reverse and DNSBL query names from addresses, and query-name sanity.
+// Reverse, DNSBL and TLSA query names, and query-name sanity.
 #include "mxguard/dns/names.hpp"
 
 #include <algorithm>
@@ -41,6 +41,10 @@ std::string reversed_labels(const IpAddress& address) {
 
 std::string reverse_name(const IpAddress& ip) {
   return reversed_labels(ip) + (unmap_v4(ip).v6 ? ".ip6.arpa" : ".in-addr.arpa");
+}
+
+std::string tlsa_name(std::string_view host, uint16_t port) {
+  return "_" + std::to_string(port) + "._tcp." + std::string(host);
 }
 
 bool is_query_name(std::string_view name) {

@@ -95,6 +95,19 @@ Result<std::string> parse_ptr(std::string_view rdata) {
   return name;
 }
 
+Result<TlsaRecord> parse_tlsa(std::string_view rdata) {
+  // Empty association data is accepted: such a record matches no certificate,
+  // so the matcher skips it as unusable (RFC 7672 2.2) instead of the whole
+  // record set failing as malformed.
+  if (rdata.size() < 3) return Error{fmt::format("TLSA record data is {} bytes, too short", rdata.size())};
+  TlsaRecord r;
+  r.usage = byte_at(rdata, 0);
+  r.selector = byte_at(rdata, 1);
+  r.matching_type = byte_at(rdata, 2);
+  r.data = std::string(rdata.substr(3));
+  return r;
+}
+
 Result<IpAddress> parse_a(std::string_view rdata) { return parse_address(rdata, false); }
 
 Result<IpAddress> parse_aaaa(std::string_view rdata) { return parse_address(rdata, true); }

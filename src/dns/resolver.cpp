@@ -47,6 +47,11 @@ Answer<MxRecord> Resolver::mx(std::string_view name) {
   return to_answer<MxRecord>(std::move(replies[0]), parse_mx, "MX");
 }
 
+Answer<TlsaRecord> Resolver::tlsa(std::string_view name) {
+  auto replies = exchange(ctx_.get(), {{std::string(name), kTypeTlsa}}, timeout_);
+  return to_answer<TlsaRecord>(std::move(replies[0]), parse_tlsa, "TLSA");
+}
+
 Answer<IpAddress> Resolver::addresses(std::string_view name) {
   auto replies = exchange(ctx_.get(), {{std::string(name), kTypeA}, {std::string(name), kTypeAaaa}}, timeout_);
   return merge(to_answer<IpAddress>(std::move(replies[0]), parse_a, "A"),

@@ -133,6 +133,9 @@ class Shard final : public smtp::SessionHost {
   void open_outbound(std::unique_ptr<Job> job);
   void resolve_outbound(uint32_t slot);
   void connect_next(uint32_t slot);
+  void lookup_tlsa(uint32_t slot);
+  delivery::ClientJob client_job_for(const Outbound& o, const Job& job) const;
+  TlsClientOptions tls_options(const Outbound& o) const;
   void on_out_connect(uint32_t slot, uint32_t gen, int res);
   void on_out_recv(uint32_t slot, uint32_t gen, int res);
   void on_out_send(uint32_t slot, uint32_t gen, int res);

@@ -262,6 +262,7 @@ void Shard::open_outbound(std::unique_ptr<Job> job) {
   o.route = job->route;
   o.job = std::move(job);
   o.addrs.clear();
+  o.tlsa.clear();
   o.next_addr = 0;
   o.peer = o.route.host;
   o.last_error.clear();
@@ -279,6 +280,11 @@ void Shard::resolve_outbound(uint32_t slot) {
   Outbound& o = *outs_[slot];
   if (auto ip = literal(o.route.host)) {
     o.addrs.push_back(*ip);
+    if (o.route.tls == delivery::TlsPolicy::kDane) {
+      // No TLSA records exist for an address literal (RFC 7672 2.2.3).
+      log::warn("delivery.dane_unusable", "shard={} backend={} reason=address_literal", index_, o.route.host);
+      o.route.tls = delivery::TlsPolicy::kMay;
+    }
     connect_next(slot);
     return;
   }
@@ -301,7 +307,8 @@ void Shard::resolve_outbound(uint32_t slot) {
     } else {
       p->last_error = fmt::format("cannot resolve {}: {}", p->peer, dns::to_string(a.status));
     }
-    connect_next(slot);
+    if (p->route.tls == delivery::TlsPolicy::kDane && !p->addrs.empty()) lookup_tlsa(slot);
+    else connect_next(slot);
   };
   if (!o.route.mx) {
     resolver_->addresses(o.route.host, std::move(got_addresses));
@@ -333,6 +340,60 @@ void Shard::resolve_outbound(uint32_t slot) {
     p->peer = a.records.front().host;
     resolver_->addresses(a.records.front().host, std::move(got_addresses));
   });
+}
+
+// tls=dane (RFC 7672): TLSA records at _PORT._tcp.HOST. A secure answer with
+// usable records makes TLS mandatory and authenticated by them; a secure "no
+// records" (or an unsigned zone) leaves opportunistic TLS; a failed or bogus
+// lookup defers, since it may hide records an attacker removed.
+void Shard::lookup_tlsa(uint32_t slot) {
+  Outbound& o = *outs_[slot];
+  uint32_t gen = o.gen & 0xffffffu;
+  std::string host = o.route.mx ? o.peer.substr(0, o.peer.find('[')) : o.route.host;
+  std::string name = fmt::format("_{}._tcp.{}", o.route.port, host);
+  resolver_->tlsa(name, [this, slot, gen, name, host](dns::Answer<dns::TlsaRecord> a) {
+    Outbound* p = out_lookup(slot, gen);
+    if (!p) return;
+    bool no_records = a.status == dns::LookupStatus::kNxDomain || a.status == dns::LookupStatus::kNoData;
+    if (!a.ok() && !no_records) {
+      std::string why = fmt::format("TLSA lookup for {} failed: {}{}{}", name, dns::to_string(a.status),
+                                    a.error.empty() ? "" : ": ", a.error);
+      std::unique_ptr<Job> job = std::move(p->job);
+      close_outbound(slot);
+      fail_job(std::move(job), delivery::Outcome::kDeferred, "4.7.5", why);
+      return;
+    }
+    std::vector<TlsaRecord> usable;
+    if (a.ok() && a.secure)
+      for (const auto& r : a.records)
+        if ((r.usage == 2 || r.usage == 3) && r.selector <= 1 && r.matching_type <= 2)
+          usable.push_back({r.usage, r.selector, r.matching_type, r.data});
+    if (usable.empty()) {
+      log::info("delivery.dane_none", "shard={} name={} secure={} records={}", index_, name, a.secure ? "yes" : "no",
+                a.records.size());
+      p->route.tls = delivery::TlsPolicy::kMay;  // no authenticated TLSA: opportunistic TLS (RFC 7672 2.2)
+    } else {
+      p->tlsa = std::move(usable);
+    }
+    connect_next(slot);
+  });
+}
+
+TlsClientOptions Shard::tls_options(const Outbound& o) const {
+  TlsClientOptions opts;
+  std::string host = o.route.mx ? o.peer.substr(0, o.peer.find('[')) : o.route.host;
+  if (!literal(host)) opts.sni = host;
+  opts.tlsa = o.tlsa;
+  opts.dane_name = host;
+  return opts;
+}
+
+// The connection's effective TLS policy (dane may have become may) applies
+// to every job it carries.
+delivery::ClientJob Shard::client_job_for(const Outbound& o, const Job& job) const {
+  delivery::ClientJob c = client_job(job);
+  c.tls = o.route.tls;
+  return c;
 }
 
 // Tries the next address, or gives the job up as deferred when none is left.
@@ -386,12 +447,10 @@ void Shard::on_out_connect(uint32_t slot, uint32_t gen, int res) {
   }
   o->phase = Outbound::Phase::kTalking;
   o->deadline_ms = out_timeout(*o, false);
-  o->session = std::make_unique<delivery::ClientSession>(client_job(*o->job));
+  o->session = std::make_unique<delivery::ClientSession>(client_job_for(*o, *o->job));
   if (!o->rbuf) o->rbuf = std::make_unique<char[]>(kOutRecvBuffer);
   if (o->route.implicit_tls) {
-    TlsClientOptions opts;
-    if (!literal(o->route.host)) opts.sni = o->route.host;
-    o->tls = std::make_unique<TlsChannel>(client_tls_.get(), opts);
+    o->tls = std::make_unique<TlsChannel>(client_tls_.get(), tls_options(*o));
     o->tls->start();
   }
   arm_out_recv(slot);
@@ -457,9 +516,7 @@ void Shard::pump_outbound(uint32_t slot) {
       produced.clear();
     }
     if (s.wants_tls() && !o.tls) {
-      TlsClientOptions opts;
-      if (!literal(o.route.host)) opts.sni = o.route.host;
-      o.tls = std::make_unique<TlsChannel>(client_tls_.get(), opts);
+      o.tls = std::make_unique<TlsChannel>(client_tls_.get(), tls_options(o));
       o.tls->start();
     }
     if (o.tls) o.tls->drain(o.out);
@@ -532,7 +589,7 @@ void Shard::job_finished(uint32_t slot) {
   if (s.reusable() && !rs.waiting.empty() && !stopping_) {
     o.job = std::move(rs.waiting.front());
     rs.waiting.pop_front();
-    s.next(client_job(*o.job));
+    s.next(client_job_for(o, *o.job));
     pump_outbound(slot);
     return;
   }

@@ -126,6 +126,7 @@ struct Shard::Outbound {
   sockaddr_storage sa{};
   socklen_t sa_len = 0;
   std::unique_ptr<TlsChannel> tls;
+  std::vector<TlsaRecord> tlsa;  // tls=dane with secure TLSA records: the peer must match one
   std::unique_ptr<delivery::ClientSession> session;
   std::unique_ptr<Job> job;
   std::string out, sending;

@@ -1,6 +1,13 @@
 """A real Knot DNS server for integration tests: knotd on a free loopback
 port serving zones generated from Python dicts, started and stopped per test
-class. Shared by test_dns.py and test_auth.py.
+class. Shared by test_dns.py, test_auth.py and test_dnssec.py.
+
+Zones named in `signed` are signed by knotd itself (automatic DNSSEC signing,
+keys generated into its KASP database on load); trust_anchor() writes their
+DS or DNSKEY records to a file libunbound takes as a trust anchor:
+
+    knot = Knot(tmp, {"signed.test": [...], "plain.test": [...]}, signed=["signed.test"])
+    anchor = knot.trust_anchor("signed.test")  # -> Path of "signed.test. DS ..." lines
 """
 
 import shutil
@@ -12,6 +19,16 @@ import time
 from pathlib import Path
 
 KNOTD = shutil.which("knotd") or "/usr/sbin/knotd"
+KEYMGR = shutil.which("keymgr") or "/usr/sbin/keymgr"
+
+# The signing policy of `signed` zones: one algorithm every validator knows,
+# keys that never roll during a test, NSEC so denials are easy to read.
+SIGNING_POLICY = (
+    "policy:\n"
+    "  - id: mxg-test\n"
+    "    algorithm: ecdsap256sha256\n"
+    "    nsec3: off\n"
+)
 
 
 def free_udp_tcp_port():
@@ -63,31 +80,70 @@ def zone_text(origin, records):
 class Knot:
     """One knotd on 127.0.0.1:<port> serving generated zones from a temp dir."""
 
-    def __init__(self, directory, zones):
+    def __init__(self, directory, zones, signed=()):
         self.dir = Path(directory)
         self.port = free_udp_tcp_port()
+        wanted = set(signed)
+        if wanted - set(zones):
+            raise ValueError(f"signed zones {sorted(wanted - set(zones))} are not in `zones`")
+        self.signed = [origin for origin in zones if origin in wanted]
         zone_dir = self.dir / "zones"
         zone_dir.mkdir()
         for origin, records in zones.items():
             (zone_dir / f"{origin}.zone").write_text(zone_text(origin, records))
-        conf = self.dir / "knot.conf"
-        conf.write_text(
+        if self.signed:
+            # Signing writes the keys and the signed changes to the database:
+            # knotd does not create its storage directory itself.
+            (self.dir / "db").mkdir()
+        self.conf = self.dir / "knot.conf"
+        self.conf.write_text(
             "server:\n"
             f"    listen: 127.0.0.1@{self.port}\n"
             f"    rundir: {self.dir}\n"
             f"    pidfile: {self.dir}/knot.pid\n"
             "database:\n"
             f"    storage: {self.dir}/db\n"
-            "template:\n"
+            + (SIGNING_POLICY if self.signed else "")
+            + "template:\n"
             "  - id: default\n"
             f"    storage: {zone_dir}\n"
             '    file: "%s.zone"\n'
             "    zonefile-sync: -1\n"
-            "zone:\n" + "".join(f"  - domain: {origin}\n" for origin in zones)
+            "zone:\n" + "".join(self.zone_conf(origin) for origin in zones)
         )
         self.log = open(self.dir / "knotd.log", "wb")
-        self.proc = subprocess.Popen([KNOTD, "-c", str(conf)], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([KNOTD, "-c", str(self.conf)], stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_ready(next(iter(zones)))
+        # A signed zone is served only once signed; wait for each of them.
+        for origin in self.signed:
+            self.wait_ready(origin)
+
+    def zone_conf(self, origin):
+        conf = f"  - domain: {origin}\n"
+        if origin in self.signed:
+            conf += "    dnssec-signing: on\n    dnssec-policy: mxg-test\n"
+        return conf
+
+    def trust_anchor(self, origin, path=None, kind="ds", owner=None):
+        """Writes the trust anchor of the signed zone ORIGIN to PATH (default
+        <dir>/<origin>.anchor) and returns the path: its KSK as DS records
+        (kind="ds") or as a DNSKEY record (kind="dnskey"), zone-file lines
+        ub_ctx_add_ta_file() accepts. OWNER puts the records under another
+        name: an anchor for a zone these keys never signed."""
+        if origin not in self.signed:
+            raise ValueError(f"{origin} is not a signed zone of this server")
+        if kind not in ("ds", "dnskey"):
+            raise ValueError(f"trust anchor kind {kind!r}: ds or dnskey")
+        out = subprocess.run([KEYMGR, "-c", str(self.conf), f"{origin}.", kind],
+                             capture_output=True, text=True, timeout=30)
+        lines = [line for line in out.stdout.splitlines() if line.strip()]
+        if out.returncode != 0 or not lines:
+            raise RuntimeError(f"keymgr {origin} {kind} failed: {out.stderr.strip() or out.stdout.strip()}")
+        if owner:
+            lines = [f"{owner}. " + line.split(None, 1)[1] for line in lines]
+        path = Path(path) if path else self.dir / f"{owner or origin}.anchor"
+        path.write_text("\n".join(lines) + "\n")
+        return path
 
     def wait_ready(self, zone, timeout=10):
         deadline = time.monotonic() + timeout

@@ -475,5 +475,86 @@ class DeliveryTest(unittest.TestCase):
                          % (len(acked), len(delivered), dups))
 
 
+def spki_sha256(cert):
+    """TLSA 3 1 1 association data: SHA-256 of the certificate's SubjectPublicKeyInfo."""
+    pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], capture_output=True, check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub, capture_output=True,
+                         check=True).stdout
+    import hashlib
+    return hashlib.sha256(der).hexdigest()
+
+
+class DaneTest(unittest.TestCase):
+    """tls=dane: TLSA records in a DNSSEC-signed zone served by Knot, the
+    zone's trust anchor given to the resolver."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="mxg-dane-")
+        cert, key = mxg.make_test_cert(cls.tmp, "mail.dane.test")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        cls.backend = Backend(starttls=ctx)
+        port = cls.backend.port
+        good = spki_sha256(cert)
+        bad = "%064x" % (int(good, 16) ^ 1)
+        kdir = os.path.join(cls.tmp, "knot")
+        os.mkdir(kdir)
+        cls.knot = Knot(kdir, {"dane.test": ["mail A 127.0.0.1", "_%d._tcp.mail TLSA 3 1 1 %s" % (port, good),
+                                             "wrong A 127.0.0.1", "_%d._tcp.wrong TLSA 3 1 1 %s" % (port, bad),
+                                             "plain A 127.0.0.1"]},
+                        signed=["dane.test"])
+        cls.anchor = cls.knot.trust_anchor("dane.test")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.backend.stop()
+        cls.knot.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_matching_tlsa_delivers_and_a_mismatch_defers(self):
+        conf = ('\n[delivery]\nretry_interval = "2s"\ndane_trust_anchor = "%s"\n'
+                '[dns]\nservers = ["127.0.0.1:%d"]\ntimeout = "2s"\n[scan]\nnetwork_checks = false\n'
+                % (self.anchor, self.knot.port))
+        d = mxg.Daemon(smtp_extra=conf, domains=())
+        try:
+            d.start()
+            port = self.backend.port
+            for dom, host in (("good.example", "mail"), ("bad.example", "wrong"), ("none.example", "plain")):
+                d.console("domain", "add", dom, "--customer", "acme", "--backend",
+                          "%s.dane.test:%d" % (host, port), "--tls", "dane", "--active")
+                d.console("domain", "set", dom, "reject_threshold=100", "quarantine_threshold=100",
+                          "greylist_threshold=100")
+            send(d.port, "alice@sender.test", ["bob@good.example"], "dane good\r\n")
+            got = self.backend.rec.wait(1)[0]
+            self.assertEqual(got["rcpts"], ["bob@good.example"])
+            self.assertTrue(got["tls"])
+            # A secure zone without TLSA for the host: opportunistic TLS.
+            send(d.port, "alice@sender.test", ["carol@none.example"], "dane none\r\n")
+            self.backend.rec.wait(2)
+            # The wrong association: the handshake fails, the message waits.
+            send(d.port, "alice@sender.test", ["eve@bad.example"], "dane bad\r\n")
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                q = d.queue()
+                if q and q[0]["attempts"] >= 1:
+                    break
+                time.sleep(0.2)
+            time.sleep(2.5)  # another attempt at least
+            self.assertEqual(len(self.backend.rec.messages), 2)
+            q = d.queue()
+            self.assertEqual(len(q), 1)
+            self.assertEqual(q[0]["recipients"], ["eve@bad.example"])
+            log = d.read_log()
+            self.assertIn("rcpt=eve@bad.example status=deferred", log)
+            self.assertIn("TLS", log[log.index("rcpt=eve@bad.example status=deferred"):][:400])
+        except Exception:
+            sys.stderr.write(d.read_log()[-5000:])
+            raise
+        finally:
+            d.stop()
+            d.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

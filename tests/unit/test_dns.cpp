@@ -1,9 +1,11 @@
-// RDATA parsers (TXT, MX, A, AAAA, names): well-formed, odd and malformed bytes.
+// RDATA parsers (TXT, MX, TLSA, A, AAAA, names): well-formed, odd and malformed
+// bytes; TLSA owner names.
 #include <doctest.h>
 
 #include <string>
 #include <string_view>
 
+#include "mxguard/dns/names.hpp"
 #include "mxguard/dns/rdata.hpp"
 
 using namespace mxguard::dns;
@@ -145,4 +147,41 @@ TEST_CASE("a and aaaa: exact sizes only") {
   CHECK_FALSE(parse_a("").ok());
   CHECK_FALSE(parse_aaaa(std::string(15, '\0')).ok());
   CHECK_FALSE(parse_aaaa(std::string(17, '\0')).ok());
+}
+
+TEST_CASE("tlsa: the three fields, then the association data as raw bytes") {
+  // 3 1 1 and a SHA2-256 digest holding the bytes a careless parser trips on.
+  std::string digest = "\x00\xff\x0a\x00"s + std::string(28, '\x5c');
+  auto r = parse_tlsa("\x03\x01\x01"s + digest);
+  REQUIRE(r.ok());
+  CHECK(r->usage == 3);
+  CHECK(r->selector == 1);
+  CHECK(r->matching_type == 1);
+  CHECK(r->data == digest);
+  CHECK(r->data.size() == 32);
+}
+
+TEST_CASE("tlsa: values DANE cannot use are still parsed, for the matcher to skip") {
+  auto r = parse_tlsa("\xff\x07\x80\x01\x02"s);
+  REQUIRE(r.ok());
+  CHECK(r->usage == 255);
+  CHECK(r->selector == 7);
+  CHECK(r->matching_type == 128);
+  CHECK(r->data == "\x01\x02"s);
+  auto empty = parse_tlsa("\x02\x00\x01"s);
+  REQUIRE(empty.ok());
+  CHECK(empty->data.empty());
+}
+
+TEST_CASE("tlsa: fewer than three octets is malformed") {
+  CHECK_FALSE(parse_tlsa("").ok());
+  CHECK_FALSE(parse_tlsa("\x03"s).ok());
+  CHECK_FALSE(parse_tlsa("\x03\x01"s).ok());
+  CHECK(parse_tlsa("\x03\x01"s).error().find("too short") != std::string::npos);
+}
+
+TEST_CASE("tlsa_name: port and protocol labels before the host") {
+  CHECK(tlsa_name("mx1.example.test", 25) == "_25._tcp.mx1.example.test");
+  CHECK(tlsa_name("backend.example", 2525) == "_2525._tcp.backend.example");
+  CHECK(is_query_name(tlsa_name("mx1.example.test", 25)));
 }

@@ -28,6 +28,8 @@ class AsyncResolver {
   // expire() with kTimeout, or from cancel_all()/the destructor with kError.
   void txt(std::string_view name, Callback<TxtRecord> done);
   void mx(std::string_view name, Callback<MxRecord> done);
+  // As Resolver::tlsa: only a secure answer may be used for DANE.
+  void tlsa(std::string_view name, Callback<TlsaRecord> done);
   void a(std::string_view name, Callback<IpAddress> done);
   void aaaa(std::string_view name, Callback<IpAddress> done);
   void addresses(std::string_view name, Callback<IpAddress> done);  // A then AAAA, both asked at once

@@ -1,7 +1,9 @@
-// Query names built from addresses (reverse and DNSBL lookups) and the check
-// that a name made from untrusted text can be asked at all. Pure, no I/O.
+// Query names built from addresses (reverse and DNSBL lookups) and services
+// (TLSA), and the check that a name made from untrusted text can be asked at
+// all. Pure, no I/O.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -19,6 +21,10 @@ std::string reversed_labels(const IpAddress& ip);
 
 // reversed_labels() under in-addr.arpa or ip6.arpa: the PTR question.
 std::string reverse_name(const IpAddress& ip);
+
+// The TLSA owner name for a TCP service (RFC 6698 3): "_25._tcp.mx.example"
+// for host "mx.example" (no trailing dot) and port 25.
+std::string tlsa_name(std::string_view host, uint16_t port);
 
 // True when `name` (no trailing dot) can be asked as it is: 1..253 octets,
 // labels of 1..63 octets, printable ASCII other than space and backslash

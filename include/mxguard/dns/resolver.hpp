@@ -53,6 +53,9 @@ class Resolver {
 
   Answer<TxtRecord> txt(std::string_view name);
   Answer<MxRecord> mx(std::string_view name);
+  // TLSA at `name` (tlsa_name() builds it). DANE may only use the records
+  // when the answer is secure; a bogus one is kError.
+  Answer<TlsaRecord> tlsa(std::string_view name);
   // A and AAAA, asked concurrently; IPv4 addresses first.
   Answer<IpAddress> addresses(std::string_view name);
 
