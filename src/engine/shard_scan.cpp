@@ -12,6 +12,7 @@
 #include "mxguard/auth/checks.hpp"
 #include "mxguard/core/log.hpp"
 #include "mxguard/core/strings.hpp"
+#include "mxguard/scan/header_hygiene.hpp"
 #include "mxguard/scan/verdict.hpp"
 #include "shard_internal.hpp"
 
@@ -63,6 +64,17 @@ std::string authentication_results(const std::string& host, const store::Envelop
   if (!any) out += "; none";
   out += "\r\n";
   return out;
+}
+
+// Removes the client's header fields that claim to be ours (RFC 8601 section
+// 5), so the only ones the backend sees are those we add. Our Received line,
+// above content_offset, is not touched. Returns how many were removed.
+size_t drop_claimed_fields(smtp::FinishedMessage& m, std::string_view hostname) {
+  const auto fields = scan::claimed_header_fields(std::string_view(m.data).substr(m.content_offset), hostname);
+  for (auto it = fields.rbegin(); it != fields.rend(); ++it)
+    m.data.erase(m.content_offset + it->begin, it->end - it->begin);
+  if (!fields.empty()) m.envelope.size = m.data.size();
+  return fields.size();
 }
 
 std::string feed_entry(const store::Envelope& env, unsigned shard, const scan::ScanResult& r, std::string_view action,
@@ -255,6 +267,8 @@ void Shard::finish_verdict(uint32_t slot) {
   // A client that left before its reply was never told 250: drop the message,
   // the sender still has it.
   if (c.closing || !c.session) return;
+  if (size_t n = drop_claimed_fields(*v->msg, ctx_.config->hostname))
+    log::info("scan.claimed_headers_removed", "id={} shard={} count={}", v->msg->envelope.id, index_, n);
   if (!v->scan) {
     writer_->submit(token(slot), std::move(v->msg));
     after_session(slot);

@@ -25,10 +25,10 @@ void buffered(std::string& buf, std::string_view s, Emit&& emit) {
 
 }  // namespace
 
-void LeafDecoder::start(const PartInfo& part, uint64_t* total, uint64_t max) {
+void LeafDecoder::start(const PartInfo& part, uint64_t* total, const Limits& limits) {
   part_ = &part;
   total_ = total;
-  max_ = max;
+  max_ = limits.max_decoded;
   over_ = false;
   const std::string& cte = part.transfer_encoding;
   cte_ = cte == "base64" ? Cte::kBase64 : cte == "quoted-printable" ? Cte::kQp : Cte::kIdentity;
@@ -43,6 +43,7 @@ void LeafDecoder::start(const PartInfo& part, uint64_t* total, uint64_t max) {
   html_text_.reset();
   urls_.reset();
   if (text_) charset_.start(part.charset, cache_);
+  if (attach_) archive_.start(limits);
   head_.clear();
   text_buf_.clear();
   html_buf_.clear();
@@ -89,7 +90,13 @@ void LeafDecoder::finish(const PartInfo& part) {
   html_buf_.clear();
   text_buf_.clear();
   attach_buf_.clear();
-  handler_.on_part_end(part, sniff_type(head_));
+  const std::string_view type = sniff_type(head_);
+  if (attach_) {
+    members_.clear();
+    archive_.finish(type, cache_, members_);
+    for (const ArchiveMember& m : members_) handler_.on_archive_member(part, m);
+  }
+  handler_.on_part_end(part, type);
 }
 
 void LeafDecoder::decoded(std::string_view d) {
@@ -102,7 +109,10 @@ void LeafDecoder::decoded(std::string_view d) {
   *total_ += d.size();
   if (head_.size() < kSniffHead) head_.append(d.substr(0, std::min(d.size(), kSniffHead - head_.size())));
   if (text_) consume_utf8(charset_.convert_view(d, utf8_));
-  if (attach_) push_attachment(d);
+  if (attach_) {
+    archive_.feed(d);
+    push_attachment(d);
+  }
 }
 
 void LeafDecoder::consume_utf8(std::string_view u) {

@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "archive.hpp"
 #include "mxguard/mime/charset.hpp"
 #include "mxguard/mime/html.hpp"
 #include "mxguard/mime/transfer.hpp"
@@ -25,12 +27,12 @@ class LeafDecoder final : private HtmlSink, private UrlSink {
 
   LeafDecoder(Handler& handler, CharsetCache& cache) : handler_(handler), cache_(cache) {}
 
-  // `total` counts decoded bytes over the whole message; past `max` the rest
-  // of the leaf is dropped and over_budget() turns true.
-  void start(const PartInfo& part, uint64_t* total, uint64_t max);
+  // `total` counts decoded bytes over the whole message; past
+  // limits.max_decoded the rest of the leaf is dropped and over_budget() turns true.
+  void start(const PartInfo& part, uint64_t* total, const Limits& limits);
   // Transfer-encoded content with "\n" line ends, split anywhere.
   void input(const PartInfo& part, std::string_view encoded);
-  // Flushes every stage and reports on_part_end with the sniffed type.
+  // Flushes every stage, reports archive members, then on_part_end with the sniffed type.
   void finish(const PartInfo& part);
   bool over_budget() const { return over_; }
 
@@ -61,6 +63,8 @@ class LeafDecoder final : private HtmlSink, private UrlSink {
   CharsetDecoder charset_;
   HtmlText html_text_;
   UrlFinder urls_;
+  ArchiveLister archive_;
+  std::vector<ArchiveMember> members_;
 
   std::string dec_, utf8_, head_, host_;           // per-step scratch, sniff head
   std::string text_buf_, html_buf_, attach_buf_;  // output not yet handed over

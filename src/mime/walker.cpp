@@ -479,7 +479,7 @@ struct Walker::Impl {
         run.clear();
         eol_pending = false;
         cr_pending = false;
-        leaf.start(f.info, &decoded, lim.max_decoded);
+        leaf.start(f.info, &decoded, lim);
         break;
       case Kind::kMessage:
         push_part(f.info.depth + 1, false);  // the nested message's header section

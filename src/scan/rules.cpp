@@ -38,6 +38,7 @@ constexpr TargetName kTargets[] = {
     {"attachment-name", Target::kAttachmentName},
     {"attachment-type", Target::kAttachmentType},
     {"attachment-content", Target::kAttachmentContent},
+    {"archive-member", Target::kArchiveMember},
 };
 
 std::string_view trim_line(std::string_view s) {
@@ -168,6 +169,7 @@ Status check_builtin(const std::vector<std::string>& b) {
   if (name == "bayes") return range(0.0, 1.0);
   if (name == "mime-limit") return one_of({"depth", "parts", "decoded-size", "header-size"});
   if (name == "size") return range(0.0, 1e12);
+  if (name == "archive") return one_of({"encrypted"});
   return Error{fmt::format("unknown builtin '{}'", name)};
 }
 

@@ -232,6 +232,16 @@ void MessageScan::on_attachment_data(const mime::PartInfo& part, std::string_vie
   stream_data(Target::kAttachmentContent, part.index, decoded);
 }
 
+void MessageScan::on_archive_member(const mime::PartInfo&, const mime::ArchiveMember& member) {
+  // A file inside an archive is an attachment too: the name rules (program
+  // extensions, double extensions) apply to it as to any attached file.
+  scan_string(rules_->db(Target::kAttachmentName), member.name);
+  scan_string(rules_->db(Target::kArchiveMember), member.name);
+  ++facts_.archive_members;
+  if (member.encrypted && facts_.encrypted_member.empty())
+    facts_.encrypted_member = fmt::format("{} {}", member.format, capped(member.name));
+}
+
 void MessageScan::on_part_end(const mime::PartInfo& part, std::string_view detected_type) {
   if (part.is_multipart) return;
   tokens_->end_text();
@@ -333,6 +343,11 @@ bool builtin_fires(const std::vector<std::string>& b, const CheckResults& c, con
   if (name == "size") {
     double lo = std::stod(b[1]), hi = std::stod(b[2]);
     return static_cast<double>(size) >= lo && static_cast<double>(size) < hi;
+  }
+  if (name == "archive") {
+    if (b[1] != "encrypted" || facts.encrypted_member.empty()) return false;
+    detail = facts.encrypted_member;
+    return true;
   }
   return false;
 }

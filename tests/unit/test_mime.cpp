@@ -1,5 +1,6 @@
 // Unit tests for the mime module: each decoder on its own, the walker's
-// structure, limits and chunking invariance, golden files (unit/mime_golden).
+// structure, limits and chunking invariance, archive listing, golden files
+// (unit/mime_golden).
 #include <doctest.h>
 
 #include <algorithm>
@@ -155,6 +156,9 @@ struct Recorder : Handler {
     html.erase(i);
     text.erase(i);
     data.erase(i);
+  }
+  void on_archive_member(const PartInfo& p, const ArchiveMember& m) override {
+    line("member " + id(p) + " " + std::string(m.format) + " \"" + esc(m.name) + "\"" + (m.encrypted ? " encrypted" : ""));
   }
   void on_raw_body(std::string_view s) override { raw += s; }
   void on_limit(LimitHit l) override {
@@ -1016,6 +1020,230 @@ TEST_CASE("walker: memory stays bounded on hostile shapes") {
 #endif
 }
 
+// ---- archives -----------------------------------------------------------------
+
+namespace {
+
+std::string le16s(uint32_t v) { return std::string{char(v), char(v >> 8)}; }
+std::string le32s(uint32_t v) { return std::string{char(v), char(v >> 8), char(v >> 16), char(v >> 24)}; }
+
+struct ZipItem {
+  std::string name;
+  std::string data = "data";
+  uint16_t flags = 0;
+  bool local = true, central = true;
+};
+
+// A ZIP file written field by field (stored entries, CRCs left at zero: the
+// lister never reads them).
+std::string make_zip(const std::vector<ZipItem>& items, std::string_view comment = "") {
+  std::string out, cd;
+  uint16_t n = 0;
+  for (const ZipItem& it : items) {
+    const auto offset = static_cast<uint32_t>(out.size());
+    const std::string sizes = le32s(0) + le32s(uint32_t(it.data.size())) + le32s(uint32_t(it.data.size()));
+    if (it.local) {
+      out += "PK\x03\x04" + le16s(20) + le16s(it.flags) + le16s(0) + le16s(0) + le16s(0) + sizes +
+             le16s(uint32_t(it.name.size())) + le16s(0) + it.name + it.data;
+    }
+    if (it.central) {
+      cd += "PK\x01\x02" + le16s(20) + le16s(20) + le16s(it.flags) + le16s(0) + le16s(0) + le16s(0) + sizes +
+            le16s(uint32_t(it.name.size())) + le16s(0) + le16s(0) + le16s(0) + le16s(0) + le32s(0) + le32s(offset) +
+            it.name;
+      ++n;
+    }
+  }
+  const auto cd_at = static_cast<uint32_t>(out.size());
+  out += cd;
+  out += "PK\x05\x06" + le16s(0) + le16s(0) + le16s(n) + le16s(n) + le32s(uint32_t(cd.size())) + le32s(cd_at) +
+         le16s(uint32_t(comment.size()));
+  out += comment;
+  return out;
+}
+
+// One ustar header block (POSIX "ustar\0" or GNU "ustar  "), checksum filled in.
+std::string tar_block(std::string_view name, uint64_t size, char type = '0', std::string_view prefix = "",
+                      bool gnu = false) {
+  std::string h(512, '\0');
+  h.replace(0, std::min<size_t>(name.size(), 100), name.substr(0, 100));
+  h.replace(100, 7, "0000644", 7);
+  h.replace(108, 7, "0000000", 7);
+  h.replace(116, 7, "0000000", 7);
+  char num[16];
+  std::snprintf(num, sizeof num, "%011llo", static_cast<unsigned long long>(size));
+  h.replace(124, 11, num, 11);
+  h.replace(136, 11, "00000000000", 11);
+  h[156] = type;
+  if (gnu) h.replace(257, 8, "ustar  \0", 8);
+  else h.replace(257, 8, std::string("ustar\0" "00", 8));
+  if (!gnu) h.replace(345, std::min<size_t>(prefix.size(), 155), prefix.substr(0, 155));
+  unsigned sum = 0;
+  for (size_t i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? ' ' : static_cast<uint8_t>(h[i]);
+  std::snprintf(num, sizeof num, "%06o", sum);
+  h.replace(148, 6, num, 6);
+  h[154] = '\0';
+  h[155] = ' ';
+  return h;
+}
+
+std::string tar_member(std::string_view name, std::string_view data, char type = '0', std::string_view prefix = "",
+                       bool gnu = false) {
+  std::string m = tar_block(name, data.size(), type, prefix, gnu);
+  m += data;
+  m.append((512 - data.size() % 512) % 512, '\0');
+  return m;
+}
+
+std::string gzip_with_name(std::string_view name, std::string_view extra = "") {
+  std::string g("\x1F\x8B\x08", 3);
+  g += char((extra.empty() ? 0 : 0x04) | 0x08);
+  g += std::string(4, '\0') + std::string("\0\x03", 2);  // mtime, xfl, os
+  if (!extra.empty()) g += le16s(uint32_t(extra.size())) + std::string(extra);
+  g += name;
+  g += '\0';
+  g += "\x4B\x4C\x4A\x06\x00";  // some deflate bytes
+  return g;
+}
+
+std::vector<std::string> member_names(const std::vector<ArchiveMember>& ms) {
+  std::vector<std::string> out;
+  for (const auto& m : ms) out.push_back(std::string(m.format) + ":" + m.name + (m.encrypted ? " [enc]" : ""));
+  return out;
+}
+using Names = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("archives: ZIP names from the central directory, flags and charsets") {
+  const std::string zip = make_zip({
+      {"invoice.pdf.exe"},
+      {"docs/"},  // a directory: not a file
+      {"secret.docm", "xx", 0x1},
+      {"caf\xC3\xA9.txt", "d", 0x800},  // UTF-8 flag
+      {"r\x82sum\x82.js"},              // CP437 (é = 0x82)
+      {"a.pdf\x01.scr"},                // a control character hides the real extension
+  });
+  CHECK(member_names(list_archive(zip)) ==
+        Names{"zip:invoice.pdf.exe", "zip:secret.docm [enc]", "zip:café.txt", "zip:résumé.js", "zip:a.pdf?.scr"});
+  // A comment after the end record changes nothing.
+  CHECK(member_names(list_archive(make_zip({{"x.exe"}}, "a comment PK"))) == Names{"zip:x.exe"});
+}
+
+TEST_CASE("archives: ZIP local headers and the directory are both read") {
+  // A name only in the directory, one only in a local header: both listed,
+  // a name in both only once.
+  const std::string zip = make_zip({{"both.txt"}, {"central-only.exe", "x", 0, false, true}, {"local-only.js", "y", 0, true, false}});
+  CHECK(member_names(list_archive(zip)) == Names{"zip:both.txt", "zip:central-only.exe", "zip:local-only.js"});
+  // No directory at all (a cut archive): the local headers alone.
+  std::string cut = zip.substr(0, zip.find("PK\x01\x02"));
+  CHECK(member_names(list_archive(cut)) == Names{"zip:both.txt", "zip:local-only.js"});
+  // Sizes after the data (flag 8): the next header is found by its signature.
+  std::string dd = "PK\x03\x04" + le16s(20) + le16s(0x8) + le16s(8) + le16s(0) + le16s(0) + le32s(0) + le32s(0) +
+                   le32s(0) + le16s(5) + le16s(0) + "a.bin" + "\x01\x02\x03PK\x07\x08" + std::string(12, '\0');
+  dd += "PK\x03\x04" + le16s(20) + le16s(0x9) + le16s(8) + le16s(0) + le16s(0) + le32s(0) + le32s(0) + le32s(0) +
+        le16s(9) + le16s(0) + "b.vbs.txt";
+  CHECK(member_names(list_archive(dd)) == Names{"zip:a.bin", "zip:b.vbs.txt [enc]"});
+}
+
+TEST_CASE("archives: documents that are ZIP files are not listed") {
+  CHECK(list_archive(make_zip({{"[Content_Types].xml"}, {"word/document.xml"}})).empty());
+  CHECK(list_archive(make_zip({{"META-INF/MANIFEST.MF"}, {"a/B.class"}})).empty());
+  CHECK(list_archive("PK\x05\x06" + std::string(18, '\0')).empty());  // an empty archive
+}
+
+TEST_CASE("archives: gzip names its file in FNAME") {
+  CHECK(member_names(list_archive(gzip_with_name("report.pdf.exe"))) == Names{"gzip:report.pdf.exe"});
+  CHECK(member_names(list_archive(gzip_with_name("na\xEFve.tar", "AB\x02\0xy"))) == Names{"gzip:naïve.tar"});
+  std::string anonymous("\x1F\x8B\x08\0\0\0\0\0\0\x03\x4B\x4C\x4A\x06\x00", 15);
+  CHECK(list_archive(anonymous).empty());
+  CHECK(list_archive(std::string("\x1F\x8B\x08\x0C\0\0\0\0\0\x03\xFF\xFF", 12)).empty());  // FEXTRA runs off the end
+}
+
+TEST_CASE("archives: ustar headers, prefixes, GNU long names and pax paths") {
+  std::string tar = tar_member("readme.txt", "hello") + tar_member("bin/", "", '5') +
+                    tar_member("setup.exe", std::string(3000, 'x'), '0', "deep/dir") +
+                    tar_member("././@LongLink", std::string(150, 'n') + ".scr", 'L', "", true) +
+                    tar_member("cut-name", "z", '0', "", true) +
+                    tar_member("PaxHeader", "25 path=pax/long name.js\n", 'x') + tar_member("short", "q") +
+                    tar_member("after.lnk", "") + std::string(1024, '\0') + tar_member("past-the-end.exe", "");
+  CHECK(member_names(list_archive(tar)) == Names{"tar:readme.txt", "tar:deep/dir/setup.exe",
+                                                 "tar:" + std::string(150, 'n') + ".scr", "tar:pax/long name.js",
+                                                 "tar:after.lnk"});
+  // A header with a wrong checksum ends the listing.
+  std::string bad = tar_member("one.txt", "1") + tar_member("two.exe", "2");
+  bad[1024 + 10] = 'X';  // the second header: the first member's data fills one block
+  CHECK(member_names(list_archive(bad)) == Names{"tar:one.txt"});
+}
+
+TEST_CASE("archives: bounded member count and name length") {
+  std::vector<ZipItem> many;
+  for (int i = 0; i < 300; ++i) many.push_back({"file" + std::to_string(i) + ".txt", ""});
+  Limits lim;
+  CHECK(list_archive(make_zip(many), lim).size() == lim.max_archive_members);
+  lim.max_archive_members = 3;
+  CHECK(member_names(list_archive(make_zip(many), lim)) == Names{"zip:file0.txt", "zip:file1.txt", "zip:file2.txt"});
+  lim.max_archive_members = 0;
+  CHECK(list_archive(make_zip(many), lim).empty());
+  Limits short_names;
+  short_names.max_archive_name = 6;
+  // Cut on a character boundary: "ééé" is 6 bytes, "éééé" would be 8.
+  CHECK(member_names(list_archive(make_zip({{"\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9.exe", "", 0x800}}), short_names)) ==
+        Names{"zip:ééé"});
+  Limits tar_lim;
+  tar_lim.max_archive_members = 2;
+  std::string tar;
+  for (int i = 0; i < 5; ++i) tar += tar_member("t" + std::to_string(i), "x");
+  CHECK(list_archive(tar, tar_lim).size() == 2);
+}
+
+TEST_CASE("archives: corrupt and cut input never crashes and stays bounded") {
+  const std::string zip = make_zip({{"a.exe", "aaaa", 0x1}, {"b/c.js", std::string(700, 'b')}, {"d.txt"}}, "cmt");
+  std::string tar = tar_member("a.txt", std::string(600, 'a')) + tar_member("b.exe", "b") + std::string(1024, '\0');
+  const std::string gz = gzip_with_name("x.doc.exe", "ex");
+  std::mt19937 rng(7);
+  for (const std::string* base : std::vector<const std::string*>{&zip, &tar, &gz}) {
+    for (size_t cut = 0; cut <= base->size(); ++cut) {
+      for (const auto& m : list_archive(base->substr(0, cut))) CHECK(m.name.size() <= Limits{}.max_archive_name);
+    }
+    for (int round = 0; round < 3000; ++round) {
+      std::string bad = *base;
+      const int flips = 1 + static_cast<int>(rng() % 4);
+      for (int k = 0; k < flips; ++k) bad[rng() % bad.size()] = static_cast<char>(rng());
+      const auto ms = list_archive(bad);
+      CHECK(ms.size() <= Limits{}.max_archive_members);
+    }
+  }
+}
+
+TEST_CASE("archives: a base64 ZIP attachment in a message, whatever the chunking") {
+  // Big enough that the directory is far from the local headers: the ZIP's
+  // first entry holds 300 KiB, so only the tail window sees the directory.
+  std::vector<ZipItem> items = {{"big.bin", std::string(300u << 10, 'z')}, {"Rechnung.pdf.exe"}, {"ok.txt", "t", 0x1}};
+  const std::string zip = make_zip(items);
+  std::string body;
+  const std::string enc = b64(zip);
+  for (size_t i = 0; i < enc.size(); i += 76) body += enc.substr(i, 76) + "\n";
+  const std::string msg = "Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/plain\n\nsee attached\n--B\n"
+                          "Content-Type: application/zip; name=files.zip\nContent-Transfer-Encoding: base64\n\n" +
+                          body + "--B--\n";
+  Recorder r = walk_rec(msg);
+  CHECK(has_line(r, "member 2/1 zip \"big.bin\""));
+  CHECK(has_line(r, "member 2/1 zip \"Rechnung.pdf.exe\""));
+  CHECK(has_line(r, "member 2/1 zip \"ok.txt\" encrypted"));
+  // Members come after the part's begin and before its end.
+  CHECK(r.log.find("member 2/1") > r.log.find("begin 2/1"));
+  CHECK(r.log.find("member 2/1") < r.log.find("end 2/1"));
+  const std::string whole = walk(msg);
+  CHECK(walk(msg, Cut::kRandom, {}, 3) == whole);
+  CHECK(walk(msg, Cut::kRandom, {}, 4) == whole);
+  // A text part is not an archive, and a decoded-size bound keeps only the local headers seen.
+  Limits lim;
+  lim.max_decoded = 1000;
+  Recorder small = walk_rec(msg, lim);
+  CHECK(has_line(small, "member 2/1 zip \"big.bin\""));
+  CHECK_FALSE(has_line(small, "member 2/1 zip \"Rechnung.pdf.exe\""));
+}
+
 // ---- golden files -----------------------------------------------------------
 
 namespace {
@@ -1033,6 +1261,8 @@ Limits read_limits(const std::filesystem::path& p) {
     if (k == "max_decoded") lim.max_decoded = v;
     if (k == "max_header_bytes") lim.max_header_bytes = v;
     if (k == "max_line") lim.max_line = v;
+    if (k == "max_archive_members") lim.max_archive_members = static_cast<unsigned>(v);
+    if (k == "max_archive_name") lim.max_archive_name = v;
   }
   return lim;
 }

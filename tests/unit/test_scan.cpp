@@ -1,11 +1,16 @@
 // Unit tests for the scan module: the rule-file parser and linker, bundles
-// (compile, serialise, sign, verify) and verdicts.
+// (compile, serialise, sign, verify), verdicts, header hygiene and archive
+// members seen by the scanner.
 #include <doctest.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "mxguard/scan/bundle.hpp"
+#include "mxguard/scan/header_hygiene.hpp"
 #include "mxguard/scan/rules.hpp"
+#include "mxguard/scan/scanner.hpp"
 #include "mxguard/scan/verdict.hpp"
 
 using namespace mxguard;
@@ -230,4 +235,171 @@ TEST_CASE("verdict: thresholds and several recipients") {
   CHECK(v.per_recipient == std::vector<Action>{Action::kDeliver, Action::kDeliver});
   CHECK(action_from_string("quarantine") == Action::kQuarantine);
   CHECK_FALSE(action_from_string("drop").has_value());
+}
+
+// ---- header hygiene ---------------------------------------------------------
+
+namespace {
+// The message without the claimed fields.
+std::string without_claimed(std::string_view msg, std::string_view host) {
+  std::string out(msg);
+  auto fields = claimed_header_fields(msg, host);
+  for (auto it = fields.rbegin(); it != fields.rend(); ++it) out.erase(it->begin, it->end - it->begin);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("header hygiene: authserv-id") {
+  CHECK(authserv_id(" mx.example.net; spf=pass") == "mx.example.net");
+  CHECK(authserv_id("mx.example.net 1; none") == "mx.example.net");
+  CHECK(authserv_id(" (a (nested) comment)\r\n\t mx.example.net;") == "mx.example.net");
+  CHECK(authserv_id(" \"mx.example.net\"; dkim=pass") == "mx.example.net");
+  CHECK(authserv_id("mx.example.net(comment); x") == "mx.example.net");
+  CHECK(authserv_id(" (unclosed") == "");
+  CHECK(authserv_id("") == "");
+  CHECK(authserv_id(" \"open") == "open");
+}
+
+TEST_CASE("header hygiene: fields that claim to be ours are found, others kept") {
+  const std::string msg =
+      "Received: from a by b; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+      "Authentication-Results: MX.Example.NET.; dkim=pass header.d=bank.example\r\n"
+      "Authentication-Results: other.example; spf=fail\r\n"
+      "authentication-results:\r\n"
+      "\t(forged)\r\n"
+      "  mx.example.net; dmarc=pass\r\n"
+      "X-MxGuard-Score: -50.00 deliver\r\n"
+      "x-mxguard-anything:   folded\r\n"
+      " continued\r\n"
+      "X-MxGuardian: not ours\r\n"
+      "Subject: Authentication-Results: mx.example.net; spf=pass\r\n"
+      "\r\n"
+      "Authentication-Results: mx.example.net; in the body\r\n"
+      "X-MxGuard-Score: in the body\r\n";
+  const std::string want =
+      "Received: from a by b; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+      "Authentication-Results: other.example; spf=fail\r\n"
+      "X-MxGuardian: not ours\r\n"
+      "Subject: Authentication-Results: mx.example.net; spf=pass\r\n"
+      "\r\n"
+      "Authentication-Results: mx.example.net; in the body\r\n"
+      "X-MxGuard-Score: in the body\r\n";
+  CHECK(claimed_header_fields(msg, "mx.example.net").size() == 4);
+  CHECK(without_claimed(msg, "mx.example.net") == want);
+  CHECK(without_claimed(msg, "mx.example.net.") == want);
+  // Bare LF line ends, and a header section without a body.
+  CHECK(without_claimed("A: 1\nX-MxGuard-Score: 9\nB: 2\n\nbody\n", "h") == "A: 1\nB: 2\n\nbody\n");
+  CHECK(without_claimed("X-MxGuard-Score: 9", "h") == "");
+  CHECK(without_claimed("A: 1\nAuthentication-Results: h; x", "h") == "A: 1\n");
+  // Another host's results, or an empty host name, stay.
+  CHECK(claimed_header_fields("Authentication-Results: other; spf=pass\r\n\r\n", "mx.example.net").empty());
+  CHECK(claimed_header_fields("Authentication-Results: ; spf=pass\r\n\r\n", "").empty());
+  // The header section ends at the first line that is not a field.
+  CHECK(claimed_header_fields("A: 1\nnot a field\nX-MxGuard-Score: 1\n", "h").empty());
+  CHECK(claimed_header_fields(" folded first\nX-MxGuard-Score: 1\n", "h").empty());
+  CHECK(claimed_header_fields("", "h").empty());
+}
+
+// ---- archive members through the scanner -------------------------------------
+
+namespace {
+
+std::string le16s(uint32_t v) { return std::string{char(v), char(v >> 8)}; }
+std::string le32s(uint32_t v) { return std::string{char(v), char(v >> 8), char(v >> 16), char(v >> 24)}; }
+
+// A stored ZIP with one entry per name (flags 1 = encrypted).
+std::string zip_of(const std::vector<std::pair<std::string, uint16_t>>& entries) {
+  std::string out, cd;
+  for (const auto& [name, flags] : entries) {
+    const std::string fixed = le16s(20) + le16s(flags) + le16s(0) + le32s(0) + le32s(0) + le32s(1) + le32s(1) +
+                              le16s(uint32_t(name.size())) + le16s(0);
+    cd += "PK\x01\x02" + le16s(20) + fixed + le16s(0) + le16s(0) + le16s(0) + le32s(0) + le32s(uint32_t(out.size())) + name;
+    out += "PK\x03\x04" + fixed + name + "x";
+  }
+  const auto cd_at = uint32_t(out.size());
+  const auto n = uint32_t(entries.size());
+  return out + cd + "PK\x05\x06" + le16s(0) + le16s(0) + le16s(n) + le16s(n) + le32s(uint32_t(cd.size())) + le32s(cd_at) +
+         le16s(0);
+}
+
+std::string base64(std::string_view in) {
+  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string o;
+  for (size_t i = 0; i < in.size(); i += 3) {
+    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
+    if (i + 1 < in.size()) v |= uint32_t(uint8_t(in[i + 1])) << 8;
+    if (i + 2 < in.size()) v |= uint8_t(in[i + 2]);
+    o += a[v >> 18];
+    o += a[(v >> 12) & 63];
+    o += i + 1 < in.size() ? a[(v >> 6) & 63] : '=';
+    o += i + 2 < in.size() ? a[v & 63] : '=';
+  }
+  return o;
+}
+
+std::vector<std::string> fired_rules(std::string_view rules_text, std::string_view msg) {
+  auto parsed = parse_rules(rules_text, "t.rules");
+  REQUIRE(parsed.ok());
+  auto set = link_rules(std::move(*parsed));
+  REQUIRE(set.ok());
+  auto compiled = CompiledRules::compile(std::move(*set));
+  REQUIRE(compiled.ok());
+  Scanner scanner(*compiled);
+  MessageScan scan(scanner);
+  scan.feed(msg);
+  scan.finish();
+  std::vector<std::string> ids;
+  for (const auto& r : scan.result({}, nullptr).reasons) ids.push_back(r.rule + (r.detail.empty() ? "" : "=" + r.detail));
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+std::string message_with_zip(const std::string& zip) {
+  return "From: a@example.com\r\nSubject: files\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"
+         "Content-Type: text/plain\r\n\r\nhello\r\n--B\r\nContent-Type: application/zip; name=files.zip\r\n"
+         "Content-Transfer-Encoding: base64\r\n\r\n" +
+         base64(zip) + "\r\n--B--\r\n";
+}
+
+const char* kArchiveRules = R"(
+rule NAME_EXE
+  description program name
+  score 5
+  target attachment-name
+  pattern /\.exe$/i
+
+rule NAME_ZIP
+  description archive name
+  score 0.5
+  target attachment-name
+  pattern /\.zip$/i
+
+rule MEMBER_EXE
+  description program inside an archive
+  score 3
+  target archive-member
+  pattern /\.exe$/i
+
+rule ENCRYPTED
+  description encrypted member
+  score 2
+  builtin archive encrypted
+)";
+
+}  // namespace
+
+TEST_CASE("scanner: archive member names are attachment names and archive members") {
+  CHECK(fired_rules(kArchiveRules, message_with_zip(zip_of({{"readme.txt", 0}, {"invoice.pdf.exe", 0}}))) ==
+        std::vector<std::string>{"MEMBER_EXE", "NAME_EXE", "NAME_ZIP"});
+  CHECK(fired_rules(kArchiveRules, message_with_zip(zip_of({{"a.txt", 0}, {"b.doc", 1}}))) ==
+        std::vector<std::string>{"ENCRYPTED=zip b.doc", "NAME_ZIP"});
+  // The same names outside an archive are not archive members.
+  CHECK(fired_rules(kArchiveRules, "Subject: x\r\nContent-Type: application/octet-stream; name=setup.exe\r\n\r\nMZ\r\n") ==
+        std::vector<std::string>{"NAME_EXE"});
+}
+
+TEST_CASE("rules: archive-member target and archive builtin") {
+  CHECK(parse_error("rule A\n description d\n score 1\n target archive-member\n pattern /x/\n") == "");
+  CHECK(parse_error("rule A\n description d\n score 1\n builtin archive encrypted\n") == "");
+  CHECK(parse_error("rule A\n description d\n score 1\n builtin archive listed\n") != "");
 }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace mxguard::mime {
 
@@ -16,6 +17,8 @@ struct Limits {
   uint64_t max_decoded = 64ull << 20;       // decoded bytes over all parts
   size_t max_header_bytes = 256u << 10;     // one header section
   size_t max_line = 1u << 20;               // one raw line (longer lines are cut)
+  unsigned max_archive_members = 100;       // member names listed per archive
+  size_t max_archive_name = 255;            // bytes of one member name (longer names are cut)
 };
 
 enum class LimitHit : uint8_t { kDepth, kParts, kDecodedSize, kHeaderSize };
@@ -37,6 +40,14 @@ struct PartInfo {
   bool is_message = false;     // message/rfc822: its content is walked as a nested message
 };
 
+// A file inside a ZIP, gzip or uncompressed tar attachment, read from the
+// archive's own directory (nothing is decompressed).
+struct ArchiveMember {
+  std::string_view format;  // "zip", "gzip", "tar"
+  std::string name;         // UTF-8, path as stored ("dir/file.exe"), control characters as '?'
+  bool encrypted = false;   // zip: the entry's data is encrypted
+};
+
 // Receives the events. Every string_view is valid only during the call.
 class Handler {
  public:
@@ -56,6 +67,9 @@ class Handler {
   virtual void on_url(const PartInfo& /*part*/, std::string_view /*url*/, std::string_view /*host*/) {}
   // Decoded content of a non-text leaf (attachments, images, ...), in pieces.
   virtual void on_attachment_data(const PartInfo& /*part*/, std::string_view /*decoded*/) {}
+  // A member of an archive leaf, after its data and before its on_part_end.
+  // Directories are not reported; at most Limits::max_archive_members per part.
+  virtual void on_archive_member(const PartInfo& /*part*/, const ArchiveMember& /*member*/) {}
   // The part is complete. `detected_type` comes from the first bytes of the
   // decoded content ("application/x-dosexec", "application/zip",
   // "application/pdf", "application/x-ole-storage", ...; "" when unknown).
@@ -93,5 +107,8 @@ std::string decode_header_words(std::string_view value);
 std::string to_utf8(std::string_view bytes, std::string_view charset);
 // The type detected from the first bytes of a file ("" when unknown).
 std::string_view sniff_type(std::string_view head);
+// The members of a whole ZIP, gzip or ustar file (empty for anything else),
+// as the walker reports them for an attachment with these bytes.
+std::vector<ArchiveMember> list_archive(std::string_view bytes, const Limits& limits = {});
 
 }  // namespace mxguard::mime

@@ -24,8 +24,9 @@ enum class Target : uint8_t {
   kAttachmentName,
   kAttachmentType,
   kAttachmentContent,
+  kArchiveMember,      // each member name listed from a ZIP, gzip or tar attachment
 };
-inline constexpr size_t kTargetCount = 12;
+inline constexpr size_t kTargetCount = 13;
 std::string_view to_string(Target t);  // the rule-file spelling ("header" for header:NAME)
 // Text, HTML, raw and attachment content are scanned as streams; the rest as strings.
 bool is_stream_target(Target t);

@@ -69,6 +69,8 @@ struct MessageFacts {
   std::string from_domain; // domain of the From address, lower case ("" when none)
   std::string message_id;
   std::vector<std::string> url_hosts;  // distinct, in order, capped
+  unsigned archive_members = 0;        // member names listed from archive attachments
+  std::string encrypted_member;        // the first encrypted archive member ("" when none)
 };
 
 struct ScanOptions {
@@ -106,6 +108,7 @@ class MessageScan final : private mime::Handler {
   void on_html(const mime::PartInfo& part, std::string_view source) override;
   void on_url(const mime::PartInfo& part, std::string_view url, std::string_view host) override;
   void on_attachment_data(const mime::PartInfo& part, std::string_view decoded) override;
+  void on_archive_member(const mime::PartInfo& part, const mime::ArchiveMember& member) override;
   void on_part_end(const mime::PartInfo& part, std::string_view detected_type) override;
   void on_raw_body(std::string_view bytes) override;
   void on_limit(mime::LimitHit what) override;
