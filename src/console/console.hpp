@@ -49,6 +49,8 @@ void add_queue_commands(CLI::App& root, Commands& out);
 void add_rules_commands(CLI::App& root, Commands& out);
 void add_scan_commands(CLI::App& root, Commands& out);
 void add_feed_commands(CLI::App& root, Commands& out);
+void add_quarantine_commands(CLI::App& root, Commands& out);
+void add_console_menu_commands(CLI::App& root, Commands& out);
 
 // Prints "mxguard: <message>" as exactly one line on stderr and returns `code`.
 int fail(int code, std::string_view message);

@@ -163,7 +163,7 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
   Reader r(origin);
   Config cfg;
   r.check_known(root, "",
-                {"hostname", "state_dir", "smtp", "tls", "dns", "delivery", "onboarding", "scan"});
+                {"hostname", "state_dir", "smtp", "tls", "dns", "delivery", "quarantine", "onboarding", "scan"});
 
   if (auto n = root.get("hostname")) {
     cfg.hostname = r.str(*n, "hostname");
@@ -282,6 +282,12 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
     if (auto n = t->get("max_queue_lifetime"))
       cfg.delivery.max_queue_lifetime = r.duration(*n, "delivery.max_queue_lifetime");
     if (cfg.delivery.retry_interval.count() == 0) r.fail("delivery.retry_interval", "must be positive");
+  }
+
+  if (const toml::table* t = section("quarantine")) {
+    r.check_known(*t, "quarantine", {"purge_interval"});
+    if (auto n = t->get("purge_interval")) cfg.quarantine.purge_interval = r.duration(*n, "quarantine.purge_interval");
+    if (cfg.quarantine.purge_interval.count() == 0) r.fail("quarantine.purge_interval", "must be positive");
   }
 
   if (const toml::table* t = section("onboarding")) {

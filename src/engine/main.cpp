@@ -1,5 +1,5 @@
 // mxguardd: loads the configuration, opens the listeners, starts one shard
-// per core and waits for SIGTERM.
+// per core, then waits for SIGTERM while feeding systemd's watchdog.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fmt/format.h>
 #include <future>
@@ -101,6 +102,62 @@ void raise_fd_limit(unsigned max_connections) {
               "tables of up to this size each\"", rl.rlim_cur, want);
   }
 }
+
+// Feeds systemd's watchdog (WatchdogSec= in the unit) from the main thread,
+// but only while every shard's loop is turning: a shard stuck in a handler
+// stops the pings, and systemd restarts the whole service.
+class Watchdog {
+ public:
+  explicit Watchdog(const std::vector<std::unique_ptr<engine::Shard>>& shards) : shards_(shards) {
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+    interval_ = std::chrono::microseconds(usec / 2);
+    seen_.resize(shards_.size());
+    for (size_t i = 0; i < shards_.size(); ++i) seen_[i] = shards_[i]->heartbeat();
+    next_ = std::chrono::steady_clock::now() + interval_;
+    log::info("engine.watchdog", "interval_ms={} shards={}",
+              std::chrono::duration_cast<std::chrono::milliseconds>(interval_).count(), shards_.size());
+  }
+
+  bool enabled() const { return interval_.count() > 0; }
+
+  // How long the main thread may sleep before the next check is due.
+  timespec until_due() const {
+    auto left = std::max(next_ - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero());
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+  }
+
+  // Pings when due and every shard's heartbeat has moved since the last ping.
+  void check() {
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_) return;
+    next_ = now + interval_;
+    bool all_moved = true;
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      uint64_t beat = shards_[i]->heartbeat();
+      if (beat == seen_[i]) {
+        all_moved = false;
+        if (!stalled_) log::error("engine.watchdog_withheld", "shard={} heartbeat={}", i, beat);
+      }
+    }
+    if (!all_moved) {
+      stalled_ = true;  // stay silent: systemd's timeout does the rest
+      return;
+    }
+    if (stalled_) log::info("engine.watchdog_resumed", "");
+    stalled_ = false;
+    for (size_t i = 0; i < shards_.size(); ++i) seen_[i] = shards_[i]->heartbeat();
+    sd_notify(0, "WATCHDOG=1");
+  }
+
+ private:
+  const std::vector<std::unique_ptr<engine::Shard>>& shards_;
+  std::chrono::steady_clock::duration interval_{0};
+  std::chrono::steady_clock::time_point next_{};
+  std::vector<uint64_t> seen_;
+  bool stalled_ = false;
+};
 
 }  // namespace
 
@@ -220,9 +277,15 @@ int main(int argc, char** argv) {
             log::q(cfg.state_dir), tls ? "yes" : "no");
   sd_notify(0, "READY=1");
 
+  // The main thread sleeps in sigtimedwait, waking for signals and, under a
+  // systemd watchdog, every half period to decide whether to ping.
+  Watchdog watchdog(shards);
+  constexpr timespec kNoWatchdogNap{3600, 0};
   while (true) {
-    int sig = 0;
-    if (sigwait(&sigs, &sig) != 0) continue;
+    timespec nap = watchdog.enabled() ? watchdog.until_due() : kNoWatchdogNap;
+    int sig = sigtimedwait(&sigs, nullptr, &nap);
+    if (watchdog.enabled()) watchdog.check();
+    if (sig < 0) continue;  // EAGAIN: timeout; EINTR: another signal
     if (sig == SIGHUP) {
       log::info("engine.sighup", "note=\"configuration in LMDB is read live; restart to reload the TOML file\"");
       continue;

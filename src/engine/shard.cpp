@@ -161,6 +161,7 @@ Status Shard::init() {
   if (!spool) return Error{fmt::format("spool of shard {}: {}", index_, spool.error())};
   writer_ = std::make_unique<StorageWriter>(std::move(*spool), writer_fd_, index_, ctx_.config->smtp.commit_delay,
                                             ctx_.greylist, ctx_.config->scan.greylist_window);
+  writer_->set_purge(ctx_.config_store, ctx_.config->quarantine.purge_interval);
   config_reader_ = std::make_unique<store::ConfigReader>(*ctx_.config_store);
   refresh_rules();
   const Config& cfg = *ctx_.config;

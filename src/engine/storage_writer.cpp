@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <limits>
+
+#include "mxguard/store/quarantine.hpp"
 
 #include "mxguard/core/log.hpp"
 
@@ -25,6 +28,31 @@ StorageWriter::StorageWriter(std::unique_ptr<store::Spool> spool, int notify_fd,
 }
 
 StorageWriter::~StorageWriter() { stop(); }
+
+void StorageWriter::set_purge(const store::ConfigStore* config, Millis interval) {
+  std::lock_guard lock(mu_);
+  config_ = config;
+  purge_interval_ = interval;
+  // Not all shards at once after a start.
+  next_purge_ = std::chrono::steady_clock::now() + std::chrono::seconds(10 + 7 * shard_);
+}
+
+// Runs on the writer thread between commits: the purge's own short write
+// transactions never interleave with a batch.
+void StorageWriter::maybe_purge() {
+  if (!config_ || purge_interval_.count() <= 0 || std::chrono::steady_clock::now() < next_purge_) return;
+  next_purge_ = std::chrono::steady_clock::now() + purge_interval_;
+  auto days_for = [this](std::string_view domain) -> unsigned {
+    auto d = config_->domain(domain);
+    if (!d) return std::numeric_limits<unsigned>::max();  // unknown retention: keep
+    return *d ? (*d)->quarantine_days : 30u;
+  };
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch()).count();
+  auto n = store::quarantine_purge(*spool_, now, days_for);
+  if (!n) log::error("quarantine.purge_failed", "shard={} error={}", shard_, log::q(n.error()));
+  else if (*n > 0) log::info("quarantine.purged", "shard={} messages={}", shard_, *n);
+}
 
 void StorageWriter::submit(uint64_t token, std::unique_ptr<smtp::FinishedMessage> msg, std::string feed) {
   {
@@ -92,9 +120,16 @@ void StorageWriter::run() {
     {
       std::unique_lock lock(mu_);
       auto idle = [&] { return pending_.empty() && side_.empty(); };
-      cv_.wait(lock, [&] { return !idle() || stopping_; });
+      // Wakes at least once a second to run the quarantine purge when due.
+      cv_.wait_for(lock, std::chrono::seconds(1), [&] { return !idle() || stopping_; });
       if (idle() && stopping_) return;
+      if (idle()) {
+        lock.unlock();
+        maybe_purge();
+        continue;
+      }
     }
+    maybe_purge();  // under steady load the writer is never idle
     if (commit_delay_.count() > 0) std::this_thread::sleep_for(commit_delay_);
     {
       std::lock_guard lock(mu_);

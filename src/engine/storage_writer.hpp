@@ -4,6 +4,7 @@
 // eventfd the shard's ring is reading.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -14,6 +15,7 @@
 
 #include "mxguard/core/config.hpp"
 #include "mxguard/smtp/session.hpp"
+#include "mxguard/store/config_store.hpp"
 #include "mxguard/store/greylist.hpp"
 #include "mxguard/store/spool.hpp"
 
@@ -32,6 +34,10 @@ class StorageWriter {
 
   StorageWriter(std::unique_ptr<store::Spool> spool, int notify_fd, unsigned shard, Millis commit_delay,
                 store::GreylistStore* greylist = nullptr, Millis greylist_window = Millis{0});
+  // Quarantine retention: between batches, at most every `interval`, the
+  // writer drops quarantined mail older than its domain's quarantine_days.
+  // Call before the first submit.
+  void set_purge(const store::ConfigStore* config, Millis interval);
   ~StorageWriter();
   StorageWriter(const StorageWriter&) = delete;
 
@@ -66,6 +72,7 @@ class StorageWriter {
     bool empty() const { return feed.empty() && triplets.empty() && updates.empty() && added.empty(); }
   };
   void run();
+  void maybe_purge();
 
   std::unique_ptr<store::Spool> spool_;
   int notify_fd_;
@@ -79,6 +86,9 @@ class StorageWriter {
   Millis greylist_window_;
   std::vector<Completion> done_;
   std::vector<std::string> applied_;
+  const store::ConfigStore* config_ = nullptr;
+  Millis purge_interval_{0};
+  std::chrono::steady_clock::time_point next_purge_{};
   size_t in_flight_ = 0;
   bool stopping_ = false;
   std::thread thread_;

@@ -275,6 +275,9 @@ class DeliveryTest(unittest.TestCase):
                         "--auth-user", "relay", "--auth-password-file", pwfile)
         send(self.d.port, "alice@sender.test", ["bob@example.com"], "x\r\n")
         q = self.wait_queue(lambda q: q and q[0]["attempts"] >= 1)
+        deadline = time.time() + 10  # the log is written asynchronously
+        while time.time() < deadline and "535" not in self.d.read_log():
+            time.sleep(0.1)
         self.assertIn("535", self.d.read_log())
         self.assertIn("authentication failed", self.d.read_log().lower())
         self.assertEqual(b.rec.messages, [])

@@ -64,7 +64,7 @@ class Roles(unittest.TestCase):
             ("user", "add", "mole", "--role", "postmaster", "--domain", "globex.example"),
             ("user", "add", "boss", "--role", "customer-admin", "--customer", "acme"),
             ("user", "remove", "globex-admin"),
-            ("queue", "list"),
+            ("queue", "list", "--domain", "globex.example"),
             ("audit",),
         ]
         for args in attempts:

@@ -78,6 +78,10 @@ struct ScanConfig {
   unsigned mime_max_parts = 500;
 };
 
+struct QuarantineConfig {
+  Millis purge_interval{3'600'000};  // how often each shard drops quarantined mail past its domain's retention
+};
+
 struct OnboardingConfig {
   std::string verify_label = "_mxguard-verify";
   std::vector<std::string> mx_hosts;
@@ -90,6 +94,7 @@ struct Config {
   TlsConfig tls;
   DnsConfig dns;
   DeliveryConfig delivery;
+  QuarantineConfig quarantine;
   OnboardingConfig onboarding;
   ScanConfig scan;
 };

@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""The appliance image end to end: build it from scratch, boot it under
+qemu-system-x86_64 (software emulation, OVMF) with user-mode networking
+forwarding loopback ports to the guest's 25 and 22, and check what the
+appliance issue asks; then build a second image, update the running
+appliance to it and check that it boots from the other slot with its state.
+
+Run as root: python3 tests/image/test_image.py [--keep]
+Environment: MXGUARD_IMAGE_WORK (work dir, default /var/tmp/mxguard-image-test),
+MXGUARD_IMAGE_BUILD (meson build dir with --prefix=/usr, default build-image),
+MXGUARD_BOOT_TIMEOUT (seconds per boot, default 1500), MXGUARD_IMAGE_FRESH=0 (image A
+from the cached bootstrapped tree instead of a new debootstrap).
+Takes long (see appliance-image/README.md); prints the time of each phase.
+"""
+import os
+import re
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORK = os.environ.get("MXGUARD_IMAGE_WORK", "/var/tmp/mxguard-image-test")
+MXBUILD = os.environ.get("MXGUARD_IMAGE_BUILD", os.path.join(REPO, "build-image"))
+BOOT_TIMEOUT = int(os.environ.get("MXGUARD_BOOT_TIMEOUT", "1500"))
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+HOSTNAME = "mx-test.example.net"
+DOMAIN = "appliance-test.example"
+T0 = time.monotonic()
+
+
+def phase(msg):
+    print("[%5.0fs] %s" % (time.monotonic() - T0, msg), flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def partition_offset(image, name):
+    import json
+    table = json.loads(subprocess.run(["sfdisk", "-J", image], capture_output=True, text=True,
+                                      check=True).stdout)
+    for p in table["partitiontable"]["partitions"]:
+        if p.get("name") == name:
+            return p["start"] * 512
+    raise AssertionError("no partition %s in %s" % (name, image))
+
+
+def build_image(out, version, fresh):
+    start = time.monotonic()
+    p = subprocess.run([os.path.join(REPO, "appliance-image/build"), "-o", out, "--version", version,
+                        "--mxguard-build", MXBUILD] + (["--fresh"] if fresh else []),
+                       text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    print(p.stdout, flush=True)
+    if p.returncode != 0:
+        raise AssertionError("appliance-image/build failed")
+    return time.monotonic() - start
+
+
+class Appliance:
+    """One qemu guest booted from a copy of the image."""
+
+    def __init__(self, image):
+        self.disk = os.path.join(WORK, "disk.raw")
+        shutil.copyfile(image, self.disk)
+        # A bigger disk than the image: the data partition must grow into it.
+        os.truncate(self.disk, 3 << 30)
+        self.vars = os.path.join(WORK, "OVMF_VARS.fd")
+        shutil.copyfile(OVMF_VARS, self.vars)
+        self.key = os.path.join(WORK, "operator_key")
+        if not os.path.exists(self.key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "operator@test", "-f", self.key],
+                           check=True)
+        self.smtp_port, self.ssh_port, self.closed_port = free_port(), free_port(), free_port()
+        self.serial = os.path.join(WORK, "serial.log")
+        self.proc = None
+
+    def write_seed(self, sink_dns):
+        seed = os.path.join(WORK, "mxguard-seed.txt")
+        with open(seed, "w") as f:
+            f.write("# first-boot seed for the image test\nhostname = %s\nssh_key = %s\ndns = %s\n"
+                    "network_checks = false\n" % (HOSTNAME, open(self.key + ".pub").read().strip(), sink_dns))
+        esp = "%s@@%d" % (self.disk, partition_offset(self.disk, "esp"))
+        subprocess.run(["mcopy", "-o", "-i", esp, seed, "::/mxguard-seed.txt"], check=True)
+
+    def boot(self):
+        fwd = ",".join("hostfwd=tcp:127.0.0.1:%d-:%d" % (h, g) for h, g in
+                       [(self.smtp_port, 25), (self.ssh_port, 22), (self.closed_port, 8080)])
+        cmd = ["qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1536",
+               "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + OVMF_CODE,
+               "-drive", "if=pflash,format=raw,unit=1,file=" + self.vars,
+               "-drive", "file=%s,format=raw,if=virtio,cache=unsafe" % self.disk,
+               "-netdev", "user,id=n0," + fwd, "-device", "virtio-net-pci,netdev=n0",
+               "-serial", "file:" + self.serial, "-display", "none", "-vga", "std", "-monitor", "none"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+
+    def ssh_args(self, password=False):
+        args = ["ssh", "-p", str(self.ssh_port), "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "StrictHostKeyChecking=no", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20",
+                "-o", "BatchMode=yes"]
+        if password:
+            args += ["-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive"]
+        else:
+            args += ["-o", "IdentitiesOnly=yes", "-i", self.key]
+        return args + ["root@127.0.0.1"]
+
+    def ssh(self, command, check=True, input=None, timeout=300):
+        p = subprocess.run(self.ssh_args() + [command], capture_output=True, text=True, input=input,
+                           timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("ssh %r failed (%d): %s%s" % (command, p.returncode, p.stdout, p.stderr))
+        return p.stdout
+
+    def wait_ssh(self, timeout=BOOT_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("qemu exited: %s" % self.serial_tail())
+            try:
+                if subprocess.run(self.ssh_args() + ["true"], capture_output=True, timeout=60).returncode == 0:
+                    return
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(5)
+        raise AssertionError("no SSH within %d s:\n%s" % (timeout, self.serial_tail()))
+
+    def wait_running(self):
+        state = self.ssh("systemctl is-system-running --wait", check=False, timeout=BOOT_TIMEOUT).strip()
+        failed = self.ssh("systemctl --failed --no-legend --plain", check=False)
+        return state, failed.strip()
+
+    def serial_tail(self, n=60):
+        try:
+            return "\n".join(open(self.serial, errors="replace").read().splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Sink:
+    """Postfix's smtp-sink on host loopback, one file per received message."""
+
+    def __init__(self):
+        self.dir = os.path.join(WORK, "sink")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        os.chmod(self.dir, 0o1777)
+        self.port = free_port()
+        self.proc = subprocess.Popen(["smtp-sink", "-u", "nobody", "-d", self.dir + "/%H%M%S.",
+                                      "127.0.0.1:%d" % self.port, "10"])
+
+    def messages(self):
+        return [open(os.path.join(self.dir, f), errors="replace").read() for f in sorted(os.listdir(self.dir))]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+class ImageTest(unittest.TestCase):
+    def test_build_boot_update(self):
+        os.makedirs(WORK, exist_ok=True)
+        image_a = os.path.join(WORK, "a.raw")
+        image_b = os.path.join(WORK, "b.raw")
+        # A from scratch (debootstrap); B from the same bootstrapped tree.
+        fresh = os.environ.get("MXGUARD_IMAGE_FRESH", "1") != "0"
+        secs = build_image(image_a, "1.0-test-a", fresh)
+        phase("image a built in %.1f min" % (secs / 60))
+
+        app = Appliance(image_a)
+        sink = Sink()
+        self.addCleanup(sink.stop)
+        self.addCleanup(app.stop)
+        app.write_seed("10.0.2.3")
+        app.boot()
+        boot_start = time.monotonic()
+        app.wait_ssh()
+        phase("SSH answered %.1f min after power-on" % ((time.monotonic() - boot_start) / 60))
+        state, failed = app.wait_running()
+        phase("first boot: system %s %.1f min after power-on" % (state, (time.monotonic() - boot_start) / 60))
+        self.assertEqual((state, failed), ("running", ""))
+
+        # The console on both the serial port and the screen; the menu answers on serial.
+        cmdline = app.ssh("cat /proc/cmdline")
+        self.assertIn("console=tty0", cmdline)
+        self.assertIn("console=ttyS0", cmdline)
+        self.assertIn("active", app.ssh("systemctl is-active mxguard-console@ttyS0.service"))
+
+        # SMTP banner on the forwarded port 25, with the seeded hostname.
+        with socket.create_connection(("127.0.0.1", app.smtp_port), timeout=120) as s:
+            banner = s.recv(512).decode()
+        phase("banner: " + banner.strip())
+        self.assertRegex(banner, r"^220 %s " % re.escape(HOSTNAME))
+
+        # SSH: the seeded key works, passwords are refused.
+        self.assertEqual(app.ssh("hostname").strip(), HOSTNAME)
+        p = subprocess.run(app.ssh_args(password=True) + ["true"], capture_output=True, text=True, timeout=120)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("Permission denied (publickey)", p.stderr)
+        self.assertIn("passwordauthentication no", app.ssh("sshd -T"))
+
+        # Firewall: a real listener on 8080 in the guest stays unreachable, and the drop is counted.
+        app.ssh("systemd-run --unit=probe-8080 systemd-socket-activate -l 0.0.0.0:8080 --inetd -a /bin/cat")
+        self.assertIn(":8080", app.ssh("ss -ltnH"))
+        before = self.dropped(app)
+        reached = False
+        try:
+            with socket.create_connection(("127.0.0.1", app.closed_port), timeout=20) as s:
+                s.settimeout(20)
+                s.sendall(b"ping\n")
+                reached = s.recv(16) == b"ping\n"
+        except OSError:
+            pass
+        self.assertFalse(reached, "port 8080 answered through the firewall")
+        after = self.dropped(app)
+        phase("firewall: 8080 closed; drop counter %d -> %d packets" % (before, after))
+        self.assertGreater(after, before)
+        app.ssh("systemctl stop probe-8080.service", check=False)
+
+        # Root read-only and verified; state on the data partition, grown to the disk.
+        self.assertIn("Read-only file system", app.ssh("touch /usr/probe 2>&1; true"))
+        self.assertEqual(app.ssh("findmnt -no FSTYPE /").strip(), "squashfs")
+        self.assertRegex(app.ssh("veritysetup status root"), r"status:\s+verified")
+        self.assertEqual(app.ssh("findmnt -no SOURCE /var").strip(), "/dev/vda6")
+        disk = int(app.ssh("cat /sys/class/block/vda/size"))
+        start, size = (int(app.ssh("cat /sys/class/block/vda6/%s" % f)) for f in ("start", "size"))
+        phase("data partition: %d MiB, ends %d KiB before the end of the disk" %
+              (size >> 11, (disk - start - size) // 2))
+        self.assertLess(disk - start - size, 4096)
+        # Nothing that does not belong on an appliance.
+        self.assertEqual(app.ssh("for c in gcc cc c++ g++ clang apt apt-get; do command -v $c; done; true").strip(), "")
+        self.assertEqual(app.ssh("awk -F: '$2 !~ /^[!*]/' /etc/shadow").strip(), "")
+
+        # A domain added over SSH gets its mail delivered to the sink on the host.
+        app.ssh("mxguard domain add %s --customer acme --backend 10.0.2.2:%d --active" % (DOMAIN, sink.port))
+        app.ssh("mxguard domain set %s reject_threshold=100 quarantine_threshold=100 greylist_threshold=100" % DOMAIN)
+        msg = ("From: Alice <alice@sender.example>\r\nTo: bob@%s\r\nSubject: appliance test\r\n"
+               "Message-ID: <appliance-test@sender.example>\r\n\r\nHello from the image test.\r\n" % DOMAIN)
+        with smtplib.SMTP("127.0.0.1", app.smtp_port, timeout=300) as c:
+            c.sendmail("alice@sender.example", ["bob@%s" % DOMAIN], msg)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not sink.messages():
+            time.sleep(2)
+        got = sink.messages()
+        self.assertEqual(len(got), 1, app.ssh("mxguard queue list; journalctl -u mxguardd --no-pager | tail -20",
+                                              check=False))
+        self.assertIn("appliance-test@sender.example", got[0])
+        phase("message delivered to the host sink through the appliance")
+
+        # Update to a second image: the inactive slot, a trial boot, the state kept.
+        secs = build_image(image_b, "1.0-test-b", False)
+        phase("image b built in %.1f min" % (secs / 60))
+        self.assertIn("slot=a", app.ssh("/usr/lib/mxguard/appliance/slot status"))
+        up = subprocess.run([os.path.join(REPO, "appliance-image/update"), image_b] + app.ssh_args()[1:],
+                            capture_output=True, text=True, timeout=1800)
+        print(up.stdout + up.stderr, flush=True)
+        self.assertEqual(up.returncode, 0)
+        reboot_start = time.monotonic()
+        time.sleep(20)
+        app.wait_ssh()
+        state, failed = app.wait_running()
+        phase("after update: system %s %.1f min after the reboot" % (state, (time.monotonic() - reboot_start) / 60))
+        self.assertEqual((state, failed), ("running", ""))
+        self.assertIn("mxguard.slot=b", app.ssh("cat /proc/cmdline"))
+        self.assertIn("1.0-test-b", app.ssh("cat /usr/lib/mxguard/appliance/version"))
+        self.assertIn(DOMAIN, app.ssh("mxguard domain list"))
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            status = app.ssh("/usr/lib/mxguard/appliance/slot status")
+            if "default=mxguard-b.conf" in status:
+                break
+            time.sleep(5)
+        self.assertIn("default=mxguard-b.conf", status)
+        phase("slot b committed as the default; domain %s still there" % DOMAIN)
+
+    @staticmethod
+    def dropped(app):
+        out = app.ssh("nft list counter inet filter dropped")
+        return int(re.search(r"packets (\d+)", out).group(1))
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        sys.exit("test_image: needs root (debootstrap, chroot)")
+    unittest.main(verbosity=2)

@@ -1,0 +1,489 @@
+// The quarantine store (records, compressed bodies, index, release, delete,
+// retention purge, corruption) and its console views (tenant scope, safe
+// preview, time arguments).
+#include <doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "mxguard/store/config_store.hpp"
+#include "mxguard/store/quarantine.hpp"
+#include "mxguard/store/spool.hpp"
+#include "quarantine_view.hpp"
+#include "validate.hpp"
+
+using namespace mxguard;
+using namespace mxguard::store;
+
+namespace {
+
+constexpr int64_t kT0 = 1'780'000'000'000;  // 2026-05-28T20:26:40Z
+constexpr int64_t kDay = 86'400'000;
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/mxguard-quar-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// What the engine stores: our Received, Authentication-Results and score
+// fields above the client's message.
+std::string stored_message(const std::string& subject, const std::string& body) {
+  return "Received: from [192.0.2.1] ([192.0.2.1])\r\n\tby mx.test with ESMTP id x\r\n"
+         "Authentication-Results: mx.test; none\r\nX-MxGuard-Score: 9.00 quarantine\r\n"
+         "From: Mallory <m@sender.test>\r\nSubject: " +
+         subject + "\r\n\r\n" + body;
+}
+constexpr size_t kOurHeaders = 144;  // bytes before "From:" in stored_message
+
+Envelope held_envelope(const std::string& id, std::vector<std::string> rcpts, std::vector<std::string> held,
+                       int64_t when, const std::string& subject = "cheap pills") {
+  Envelope e;
+  e.id = id;
+  e.sender = "m@sender.test";
+  e.recipients = std::move(rcpts);
+  e.quarantined = std::move(held);
+  e.client_ip = "192.0.2.1";
+  e.helo = "spam.test";
+  e.received_ms = when;
+  e.subject = subject;
+  e.message_id = "<" + id + "@sender.test>";
+  e.scanned = true;
+  e.score = 9.5;
+  e.action = "quarantine";
+  e.reasons = {"EICAR=25", "MISSING_DATE=1.2"};
+  return e;
+}
+
+void put_held(Spool& spool, const Envelope& e, const std::string& data) {
+  std::vector<Spool::Record> records{{&e, data}};
+  REQUIRE(spool.store_batch(records).ok());
+}
+
+size_t entries(const Spool& spool, MDB_dbi dbi) {
+  auto txn = Txn::begin(spool.env(), true);
+  REQUIRE(txn.ok());
+  MDB_stat st;
+  REQUIRE(mdb_stat(txn->get(), dbi, &st) == 0);
+  return st.ms_entries;
+}
+
+std::vector<std::string> ids_of(const Result<std::vector<QuarantineRecord>>& r) {
+  REQUIRE(r.ok());
+  std::vector<std::string> out;
+  for (const auto& x : *r) out.push_back(x.envelope.id);
+  return out;
+}
+
+// Incompressible bytes, so a large message needs several body chunks.
+std::string noise(size_t n) {
+  std::mt19937 rng(42);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng() & 0xff);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("quarantine: a record survives encoding; damage is a clear error") {
+  QuarantineRecord r;
+  r.envelope = held_envelope("0a.s1", {"a@x.example", "b@y.example"}, {"a@x.example"}, kT0);
+  r.raw_size = 1000;
+  r.content_offset = 120;
+  r.stored_size = 400;
+  r.chunks = 1;
+  r.releases = 2;
+  std::string bytes = encode_quarantine_record(r);
+  auto back = decode_quarantine_record(bytes);
+  REQUIRE(back.ok());
+  CHECK(back->envelope.id == "0a.s1");
+  CHECK(back->held() == std::vector<std::string>{"a@x.example"});
+  CHECK(back->envelope.recipients.size() == 2);
+  CHECK(back->envelope.reasons == r.envelope.reasons);
+  CHECK(back->envelope.score == 9.5);
+  CHECK(back->raw_size == 1000);
+  CHECK(back->content_offset == 120);
+  CHECK(back->releases == 2);
+
+  CHECK(!decode_quarantine_record("").ok());
+  CHECK(decode_quarantine_record(std::string(1, '\x09') + bytes.substr(1)).error().find("version") != std::string::npos);
+  CHECK(!decode_quarantine_record(bytes.substr(0, bytes.size() - 1)).ok());
+  CHECK(!decode_quarantine_record(bytes + "x").ok());
+  r.content_offset = 2000;  // beyond the message
+  CHECK(!decode_quarantine_record(encode_quarantine_record(r)).ok());
+}
+
+TEST_CASE("quarantine: store keeps the only copy, compressed and chunked, with its index") {
+  TempDir dir;
+  auto spool = Spool::open(dir.path(), 1);
+  REQUIRE(spool.ok());
+  Spool& s = **spool;
+  const std::string data = stored_message("big", noise(300 * 1024));
+  Envelope e = held_envelope("0b.s1", {"Bob@Example.com", "ann@other.example"}, {"Bob@Example.com", "ann@other.example"}, kT0);
+  e.size = data.size();
+  put_held(s, e, data);
+
+  // Nothing queued, nothing in the delivery tables.
+  CHECK(!s.envelope("0b.s1")->has_value());
+  CHECK(!s.queue_entry("0b.s1")->has_value());
+  CHECK(*s.quarantined_ids() == std::vector<std::string>{"0b.s1"});
+  auto rec = quarantine_get(s, "0b.s1");
+  REQUIRE(rec.ok());
+  REQUIRE(rec->has_value());
+  CHECK((*rec)->raw_size == data.size());
+  CHECK((*rec)->content_offset == kOurHeaders);
+  CHECK(data.substr(kOurHeaders, 5) == "From:");
+  CHECK((*rec)->chunks >= 5);  // 300 KiB of noise in values of at most 64 KiB
+  CHECK(entries(s, s.dbs().qbodies) == (*rec)->chunks);
+  {
+    auto txn = Txn::begin(s.env(), true);
+    Cursor cur(*txn, s.dbs().qbodies);
+    for (bool ok = cur.seek(""); ok; ok = cur.next()) CHECK(cur.value().size() <= kBodyChunkSize);
+  }
+  auto back = quarantine_message(s, "0b.s1");
+  REQUIRE(back.ok());
+  REQUIRE(back->has_value());
+  CHECK(**back == data);
+  // Index: time, two domains, two recipients.
+  CHECK(entries(s, s.dbs().qindex) == 5);
+
+  // Text compresses.
+  const std::string text = stored_message("text", std::string(200'000, 'a'));
+  Envelope t = held_envelope("0c.s1", {"bob@example.com"}, {"bob@example.com"}, kT0 + 1);
+  put_held(s, t, text);
+  CHECK((*quarantine_get(s, "0c.s1"))->stored_size < text.size() / 20);
+  CHECK(**quarantine_message(s, "0c.s1") == text);
+}
+
+TEST_CASE("quarantine: a partly quarantined message is queued for the others") {
+  TempDir dir;
+  auto spool = Spool::open(dir.path(), 2);
+  REQUIRE(spool.ok());
+  Spool& s = **spool;
+  const std::string data = stored_message("mixed", "hello\r\n");
+  Envelope e = held_envelope("0d.s2", {"a@x.example", "b@y.example"}, {"b@y.example"}, kT0);
+  put_held(s, e, data);
+  auto q = s.queue_entry("0d.s2");
+  REQUIRE(q.ok());
+  REQUIRE(q->has_value());
+  CHECK(pending_recipients(**s.envelope("0d.s2"), **q).size() == 1);
+  CHECK(ids_of(quarantine_list(s, {})) == std::vector<std::string>{"0d.s2"});
+  CHECK((*quarantine_get(s, "0d.s2"))->held() == std::vector<std::string>{"b@y.example"});
+}
+
+TEST_CASE("quarantine: list by recipient, domain and time through the index") {
+  TempDir dir;
+  auto spool = Spool::open(dir.path(), 0);
+  REQUIRE(spool.ok());
+  Spool& s = **spool;
+  put_held(s, held_envelope("01.s0", {"a@x.example"}, {"a@x.example"}, kT0 + 3 * kDay), stored_message("1", "x"));
+  put_held(s, held_envelope("02.s0", {"b@x.example", "c@y.example"}, {"b@x.example", "c@y.example"}, kT0 + kDay),
+        stored_message("2", "x"));
+  put_held(s, held_envelope("03.s0", {"c@y.example"}, {"c@y.example"}, kT0 + 2 * kDay), stored_message("3", "x"));
+  put_held(s, held_envelope("04.s0", {"d@x.example.net"}, {"d@x.example.net"}, kT0), stored_message("4", "x"));
+
+  CHECK(ids_of(quarantine_list(s, {})) == std::vector<std::string>{"04.s0", "02.s0", "03.s0", "01.s0"});
+  QuarantineQuery by_domain;
+  by_domain.domains = {"X.Example"};
+  CHECK(ids_of(quarantine_list(s, by_domain)) == std::vector<std::string>{"02.s0", "01.s0"});
+  QuarantineQuery by_rcpt;
+  by_rcpt.recipients = {"C@y.example"};
+  CHECK(ids_of(quarantine_list(s, by_rcpt)) == std::vector<std::string>{"02.s0", "03.s0"});
+  by_rcpt.recipients = {"c@y.example", "a@x.example"};
+  CHECK(ids_of(quarantine_list(s, by_rcpt)) == std::vector<std::string>{"02.s0", "03.s0", "01.s0"});
+  QuarantineQuery window;
+  window.since_ms = kT0 + kDay;
+  window.until_ms = kT0 + 3 * kDay;
+  CHECK(ids_of(quarantine_list(s, window)) == std::vector<std::string>{"02.s0", "03.s0"});
+  by_domain.since_ms = kT0 + 2 * kDay;
+  CHECK(ids_of(quarantine_list(s, by_domain)) == std::vector<std::string>{"01.s0"});
+  QuarantineQuery none;
+  none.domains = {"nowhere.example"};
+  CHECK(ids_of(quarantine_list(s, none)).empty());
+}
+
+TEST_CASE("quarantine: release queues a readable copy for one recipient") {
+  TempDir dir;
+  auto spool = Spool::open(dir.path(), 1);
+  REQUIRE(spool.ok());
+  Spool& s = **spool;
+  const std::string data = stored_message("release me", noise(100 * 1024));
+  put_held(s, held_envelope("0190f3c2a1b2c.s1", {"a@x.example", "B@y.example"}, {"a@x.example", "B@y.example"}, kT0), data);
+
+  auto id = quarantine_release(s, "0190f3c2a1b2c.s1", {"b@Y.example"}, kT0 + kDay);
+  REQUIRE(id.ok());
+  CHECK(*id == "0190f3c2a1b2c-r1.s1");
+  CHECK(shard_of_message_id(*id) == 1);
+  CHECK(console::check_message_id(*id).ok());
+  auto env = s.envelope(*id);
+  REQUIRE(env->has_value());
+  CHECK((*env)->recipients == std::vector<std::string>{"B@y.example"});
+  CHECK((*env)->quarantined.empty());
+  CHECK((*env)->score == 9.5);
+  auto q = s.queue_entry(*id);
+  REQUIRE(q->has_value());
+  CHECK((*q)->next_attempt_ms == kT0 + kDay);
+  CHECK(pending_recipients(**env, **q).size() == 1);
+  CHECK(**s.read_message(*id) == data);
+  CHECK(*s.due(kT0 + kDay, 10) == std::vector<std::string>{*id});
+  // Still held for the other recipient, and no longer findable by the released one.
+  CHECK((*quarantine_get(s, "0190f3c2a1b2c.s1"))->held() == std::vector<std::string>{"a@x.example"});
+  QuarantineQuery by_b;
+  by_b.recipients = {"b@y.example"};
+  CHECK(ids_of(quarantine_list(s, by_b)).empty());
+  by_b.recipients.clear();
+  by_b.domains = {"y.example"};
+  CHECK(ids_of(quarantine_list(s, by_b)).empty());
+  // Not held any more: an error, nothing written.
+  CHECK(!quarantine_release(s, "0190f3c2a1b2c.s1", {"b@y.example"}, kT0).ok());
+  CHECK(entries(s, s.dbs().queue) == 1);
+
+  auto second = quarantine_release(s, "0190f3c2a1b2c.s1", {"a@x.example"}, kT0 + kDay);
+  REQUIRE(second.ok());
+  CHECK(*second == "0190f3c2a1b2c-r2.s1");
+  // The last recipient released: the quarantine holds nothing of it.
+  CHECK(!quarantine_get(s, "0190f3c2a1b2c.s1")->has_value());
+  CHECK(entries(s, s.dbs().quarantine) == 0);
+  CHECK(entries(s, s.dbs().qbodies) == 0);
+  CHECK(entries(s, s.dbs().qindex) == 0);
+  CHECK(!quarantine_release(s, "0190f3c2a1b2c.s1", {"a@x.example"}, kT0).ok());
+  CHECK(!quarantine_release(s, "nosuch.s1", {"a@x.example"}, kT0).ok());
+}
+
+TEST_CASE("quarantine: delete one recipient's copy, then the rest") {
+  TempDir dir;
+  auto spool = Spool::open(dir.path(), 0);
+  REQUIRE(spool.ok());
+  Spool& s = **spool;
+  put_held(s, held_envelope("05.s0", {"a@x.example", "b@y.example"}, {"a@x.example", "b@y.example"}, kT0),
+        stored_message("d", "x"));
+  auto gone = quarantine_delete(s, "05.s0", {"A@X.example"});
+  REQUIRE(gone.ok());
+  CHECK(!*gone);
+  CHECK((*quarantine_get(s, "05.s0"))->held() == std::vector<std::string>{"b@y.example"});
+  CHECK(!quarantine_delete(s, "05.s0", {"a@x.example"}).ok());
+  gone = quarantine_delete(s, "05.s0", {});
+  REQUIRE(gone.ok());
+  CHECK(*gone);
+  CHECK(entries(s, s.dbs().quarantine) == 0);
+  CHECK(entries(s, s.dbs().qbodies) == 0);
+  CHECK(entries(s, s.dbs().qindex) == 0);
+  CHECK(quarantine_delete(s, "05.s0", {}).error().find("no such") != std::string::npos);
+}
+
+TEST_CASE("quarantine: purge follows each domain's retention in bounded batches") {
+  TempDir dir;
+  auto spool = Spool::open(dir.path(), 0);
+  REQUIRE(spool.ok());
+  Spool& s = **spool;
+  // 1,200 old messages for short.example (1 day), more than two batches.
+  {
+    std::vector<Envelope> envs;
+    for (int i = 0; i < 1200; ++i)
+      envs.push_back(held_envelope(fmt::format("{:06}.s0", i), {"u@short.example"}, {"u@short.example"}, kT0 + i));
+    const std::string data = stored_message("bulk", "x");
+    std::vector<Spool::Record> records;
+    for (const auto& e : envs) records.push_back({&e, data});
+    REQUIRE(s.store_batch(records).ok());
+  }
+  // One message for both domains, one recent one.
+  put_held(s, held_envelope("m.s0", {"u@short.example", "v@long.example"}, {"u@short.example", "v@long.example"}, kT0),
+        stored_message("both", "x"));
+  put_held(s, held_envelope("new.s0", {"u@short.example"}, {"u@short.example"}, kT0 + 5 * kDay),
+        stored_message("new", "x"));
+
+  unsigned calls = 0;
+  auto days_for = [&](std::string_view domain) -> unsigned {
+    ++calls;
+    return domain == "short.example" ? 1 : 30;
+  };
+  auto n = quarantine_purge(s, kT0 + kDay / 2, days_for);  // nothing is a day old yet
+  REQUIRE(n.ok());
+  CHECK(*n == 0);
+
+  calls = 0;
+  n = quarantine_purge(s, kT0 + 2 * kDay, days_for);
+  REQUIRE(n.ok());
+  CHECK(*n == 1200);
+  CHECK(calls >= 3);  // one index walk per batch of at most 500 messages
+  auto left = ids_of(quarantine_list(s, {}));
+  CHECK(left == std::vector<std::string>{"m.s0", "new.s0"});
+  CHECK((*quarantine_get(s, "m.s0"))->held() == std::vector<std::string>{"v@long.example"});
+  CHECK(entries(s, s.dbs().qbodies) == 2);
+
+  n = quarantine_purge(s, kT0 + 31 * kDay, days_for);
+  REQUIRE(n.ok());
+  CHECK(*n == 2);
+  CHECK(entries(s, s.dbs().quarantine) == 0);
+  CHECK(entries(s, s.dbs().qbodies) == 0);
+  CHECK(entries(s, s.dbs().qindex) == 0);
+
+  // A retention that cannot be known keeps the mail.
+  put_held(s, held_envelope("k.s0", {"u@short.example"}, {"u@short.example"}, kT0), stored_message("k", "x"));
+  n = quarantine_purge(s, kT0 + 400 * kDay, [](std::string_view) { return ~0u; });
+  REQUIRE(n.ok());
+  CHECK(*n == 0);
+}
+
+TEST_CASE("quarantine: corrupt records and bodies are clear errors") {
+  TempDir dir;
+  auto spool = Spool::open(dir.path(), 0);
+  REQUIRE(spool.ok());
+  Spool& s = **spool;
+  put_held(s, held_envelope("g.s0", {"a@x.example"}, {"a@x.example"}, kT0), stored_message("good", noise(150'000)));
+  put_held(s, held_envelope("b.s0", {"a@x.example"}, {"a@x.example"}, kT0 + 1), stored_message("bad", "x"));
+  auto put = [&](MDB_dbi dbi, const std::string& k, const std::string& v) {
+    auto txn = Txn::begin(s.env(), false);
+    REQUIRE(txn->put(dbi, k, v).ok());
+    REQUIRE(txn->commit().ok());
+  };
+
+  // A damaged body chunk fails the frame checksum or the decoder.
+  {
+    std::string chunk;
+    {
+      auto txn = Txn::begin(s.env(), true);
+      chunk = std::string(**txn->get(s.dbs().qbodies, body_chunk_key("g.s0", 1)));
+    }
+    chunk[chunk.size() / 2] ^= 0x55;
+    put(s.dbs().qbodies, body_chunk_key("g.s0", 1), chunk);
+    auto m = quarantine_message(s, "g.s0");
+    REQUIRE(!m.ok());
+    CHECK(m.error().find("g.s0") != std::string::npos);
+    CHECK(!quarantine_release(s, "g.s0", {"a@x.example"}, kT0).ok());
+    CHECK(entries(s, s.dbs().queue) == 0);  // nothing half-written
+  }
+  // A missing chunk.
+  {
+    auto txn = Txn::begin(s.env(), false);
+    REQUIRE(txn->del(s.dbs().qbodies, body_chunk_key("g.s0", 0)).ok());
+    REQUIRE(txn->commit().ok());
+    auto m = quarantine_message(s, "g.s0");
+    REQUIRE(!m.ok());
+    CHECK(m.error().find("missing") != std::string::npos);
+  }
+  // A record that does not decode: named in the error; only a whole delete clears it.
+  put(s.dbs().quarantine, "b.s0", "\x01garbage");
+  auto r = quarantine_get(s, "b.s0");
+  REQUIRE(!r.ok());
+  CHECK(r.error().find("quarantine record b.s0") != std::string::npos);
+  CHECK(!quarantine_list(s, {}).ok());
+  CHECK(!quarantine_delete(s, "b.s0", {"a@x.example"}).ok());
+  auto gone = quarantine_delete(s, "b.s0", {});
+  REQUIRE(gone.ok());
+  CHECK(*gone);
+  CHECK(ids_of(quarantine_list(s, {})) == std::vector<std::string>{"g.s0"});
+  QuarantineQuery by_rcpt;
+  by_rcpt.recipients = {"a@x.example"};
+  CHECK(ids_of(quarantine_list(s, by_rcpt)) == std::vector<std::string>{"g.s0"});
+  CHECK(entries(s, s.dbs().qindex) == 3);  // only g.s0's keys are left
+}
+
+TEST_CASE("quarantine console: scope follows the role, shadows stay in the customer") {
+  TempDir dir;
+  auto cs = ConfigStore::open(dir.path());
+  REQUIRE(cs.ok());
+  ConfigStore& c = **cs;
+  for (auto [name, customer] : {std::pair{"a.example", "acme"}, {"b.example", "acme"}, {"g.example", "globex"}}) {
+    Domain d;
+    d.name = name;
+    d.customer = customer;
+    d.status = DomainStatus::kActive;
+    REQUIRE(c.put_domain(d).ok());
+  }
+  User anna;
+  anna.name = "anna";
+  anna.role = Role::kUser;
+  anna.customer = "acme";
+  anna.address = "Anna@a.example";
+  anna.shadows = {"alias@b.example", "spy@g.example"};
+  REQUIRE(*c.add_user(anna));
+
+  console::Principal op;
+  auto all = console::QuarantineScope::of(c, op);
+  REQUIRE(all.ok());
+  CHECK(all->all());
+  CHECK(all->sees("x@anything.example"));
+
+  console::Principal admin{"acme-admin", Role::kCustomerAdmin, "acme", ""};
+  auto a = console::QuarantineScope::of(c, admin);
+  REQUIRE(a.ok());
+  CHECK(a->sees("x@A.example"));
+  CHECK(a->sees("y@b.example"));
+  CHECK(!a->sees("z@g.example"));
+  CHECK(a->visible({"x@a.example", "z@g.example"}) == std::vector<std::string>{"x@a.example"});
+
+  console::Principal pm{"pm", Role::kPostmaster, "acme", "b.example"};
+  auto p = console::QuarantineScope::of(c, pm);
+  REQUIRE(p.ok());
+  CHECK(p->sees("y@b.example"));
+  CHECK(!p->sees("x@a.example"));
+
+  console::Principal user{"anna", Role::kUser, "acme", ""};
+  auto u = console::QuarantineScope::of(c, user);
+  REQUIRE(u.ok());
+  CHECK(u->sees("anna@a.example"));
+  CHECK(u->sees("ALIAS@b.example"));
+  CHECK(!u->sees("spy@g.example"));  // a shadow in another customer's domain
+  CHECK(!u->sees("bob@a.example"));
+  CHECK(u->covers_domain("b.example"));
+  CHECK(!u->covers_domain("g.example"));
+}
+
+TEST_CASE("quarantine console: the preview shows text, strips HTML, lists attachments") {
+  const std::string msg =
+      "From: a@b.example\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nMIME-Version: 1.0\r\n"
+      "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+      "--b\r\nContent-Type: text/html\r\n\r\n<p>Hello <b>there</b></p><script>evil()</script>"
+      "<img src=\"http://remote.example/x.gif\">\r\n"
+      "--b\r\nContent-Type: text/plain; name=notes.txt\r\nContent-Disposition: attachment\r\n\r\nsecret notes\r\n"
+      "--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+      "Content-Disposition: attachment; filename=\"doc.pdf\"\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n";
+  console::Preview p = console::make_preview(msg, {});
+  REQUIRE(p.headers.size() == 4);
+  CHECK(p.headers[1].second == "café");
+  CHECK(p.text.find("Hello there") != std::string::npos);
+  CHECK(p.text_from_html);
+  CHECK(p.text.find('<') == std::string::npos);
+  CHECK(p.text.find("evil") == std::string::npos);
+  CHECK(p.text.find("remote.example") == std::string::npos);
+  CHECK(p.text.find("secret") == std::string::npos);  // a text attachment is listed, not shown
+  REQUIRE(p.attachments.size() == 2);
+  CHECK(p.attachments[0].filename == "notes.txt");
+  CHECK(p.attachments[1].filename == "doc.pdf");
+  CHECK(p.attachments[1].size == 9);
+  CHECK(p.attachments[1].detected_type == "application/pdf");
+
+  CHECK(console::terminal_safe("a\r\nb\tc\x1b[2J\xc2\x9b" "d") == "a\nb\tc\\x1b[2J\\u009bd");
+}
+
+TEST_CASE("quarantine console: time arguments") {
+  const int64_t now = kT0;
+  CHECK(*console::parse_time_arg("now", now) == now);
+  CHECK(*console::parse_time_arg("2h", now) == now - 7'200'000);
+  CHECK(*console::parse_time_arg("+31d", now) == now + 31 * kDay);
+  CHECK(*console::parse_time_arg("@1780000000", now) == 1'780'000'000'000);
+  CHECK(*console::parse_time_arg("1970-01-02", now) == kDay);
+  CHECK(*console::parse_time_arg("2026-05-28T20:26:40Z", now) == kT0);
+  CHECK(*console::parse_time_arg("2026-05-28T22:26:40+02:00", now) == kT0);
+  CHECK(*console::parse_time_arg("2026-05-28 20:26:40.5", now) == kT0 + 500);
+  for (const char* bad : {"", "yesterday", "2026-02-30", "2026-05-28T25:00", "12", "+2026-01-01", "2026-05-28Tx"})
+    CHECK_MESSAGE(!console::parse_time_arg(bad, now).ok(), bad);
+}
