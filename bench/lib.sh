@@ -1,4 +1,4 @@
-# lib.sh -- helpers shared by accept_rate.sh and run-all.sh (source it).
+# lib.sh -- helpers shared by accept_rate.sh, relay_rate.sh and run-all.sh (source it).
 #
 # mxguardd side: everything comes from the environment, so the scripts work
 # with any build:
@@ -11,6 +11,11 @@
 #   MXG_MAX_PER_IP  max_connections_per_ip in the generated config (default 1000)
 #   MXG_SHARDS    smtp.shards (default 1: on a 2-core machine the load
 #                 generator needs the other core; 0 = one per CPU)
+#   MXG_EXTRA_TOML  text appended to the generated config (start it with a
+#                 section header, e.g. "[delivery]\nmax_per_backend = 20")
+#   MXG_DOMAIN_OPTS extra options for "domain add" (word-split, e.g. "--tls none")
+#   MXG_DOMAIN_SET  settings applied afterwards with "domain set DOMAIN ..."
+#                 (word-split KEY=VALUE list; empty = none)
 
 PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
@@ -24,6 +29,9 @@ MXG_PORT=${MXG_PORT:-24026}
 MXG_BACKEND=${MXG_BACKEND:-127.0.0.1:2599}
 MXG_MAX_PER_IP=${MXG_MAX_PER_IP:-1000}
 MXG_SHARDS=${MXG_SHARDS:-1}
+MXG_EXTRA_TOML=${MXG_EXTRA_TOML:-}
+MXG_DOMAIN_OPTS=${MXG_DOMAIN_OPTS:-}
+MXG_DOMAIN_SET=${MXG_DOMAIN_SET:-}
 mxg_pid=""
 
 port_listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
@@ -56,7 +64,8 @@ mxg_usable() {
 }
 
 # mxg_start DOMAIN: fresh state dir + config, add DOMAIN, start mxguardd,
-# wait for its port.  Sets mxg_pid and mxg_cfg.
+# wait for its port and for "engine.ready" in its log (MXG_READY_TIMEOUT,
+# default 180 s).  Sets mxg_pid and mxg_cfg.
 mxg_start() {
     local domain=$1
     mxg_cfg=$MXG_DIR/mxguard.toml
@@ -74,10 +83,19 @@ listen = ["127.0.0.1:$MXG_PORT"]
 shards = $MXG_SHARDS
 max_connections_per_ip = $MXG_MAX_PER_IP
 EOF
+    [ -z "$MXG_EXTRA_TOML" ] || printf '%b\n' "$MXG_EXTRA_TOML" >>"$mxg_cfg"
+    # shellcheck disable=SC2086  # the option lists are meant to be split
     if ! "$MXGUARD" --config "$mxg_cfg" domain add "$domain" --customer bench \
-            --backend "$MXG_BACKEND" --active >"$MXG_DIR/domain-add.log" 2>&1; then
+            --backend "$MXG_BACKEND" --active $MXG_DOMAIN_OPTS >"$MXG_DIR/domain-add.log" 2>&1; then
         cat "$MXG_DIR/domain-add.log" >&2
         echo "'$MXGUARD --config $mxg_cfg domain add $domain ...' failed" >&2
+        return 1
+    fi
+    # shellcheck disable=SC2086
+    if [ -n "$MXG_DOMAIN_SET" ] && ! "$MXGUARD" --config "$mxg_cfg" domain set "$domain" \
+            $MXG_DOMAIN_SET >>"$MXG_DIR/domain-add.log" 2>&1; then
+        cat "$MXG_DIR/domain-add.log" >&2
+        echo "'$MXGUARD --config $mxg_cfg domain set $domain $MXG_DOMAIN_SET' failed" >&2
         return 1
     fi
     "$MXGUARDD" --config "$mxg_cfg" >"$MXG_DIR/mxguardd.log" 2>&1 &
@@ -88,6 +106,20 @@ EOF
         mxg_stop
         return 1
     fi
+    # The listeners are opened before the slow start-up work (on a fresh
+    # state dir without a prebuilt factory bundle, compiling the rules takes
+    # ~4 s of CPU, much more on a busy machine); connections wait in the
+    # backlog until then.  A run must not time that, so wait for
+    # "engine.ready" in the log.
+    for _ in $(seq 1 $((${MXG_READY_TIMEOUT:-180} * 10))); do
+        grep -q 'event=engine.ready' "$MXG_DIR/mxguardd.log" 2>/dev/null && return 0
+        kill -0 "$mxg_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 30 "$MXG_DIR/mxguardd.log" >&2
+    echo "mxguardd exited or did not log engine.ready within ${MXG_READY_TIMEOUT:-180}s" >&2
+    mxg_stop
+    return 1
 }
 
 # mxg_stop: SIGTERM, wait up to 10 s, then SIGKILL.

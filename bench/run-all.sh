@@ -14,6 +14,9 @@
 #   3. latency.py: end-of-DATA -> 250 latency at half the mxguardd peak
 #      accept rate (max of the two accept modes), against mxguardd and
 #      against Postfix at the same rate; plus Postfix at half its own peak.
+#   4. relay_rate.sh: end-to-end relay rate, smtp-source -> server ->
+#      smtp-sink, RELAY_N messages, both modes, every message checked at the
+#      sink and both queues empty afterwards.
 #
 # Environment (all optional; see accept_rate.sh and lib.sh for more):
 #   MXGUARDD, MXGUARD  without them only the Postfix side runs
@@ -23,6 +26,7 @@
 #                      <= max_connections_per_ip (MXG_MAX_PER_IP, default 1000)
 #   IDLE_K_POSTFIX=100 idle sessions vs Postfix (must stay < its 150 smtpd processes)
 #   LAT_SECONDS=20  LAT_SESSIONS=50  LAT_PROCS=1  LAT_RATE=  (force a latency rate)
+#   RELAY_N=10000      messages per relay run;  SKIP_RELAY=1 skips step 4
 #   OUT=/tmp/bench-results-<time>   where logs and results.env go
 set -uo pipefail
 
@@ -43,6 +47,7 @@ LAT_SECONDS=${LAT_SECONDS:-20}
 LAT_SESSIONS=${LAT_SESSIONS:-50}
 LAT_PROCS=${LAT_PROCS:-1}
 LAT_RATE=${LAT_RATE:-}
+RELAY_N=${RELAY_N:-10000}
 OUT=${OUT:-/tmp/bench-results-$(date +%Y%m%d-%H%M%S)}
 PY=/usr/bin/python3
 
@@ -83,11 +88,11 @@ put() { echo "$1=$2" >>"$RESULTS"; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" | head -n 1; }   # from a result line
 
 # ---- 1. accept rate -------------------------------------------------------
-log "step 1/3: accept rate (N=$N, $SESSIONS sessions, $SIZE byte bodies)"
+log "step 1/4: accept rate (N=$N, $SESSIONS sessions, $SIZE byte bodies)"
 RESULTS=$RESULTS "$here/accept_rate.sh" 2>&1 | tee "$OUT/accept_rate.log" | grep -E '^(run|accept_rate) '
 
 # ---- 2. idle sessions -----------------------------------------------------
-log "step 2/3: idle sessions"
+log "step 2/4: idle sessions"
 if [ "$run_mxg" = 1 ]; then
     wait_quiet run-all || true
     # Idle sessions spread over one shard per CPU, as deployed.
@@ -121,7 +126,7 @@ if "$here/postfix-peer.sh" start "$PF_DIR" "$PF_PORT" "$DOMAIN" 2>>"$OUT/postfix
 fi
 
 # ---- 3. latency at half the mxguardd peak ---------------------------------
-log "step 3/3: latency"
+log "step 3/4: latency"
 peak() {   # max of the accept rates of one peer
     local a b
     a=$(get "accept_per_conn_$1"); b=$(get "accept_reuse_$1")
@@ -179,6 +184,15 @@ else
     fi
 fi
 
+# ---- 4. end-to-end relay rate ---------------------------------------------
+if [ "${SKIP_RELAY:-0}" = 1 ]; then
+    log "step 4/4: relay rate skipped (SKIP_RELAY=1)"
+else
+    log "step 4/4: relay rate (N=$RELAY_N, $SESSIONS sessions, $SIZE byte bodies)"
+    N=$RELAY_N RESULTS=$RESULTS "$here/relay_rate.sh" 2>&1 | tee "$OUT/relay_rate.log" |
+        grep -E '^(run|relay_rate) '
+fi
+
 # ---- summary --------------------------------------------------------------
 ratio() { awk -v a="${1:-nan}" -v b="${2:-nan}" 'BEGIN {
     if (a == "" || b == "" || a == "nan" || b == "nan" || b + 0 == 0) print "nan"
@@ -204,6 +218,14 @@ for f in p50_ms p99_ms rate late; do
     printf '%-44s %14s %14s %9s\n' "latency $f @ ${rate} msgs/s" "${pf:-n/a}" "${mx:-n/a}" \
         "$( [ "$f" = rate ] || [ "$f" = late ] && echo - || ratio "$pf" "$mx")"
 done
+for m in per_conn reuse; do
+    pf=$(get "relay_${m}_postfix"); mx=$(get "relay_${m}_mxguardd")
+    [ -n "$pf$mx" ] || continue
+    case $m in (reuse) label="reuse" ;; (*) label="per connection" ;; esac
+    printf '%-44s %14s %14s %9s\n' "relay msgs/s end-to-end ($label)" "${pf:-n/a}" "${mx:-n/a}" "$(ratio "$mx" "$pf")"
+    printf '%-44s %14s %14s %9s\n' "relay drain s after accept ($label)" \
+        "$(get "relay_${m}_postfix_drain_s")" "$(get "relay_${m}_mxguardd_drain_s")" -
+done
 if [ -n "$(get latency_postfix_own_half_p50_ms)" ]; then
     printf '%-44s %14s\n' "postfix latency p50/p99 ms @ $(get latency_postfix_own_half_target) msgs/s" \
         "$(get latency_postfix_own_half_p50_ms)/$(get latency_postfix_own_half_p99_ms)"
@@ -220,4 +242,5 @@ for p in mxguardd postfix; do
 done
 echo "summary accept_per_conn_ratio=$(get accept_per_conn_ratio) accept_reuse_ratio=$(get accept_reuse_ratio)" \
      "idle_bytes_mxguardd=${mxb:-nan} latency_rate=$rate latency_p99_ms_mxguardd=$(get latency_mxguardd_p99_ms)" \
-     "latency_p99_ms_postfix=$(get latency_postfix_p99_ms)"
+     "latency_p99_ms_postfix=$(get latency_postfix_p99_ms)" \
+     "relay_per_conn_ratio=$(get relay_per_conn_ratio) relay_reuse_ratio=$(get relay_reuse_ratio)"
