@@ -141,6 +141,10 @@ class Shard final : public smtp::SessionHost {
   void on_out_send(uint32_t slot, uint32_t gen, int res);
   void arm_out_recv(uint32_t slot);
   void pump_outbound(uint32_t slot);
+  void move_output(Outbound& o);
+  void send_out(uint32_t slot);
+  void arm_out_send(uint32_t slot);
+  void group_done(const std::string& id);
   void job_finished(uint32_t slot);
   void fail_job(std::unique_ptr<Job> job, delivery::Outcome outcome, std::string_view enhanced, std::string_view why);
   void record_results(const Job& job, const std::vector<delivery::RcptResult>& results, std::string_view peer);

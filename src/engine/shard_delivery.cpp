@@ -509,17 +509,12 @@ void Shard::pump_outbound(uint32_t slot) {
   if (o.closing || !o.session) return;
   delivery::ClientSession& s = *o.session;
   while (true) {
-    std::string& produced = s.output();
-    if (!produced.empty()) {
-      if (!o.tls) o.out.append(produced);
-      else if (o.tls->established() && !o.tls->send(produced)) s.connection_lost("TLS write failed");
-      produced.clear();
-    }
+    move_output(o);
     if (s.wants_tls() && !o.tls) {
       o.tls = std::make_unique<TlsChannel>(client_tls_.get(), tls_options(o));
       o.tls->start();
+      o.tls->drain(o.out);
     }
-    if (o.tls) o.tls->drain(o.out);
     // The next piece of the message only when the previous one is on its
     // way, so a large message never sits in memory twice.
     if (o.out.empty() && !o.send_inflight && !s.finished()) {
@@ -529,16 +524,38 @@ void Shard::pump_outbound(uint32_t slot) {
     }
     break;
   }
-  if (!o.out.empty() && !o.send_inflight) {
-    o.sending.swap(o.out);
-    o.out.clear();
-    o.send_off = 0;
-    io_uring_sqe* sq = sqe();
-    io_uring_prep_send(sq, o.fd, o.sending.data(), o.sending.size(), MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sq, make_ud(kOutSend, o.gen, slot));
-    o.send_inflight = true;
-  }
+  send_out(slot);
   if (s.finished()) job_finished(slot);
+}
+
+// The session's output to the wire buffer: in clear, or through TLS once it
+// is up (bytes produced during the handshake wait for it).
+void Shard::move_output(Outbound& o) {
+  std::string& produced = o.session->output();
+  if (!produced.empty()) {
+    if (!o.tls) o.out.append(produced);
+    else if (o.tls->established() && !o.tls->send(produced)) o.session->connection_lost("TLS write failed");
+    produced.clear();
+  }
+  if (o.tls) o.tls->drain(o.out);
+}
+
+// Starts sending what is buffered, unless a send is in flight (one at a time).
+void Shard::send_out(uint32_t slot) {
+  Outbound& o = *outs_[slot];
+  if (o.out.empty() || o.send_inflight) return;
+  o.sending.swap(o.out);
+  o.out.clear();
+  o.send_off = 0;
+  arm_out_send(slot);
+}
+
+void Shard::arm_out_send(uint32_t slot) {
+  Outbound& o = *outs_[slot];
+  io_uring_sqe* sq = sqe();
+  io_uring_prep_send(sq, o.fd, o.sending.data() + o.send_off, o.sending.size() - o.send_off, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sq, make_ud(kOutSend, o.gen, slot));
+  o.send_inflight = true;
 }
 
 void Shard::on_out_send(uint32_t slot, uint32_t gen, int res) {
@@ -559,10 +576,7 @@ void Shard::on_out_send(uint32_t slot, uint32_t gen, int res) {
   o->deadline_ms = out_timeout(*o, false);
   o->send_off += static_cast<size_t>(res);
   if (o->send_off < o->sending.size()) {
-    io_uring_sqe* s = sqe();
-    io_uring_prep_send(s, o->fd, o->sending.data() + o->send_off, o->sending.size() - o->send_off, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(s, make_ud(kOutSend, o->gen, slot));
-    o->send_inflight = true;
+    arm_out_send(slot);
     return;
   }
   o->sending.clear();
@@ -581,9 +595,7 @@ void Shard::job_finished(uint32_t slot) {
   } else if (o.job) {
     std::unique_ptr<Job> job = std::move(o.job);
     record_results(*job, s.results(), o.peer);
-    std::string id = job->id;
-    job.reset();
-    if (auto it = deliveries_.find(id); it != deliveries_.end() && --it->second.groups_left == 0) finish_delivery(id);
+    group_done(job->id);
   }
   RouteState& rs = routes_[o.route.key];
   if (s.reusable() && !rs.waiting.empty() && !stopping_) {
@@ -594,22 +606,8 @@ void Shard::job_finished(uint32_t slot) {
     return;
   }
   if (!s.wants_close()) s.quit();
-  std::string& produced = s.output();
-  if (!produced.empty()) {
-    if (!o.tls) o.out.append(produced);
-    else if (o.tls->established()) o.tls->send(produced);
-    produced.clear();
-  }
-  if (o.tls) o.tls->drain(o.out);
-  if (!o.out.empty() && !o.send_inflight) {
-    o.sending.swap(o.out);
-    o.out.clear();
-    o.send_off = 0;
-    io_uring_sqe* sq = sqe();
-    io_uring_prep_send(sq, o.fd, o.sending.data(), o.sending.size(), MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sq, make_ud(kOutSend, o.gen, slot));
-    o.send_inflight = true;
-  }
+  move_output(o);
+  send_out(slot);
   close_outbound(slot);
 }
 
@@ -649,7 +647,11 @@ void Shard::fail_job(std::unique_ptr<Job> job, delivery::Outcome outcome, std::s
     return;
   }
   record_results(*job, results, job->route.host);
-  std::string id = job->id;
+  group_done(job->id);
+}
+
+// One group of a message has its results; the last one finishes the message.
+void Shard::group_done(const std::string& id) {
   if (auto it = deliveries_.find(id); it != deliveries_.end() && --it->second.groups_left == 0) finish_delivery(id);
 }
 
