@@ -256,7 +256,10 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
   if (const toml::table* t = section("delivery")) {
     r.check_known(*t, "delivery", {"retry_interval", "max_queue_lifetime", "max_per_backend", "max_messages",
                                    "connect_timeout", "command_timeout", "mx_port", "dane_trust_anchor",
-                                   "callout_positive_ttl", "callout_negative_ttl", "callout_timeout"});
+                                   "callout_positive_ttl", "callout_negative_ttl", "callout_timeout",
+                                   "connection_cache_time"});
+    if (auto n = t->get("connection_cache_time"))
+      cfg.delivery.connection_cache_time = r.duration(*n, "delivery.connection_cache_time");
     if (auto n = t->get("callout_positive_ttl"))
       cfg.delivery.callout_positive_ttl = r.duration(*n, "delivery.callout_positive_ttl");
     if (auto n = t->get("callout_negative_ttl"))

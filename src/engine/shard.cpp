@@ -175,9 +175,9 @@ Status Shard::init() {
     ro.servers = cfg.dns.servers;
     ro.timeout = cfg.dns.timeout;
     ro.trust_anchor_file = cfg.delivery.dane_trust_anchor;
-    auto r = dns::AsyncResolver::create(ro);
-    if (!r) return Error{fmt::format("resolver of shard {}: {}", index_, r.error())};
-    resolver_ = std::move(*r);
+    auto made = dns::AsyncResolver::create(ro);
+    if (!made) return Error{fmt::format("resolver of shard {}: {}", index_, made.error())};
+    resolver_ = std::move(*made);
   }
   return {};
 }

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -127,10 +128,14 @@ class Shard final : public smtp::SessionHost {
   void callout_done(const Job& job, const std::vector<delivery::RcptResult>& results);
   int64_t out_timeout(const Outbound& o, bool connecting) const;
   void start_fresh(const std::string& id);
-  void start_delivery(const std::string& id);
+  void refill();
+  void start_delivery(const std::string& id, bool only_if_due = false);
   std::optional<Route> route_for(const std::string& domain, const store::Envelope& e, std::string& why);
   void dispatch(std::unique_ptr<Job> job);
   void open_outbound(std::unique_ptr<Job> job);
+  void reuse_outbound(uint32_t slot, std::unique_ptr<Job> job);
+  void park_outbound(uint32_t slot);
+  void quit_outbound(uint32_t slot);
   void resolve_outbound(uint32_t slot);
   void connect_next(uint32_t slot);
   void lookup_tlsa(uint32_t slot);
@@ -138,6 +143,7 @@ class Shard final : public smtp::SessionHost {
   TlsClientOptions tls_options(const Outbound& o) const;
   void on_out_connect(uint32_t slot, uint32_t gen, int res);
   void on_out_recv(uint32_t slot, uint32_t gen, int res);
+  void idle_received(uint32_t slot, std::string_view data);
   void on_out_send(uint32_t slot, uint32_t gen, int res);
   void arm_out_recv(uint32_t slot);
   void pump_outbound(uint32_t slot);
@@ -197,6 +203,11 @@ class Shard final : public smtp::SessionHost {
   std::unordered_map<std::string, RouteState> routes_;
   std::vector<std::string> applied_;
   int64_t next_queue_scan_ms_ = 0;
+  // Messages stored while max_messages were in delivery, in arrival order;
+  // each freed place takes the next at once (bounded: beyond it the queue
+  // poll finds them).
+  std::deque<std::string> fresh_backlog_;
+  bool refilling_ = false;
   uint64_t jitter_state_ = 0;
 
   int64_t now_ms_ = 0;

@@ -98,16 +98,35 @@ void Shard::run_queue() {
   }
 }
 
+constexpr size_t kFreshBacklogMax = 100'000;
+
 void Shard::start_fresh(const std::string& id) {
   if (stopping_ || busy_.count(id)) return;
   if (deliveries_.size() >= ctx_.config->delivery.max_messages) {
-    next_queue_scan_ms_ = 0;  // the poll picks it up when there is room
+    if (fresh_backlog_.size() < kFreshBacklogMax) fresh_backlog_.push_back(id);
+    else next_queue_scan_ms_ = 0;  // the poll picks it up when there is room
     return;
   }
   start_delivery(id);
 }
 
-void Shard::start_delivery(const std::string& id) {
+// A place in delivery freed: the oldest message that arrived while there
+// was none takes it. Not re-entered (a message can finish inside
+// start_delivery), so a long backlog never deepens the stack.
+void Shard::refill() {
+  if (refilling_) return;
+  refilling_ = true;
+  while (!stopping_ && !fresh_backlog_.empty() && deliveries_.size() < ctx_.config->delivery.max_messages) {
+    std::string id = std::move(fresh_backlog_.front());
+    fresh_backlog_.pop_front();
+    if (!busy_.count(id)) start_delivery(id, true);
+  }
+  refilling_ = false;
+}
+
+// only_if_due: the id may be stale (the poll delivered and deferred it
+// meanwhile), so an attempt not yet due is left to the queue poll.
+void Shard::start_delivery(const std::string& id, bool only_if_due) {
   const store::Spool& spool = writer_->spool();
   auto env = spool.envelope(id);
   auto entry = spool.queue_entry(id);
@@ -117,6 +136,7 @@ void Shard::start_delivery(const std::string& id) {
                  log::q(!env ? env.error() : entry.error()));
     return;  // deleted meanwhile: its due key went with it
   }
+  if (only_if_due && (*entry)->next_attempt_ms > now_ms_) return;
   auto data = spool.read_message(id);
   if (!data || !*data) {
     log::error("queue.read_failed", "shard={} id={} error={}", index_, id, log::q(data ? "no body" : data.error()));
@@ -237,9 +257,15 @@ delivery::ClientJob Shard::client_job(const Job& job) const {
   return c;
 }
 
+// A job goes to an idle connection of its route, else a new connection
+// within the route's cap, else waits for one of them.
 void Shard::dispatch(std::unique_ptr<Job> job) {
   RouteState& rs = routes_[job->route.key];
-  if (rs.connections < ctx_.config->delivery.max_per_backend) {
+  if (!rs.idle.empty()) {
+    uint32_t slot = rs.idle.back();  // the most recently used: the others may time out
+    rs.idle.pop_back();
+    reuse_outbound(slot, std::move(job));
+  } else if (rs.connections < ctx_.config->delivery.max_per_backend) {
     ++rs.connections;
     open_outbound(std::move(job));
   } else {
@@ -473,13 +499,17 @@ void Shard::on_out_recv(uint32_t slot, uint32_t gen, int res) {
     maybe_release_outbound(slot);
     return;
   }
+  std::string_view data(o->rbuf.get(), res > 0 ? static_cast<size_t>(res) : 0);
+  if (o->phase == Outbound::Phase::kIdle) {
+    idle_received(slot, data);
+    return;
+  }
   if (res <= 0) {
     o->session->connection_lost(res == 0 ? "connection closed by the backend" : std::strerror(-res));
     pump_outbound(slot);
     return;
   }
   o->deadline_ms = out_timeout(*o, false);
-  std::string_view data(o->rbuf.get(), static_cast<size_t>(res));
   if (o->tls) {
     std::string plain;
     bool handshaking = !o->tls->established();
@@ -499,6 +529,24 @@ void Shard::on_out_recv(uint32_t slot, uint32_t gen, int res) {
   }
   if (!o->closing && !o->recv_inflight && !(o->session->finished() && o->session->wants_close())) arm_out_recv(slot);
   pump_outbound(slot);
+}
+
+// An idle connection heard from its backend. TLS records that carry no
+// data (TLS 1.3 session tickets) keep it; anything else (a 421, EOF, an
+// error) ends it: there is no transaction to fail.
+void Shard::idle_received(uint32_t slot, std::string_view data) {
+  Outbound& o = *outs_[slot];
+  if (!data.empty() && o.tls) {
+    std::string plain;
+    auto st = o.tls->receive(data, plain);
+    if (st != TlsChannel::Status::kError && st != TlsChannel::Status::kClosed && plain.empty()) {
+      arm_out_recv(slot);
+      return;
+    }
+  }
+  log::debug("delivery.idle_closed", "shard={} peer={} reason={}", index_, o.peer,
+             data.empty() ? "closed by the backend" : "unexpected data");
+  close_outbound(slot);
 }
 
 // Moves the session's output to the wire (through TLS once it is up),
@@ -598,14 +646,43 @@ void Shard::job_finished(uint32_t slot) {
     group_done(job->id);
   }
   RouteState& rs = routes_[o.route.key];
-  if (s.reusable() && !rs.waiting.empty() && !stopping_) {
-    o.job = std::move(rs.waiting.front());
+  if (s.reusable() && !stopping_ && !rs.waiting.empty()) {
+    std::unique_ptr<Job> next = std::move(rs.waiting.front());
     rs.waiting.pop_front();
-    s.next(client_job_for(o, *o.job));
-    pump_outbound(slot);
+    reuse_outbound(slot, std::move(next));
     return;
   }
-  if (!s.wants_close()) s.quit();
+  if (s.reusable() && !stopping_ && ctx_.config->delivery.connection_cache_time.count() > 0 && o.recv_inflight) {
+    park_outbound(slot);
+    return;
+  }
+  quit_outbound(slot);
+}
+
+// The next transaction on a connection that finished its previous one.
+void Shard::reuse_outbound(uint32_t slot, std::unique_ptr<Job> job) {
+  Outbound& o = *outs_[slot];
+  o.phase = Outbound::Phase::kTalking;
+  o.job = std::move(job);
+  o.deadline_ms = out_timeout(o, false);
+  o.session->next(client_job_for(o, *o.job));
+  pump_outbound(slot);
+}
+
+// Nothing waits for the route: the connection stays open for
+// delivery.connection_cache_time, so mail arriving in a steady stream does
+// not pay a new connection (and greeting, EHLO, TLS) per message. Its
+// receive stays armed: a backend that closes or times it out is noticed.
+void Shard::park_outbound(uint32_t slot) {
+  Outbound& o = *outs_[slot];
+  o.phase = Outbound::Phase::kIdle;
+  o.deadline_ms = now_ms_ + ctx_.config->delivery.connection_cache_time.count();
+  routes_[o.route.key].idle.push_back(slot);
+}
+
+void Shard::quit_outbound(uint32_t slot) {
+  Outbound& o = *outs_[slot];
+  if (!o.session->wants_close()) o.session->quit();
   move_output(o);
   send_out(slot);
   close_outbound(slot);
@@ -709,8 +786,9 @@ void Shard::finish_delivery(const std::string& id) {
   deliveries_.erase(it);
   // Room for another message: a backlog (after a restart or a burst above
   // max_messages) moves on at the next tick instead of the next poll.
-  if (deliveries_.size() + 1 == ctx_.config->delivery.max_messages) next_queue_scan_ms_ = 0;
+  if (deliveries_.size() + 1 == ctx_.config->delivery.max_messages && fresh_backlog_.empty()) next_queue_scan_ms_ = 0;
   writer_->submit_delivery(std::move(updates), std::move(added));
+  refill();
 }
 
 void Shard::close_outbound(uint32_t slot) {
@@ -747,6 +825,7 @@ void Shard::maybe_release_outbound(uint32_t slot) {
     fail_job(std::move(job), delivery::Outcome::kDeferred, "4.4.2", "delivery interrupted");
   }
   auto rit = routes_.find(o.route.key);
+  if (rit != routes_.end()) std::erase(rit->second.idle, slot);
   o.session.reset();
   o.tls.reset();
   std::string().swap(o.out);
@@ -780,6 +859,11 @@ void Shard::outbound_tick() {
     Outbound& o = *outs_[slot];
     if (!o.in_use || o.closing) continue;
     if (!stopping_ && now_ms_ < o.deadline_ms) continue;
+    if (o.phase == Outbound::Phase::kIdle) {
+      std::erase(routes_[o.route.key].idle, slot);
+      quit_outbound(slot);
+      continue;
+    }
     const char* why = stopping_ ? "engine stopping" : "timed out";
     if (o.phase == Outbound::Phase::kConnecting && !stopping_) {
       // Cancelling the connect completes it with -ECANCELED: next address.

@@ -117,7 +117,7 @@ struct Shard::Outbound {
   uint32_t gen = 0;
   bool in_use = false;
   int fd = -1;
-  enum class Phase : uint8_t { kResolving, kConnecting, kTalking } phase = Phase::kResolving;
+  enum class Phase : uint8_t { kResolving, kConnecting, kTalking, kIdle } phase = Phase::kResolving;
   Route route;
   std::vector<IpAddress> addrs;  // in the order to try
   size_t next_addr = 0;
@@ -137,9 +137,12 @@ struct Shard::Outbound {
   int64_t deadline_ms = 0;
 };
 
-// Per route: open connections and the jobs waiting for one.
+// Per route: open connections (idle ones included), the idle ones that
+// wait for a job (most recently parked last), and the jobs waiting for a
+// connection.
 struct Shard::RouteState {
   unsigned connections = 0;
+  std::vector<uint32_t> idle;
   std::deque<std::unique_ptr<Job>> waiting;
 };
 

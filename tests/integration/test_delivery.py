@@ -35,7 +35,20 @@ class Recorder:
     def __init__(self):
         self.messages = []
         self.rcpts = {}  # address -> RCPT commands seen (deliveries and callouts)
+        self.ehlos = 0   # one per connection (two with STARTTLS)
+        self.quits = 0
         self.lock = threading.Lock()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        with self.lock:
+            self.ehlos += 1
+        return responses
+
+    async def handle_QUIT(self, server, session, envelope):
+        with self.lock:
+            self.quits += 1
+        return "221 Bye"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self.lock:
@@ -79,7 +92,7 @@ def authenticator(server, session, envelope, mechanism, auth_data):
 class Backend:
     """An aiosmtpd server in a thread; stop() shuts it down."""
 
-    def __init__(self, host="127.0.0.1", port=None, starttls=None, implicit=None, auth=False):
+    def __init__(self, host="127.0.0.1", port=None, starttls=None, implicit=None, auth=False, idle_timeout=None):
         self.rec = Recorder()
         self.port = port or mxg.free_port(host)
         kwargs = {}
@@ -89,6 +102,8 @@ class Backend:
             kwargs.update(authenticator=authenticator, auth_require_tls=True)
         if implicit:
             kwargs["ssl_context"] = implicit
+        if idle_timeout:
+            kwargs["timeout"] = idle_timeout  # closes a connection silent for that long
         self.ctl = Controller(self.rec, hostname=host, port=self.port, **kwargs)
         self.ctl.start()
 
@@ -151,11 +166,11 @@ class DeliveryTest(unittest.TestCase):
         with self.dsn.rec.lock:
             self.dsn.rec.messages.clear()
 
-    def daemon(self, lifetime="7d", tls=False):
+    def daemon(self, lifetime="7d", tls=False, delivery_extra=""):
         delivery = ('[delivery]\nretry_interval = "%s"\nmax_queue_lifetime = "%s"\nmx_port = %d\n'
-                    'connect_timeout = "5s"\ncommand_timeout = "10s"\n'
+                    'connect_timeout = "5s"\ncommand_timeout = "10s"\n%s'
                     '[dns]\nservers = ["127.0.0.1:%d"]\ntimeout = "2s"\n'
-                    '[scan]\nnetwork_checks = false\n' % (RETRY, lifetime, self.mx_port, self.knot.port))
+                    '[scan]\nnetwork_checks = false\n' % (RETRY, lifetime, self.mx_port, delivery_extra, self.knot.port))
         self.d = mxg.Daemon(smtp_extra="\n" + delivery, domains=(), tls=tls)
         return self.d
 
@@ -247,6 +262,43 @@ class DeliveryTest(unittest.TestCase):
             sink.terminate()
             sink.wait()
             errors.close()
+
+    # --- connection cache -------------------------------------------------
+
+    def test_idle_connection_carries_the_next_messages_then_quits(self):
+        b = self.backend(starttls=self.tls_ctx)
+        self.daemon(delivery_extra='connection_cache_time = "3s"\n').start()
+        self.add_domain("example.com", "127.0.0.1:%d" % b.port)  # tls=may
+        for i in range(4):
+            send(self.d.port, "alice@sender.test", ["bob@example.com"], "cached %d\r\n" % i)
+            b.rec.wait(i + 1)
+            time.sleep(0.3)
+        got = b.rec.wait(4)
+        self.assertTrue(all(m["tls"] for m in got))
+        # Both shards may have opened one connection (EHLO before and after
+        # STARTTLS each); never one per message.
+        with b.rec.lock:
+            ehlos, quits = b.rec.ehlos, b.rec.quits
+        self.assertIn(ehlos, (2, 4), "connections were not reused")
+        self.assertEqual(quits, 0)
+        # After the cache time the idle connections say goodbye.
+        deadline = time.time() + 10
+        while time.time() < deadline and b.rec.quits < ehlos // 2:
+            time.sleep(0.1)
+        self.assertEqual(b.rec.quits, ehlos // 2)
+        self.wait_queue_empty()
+
+    def test_backend_closing_an_idle_connection_loses_nothing(self):
+        b = self.backend(idle_timeout=0.5)
+        self.daemon(delivery_extra='connection_cache_time = "30s"\n').start()
+        self.add_domain("example.com", "127.0.0.1:%d" % b.port, "--tls", "none")
+        for i in range(3):
+            send(self.d.port, "alice@sender.test", ["bob@example.com"], "after idle %d\r\n" % i)
+            b.rec.wait(i + 1)
+            time.sleep(1.2)  # the backend drops the cached connection meanwhile
+        self.assertEqual(b.rec.ehlos, 3)
+        self.wait_queue_empty()
+        self.assertNotIn("deferred", self.d.read_log())
 
     # --- TLS and AUTH ---------------------------------------------------
 

@@ -56,6 +56,7 @@ struct DeliveryConfig {
   Millis max_queue_lifetime{7LL * 86'400'000};
   unsigned max_per_backend = 10;   // concurrent connections to one backend (host:port)
   unsigned max_messages = 500;     // messages in delivery at once, per shard
+  Millis connection_cache_time{2'000};  // an idle backend connection waits this long for the next message (0 = off)
   Millis connect_timeout{30'000};
   Millis command_timeout{300'000};  // any wait for a reply or a send to finish (RFC 5321 4.5.3.2: 5 min)
   uint16_t mx_port = 25;            // port of MX hosts (DSNs to senders' domains); tests move it
