@@ -237,6 +237,9 @@ run_one() {  # PEER MODE
     local peer=$1 mode=$2 extra=() t0 t_acc src_rc wline end delivered last_t
     local e2e acc_s drain r acc_r left verify stats tl at_end max_b max_at first_t first load_before log_sent
     [ "$mode" = reuse ] && extra=(-d)
+    # The previous run's dirty pages (Postfix's queue files, the sink's
+    # dumps, logs) are written back now, not during this run.
+    sync
     wait_quiet relay_rate || true
     load_before=$(loadavg1)
     start_sink || die "cannot start smtp-sink"

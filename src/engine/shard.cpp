@@ -1,6 +1,6 @@
-// The shard event loop on io_uring: multishot accept and receive with a
-// provided buffer ring (an idle session holds no receive buffer), one send in
-// flight per connection, a coarse tick for every timeout, and completions
+// The shard event loop on io_uring: accepts straight into the ring's
+// fixed-file table, multishot receive with a provided buffer ring (an idle
+// session holds no receive buffer), one send in flight per connection, a coarse tick for every timeout, and completions
 // addressed by slot + generation so a late one for a closed session is dropped.
 #include "shard.hpp"
 
@@ -204,10 +204,22 @@ uint64_t Shard::token(uint32_t slot) const {
 
 void Shard::update_clock() { now_ms_ = wall_ms(); }
 
-void Shard::arm_accept(size_t listener) {
+void Shard::arm_accept(size_t pending) {
+  PendingAccept& a = accepts_[pending];
+  a.peer_len = sizeof a.peer;
+  int fd = listen_fds_[pending / kAcceptsPerListener];
+  auto* addr = reinterpret_cast<sockaddr*>(&a.peer);
   io_uring_sqe* s = sqe();
-  io_uring_prep_multishot_accept(s, listen_fds_[listener], nullptr, nullptr, SOCK_CLOEXEC);
-  io_uring_sqe_set_data64(s, make_ud(kAccept, 0, static_cast<uint32_t>(listener)));
+  if (fixed_files_ > 0) {
+    // Into any free slot of the table. Set by hand: liburing 2.3's
+    // io_uring_prep_accept_direct() adds 1 to the index, which turns
+    // IORING_FILE_INDEX_ALLOC into 0, "not direct".
+    io_uring_prep_accept(s, fd, addr, &a.peer_len, 0);
+    s->file_index = IORING_FILE_INDEX_ALLOC;
+  } else {
+    io_uring_prep_accept(s, fd, addr, &a.peer_len, SOCK_CLOEXEC);
+  }
+  io_uring_sqe_set_data64(s, make_ud(kAccept, 0, static_cast<uint32_t>(pending)));
 }
 
 void Shard::arm_recv(uint32_t slot) {
@@ -250,7 +262,8 @@ void Shard::request_stop() {
 
 void Shard::run() {
   update_clock();
-  for (size_t i = 0; i < listen_fds_.size(); ++i) arm_accept(i);
+  accepts_.assign(listen_fds_.size() * kAcceptsPerListener, {});
+  for (size_t i = 0; i < accepts_.size(); ++i) arm_accept(i);
   arm_event_read(kWriterEvent, writer_fd_, &writer_buf_);
   arm_event_read(kStopEvent, stop_fd_, &stop_buf_);
   arm_tick();
@@ -274,7 +287,7 @@ void Shard::run() {
       uint32_t gen = static_cast<uint32_t>(ud >> 32) & 0xffffffu;
       uint32_t slot = static_cast<uint32_t>(ud);
       switch (op) {
-        case kAccept: on_accept(slot, cqe->res, cqe->flags); break;
+        case kAccept: on_accept(slot, cqe->res); break;
         case kRecv: on_recv(slot, gen, cqe->res, cqe->flags); break;
         case kSend: on_send(slot, gen, cqe->res); break;
         case kWriterEvent: on_writer_event(); break;
@@ -294,27 +307,26 @@ void Shard::run() {
   log::info("shard.stop", "shard={}", index_);
 }
 
-void Shard::on_accept(size_t listener, int res, uint32_t flags) {
-  bool out_of_fds = res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
-  if (!(flags & IORING_CQE_F_MORE) && !stopping_ && res != -ECANCELED) {
-    // Re-arming at once while out of descriptors would spin; the tick retries.
-    if (out_of_fds) accept_paused_.push_back(listener);
-    else arm_accept(listener);
+// res: the connection's index in the fixed-file table (or its descriptor
+// when the ring has no table).
+void Shard::on_accept(size_t pending, int res) {
+  const bool fixed = fixed_files_ > 0;
+  if (res >= 0 && stopping_) {
+    if (fixed) close_fixed(res);
+    else ::close(res);
+    return;
+  }
+  const sockaddr_storage sa = accepts_[pending].peer;
+  if (!stopping_ && res != -ECANCELED) {
+    // Re-arming at once while out of descriptors (or table slots) would
+    // spin; the tick retries.
+    bool out_of_fds = res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
+    if (out_of_fds) accept_paused_.push_back(pending);
+    else arm_accept(pending);
   }
   if (res < 0) {
     if (res != -ECANCELED)
       log::warn("smtp.accept_failed", "shard={} error={}", index_, log::q(std::strerror(-res)));
-    return;
-  }
-  int fd = res;
-  if (stopping_) {
-    ::close(fd);
-    return;
-  }
-  sockaddr_storage sa{};
-  socklen_t len = sizeof sa;
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
-    ::close(fd);
     return;
   }
 
@@ -328,13 +340,8 @@ void Shard::on_accept(size_t listener, int res, uint32_t flags) {
   }
   Conn& c = *conns_[slot];
   c.in_use = true;
-  c.fd = fd;
-  c.fixed = false;
-  if (slot < fixed_files_ && io_uring_register_files_update(&ring_, slot, &fd, 1) == 1) {
-    ::close(fd);  // the fixed table holds the socket now
-    c.fd = static_cast<int>(slot);
-    c.fixed = true;
-  }
+  c.fd = res;
+  c.fixed = fixed;
   c.closing = c.recv_armed = c.send_inflight = c.close_after_flush = false;
   c.started_ms = c.last_activity_ms = now_ms_;
   ++active_;
@@ -493,6 +500,14 @@ void Shard::on_send(uint32_t slot, uint32_t gen, int res) {
   after_session(slot);
 }
 
+// Drops a connection's fixed-file entry (the socket closes with it, FIN
+// after queued data), submitted with the next batch instead of a syscall.
+void Shard::close_fixed(int index) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_close_direct(s, static_cast<unsigned>(index));
+  io_uring_sqe_set_data64(s, make_ud(kCancel, 0, 0));
+}
+
 void Shard::begin_close(uint32_t slot) {
   Conn& c = *conns_[slot];
   if (!c.closing) {
@@ -516,8 +531,7 @@ void Shard::maybe_finalize(uint32_t slot) {
   Conn& c = *conns_[slot];
   if (!c.in_use || c.recv_armed || c.send_inflight) return;
   if (c.fixed) {
-    int none = -1;
-    io_uring_register_files_update(&ring_, slot, &none, 1);
+    close_fixed(c.fd);
   } else {
     ::close(c.fd);
   }
@@ -573,7 +587,7 @@ void Shard::on_tick() {
   if (resolver_) resolver_->expire(now_ms_);
   outbound_tick();
   if (!stopping_)
-    for (size_t listener : accept_paused_) arm_accept(listener);
+    for (size_t pending : accept_paused_) arm_accept(pending);
   accept_paused_.clear();
   const SmtpConfig& lim = ctx_.config->smtp;
   bool force = stopping_ && now_ms_ >= stop_deadline_ms_;
@@ -622,7 +636,7 @@ void Shard::begin_shutdown() {
   if (stopping_) return;
   stopping_ = true;
   stop_deadline_ms_ = now_ms_ + ctx_.config->smtp.shutdown_timeout.count();
-  for (size_t i = 0; i < listen_fds_.size(); ++i) {
+  for (size_t i = 0; i < accepts_.size(); ++i) {
     io_uring_sqe* s = sqe();
     io_uring_prep_cancel64(s, make_ud(kAccept, 0, static_cast<uint32_t>(i)), 0);
     io_uring_sqe_set_data64(s, make_ud(kCancel, 0, 0));

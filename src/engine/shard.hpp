@@ -4,6 +4,7 @@
 #pragma once
 
 #include <liburing.h>
+#include <sys/socket.h>
 #include <openssl/ssl.h>
 
 #include <atomic>
@@ -87,13 +88,14 @@ class Shard final : public smtp::SessionHost {
   Conn* lookup(uint32_t slot, uint32_t gen);
   uint64_t token(uint32_t slot) const;
 
-  void arm_accept(size_t listener);
+  void arm_accept(size_t pending);  // one of kAcceptsPerListener accepts of a listener
   void arm_recv(uint32_t slot);
   void arm_event_read(Op op, int fd, uint64_t* buf);
   void arm_tick();
   void recycle_buffer(uint16_t bid);
+  void close_fixed(int index);
 
-  void on_accept(size_t listener, int res, uint32_t flags);
+  void on_accept(size_t pending, int res);
   void on_recv(uint32_t slot, uint32_t gen, int res, uint32_t flags);
   void on_send(uint32_t slot, uint32_t gen, int res);
   void on_writer_event();
@@ -164,7 +166,16 @@ class Shard final : public smtp::SessionHost {
   unsigned index_;
   EngineContext ctx_;
   std::vector<int> listen_fds_;
-  std::vector<size_t> accept_paused_;  // listeners to re-arm on the next tick
+  // Each listener keeps kAcceptsPerListener accepts armed, each with its own
+  // peer address buffer; a connection goes straight into the ring's
+  // fixed-file table (no descriptor, no getpeername, no table update).
+  static constexpr size_t kAcceptsPerListener = 8;
+  struct PendingAccept {
+    sockaddr_storage peer{};
+    socklen_t peer_len = 0;
+  };
+  std::vector<PendingAccept> accepts_;  // listener * kAcceptsPerListener + i
+  std::vector<size_t> accept_paused_;   // accepts to re-arm on the next tick
   smtp::SessionParams session_params_;
 
   io_uring ring_{};

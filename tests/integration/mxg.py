@@ -117,6 +117,16 @@ class Daemon:
         except OSError:
             return ""
 
+    def wait_log(self, text, timeout=10):
+        """The log so far, once it contains text (the engine writes its log
+        in batches, so a line may trail the event it reports)."""
+        deadline = time.time() + timeout
+        while True:
+            log = self.read_log()
+            if text in log or time.time() > deadline:
+                return log
+            time.sleep(0.05)
+
     def cleanup(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()

@@ -330,7 +330,7 @@ class DeliveryTest(unittest.TestCase):
         deadline = time.time() + 10  # the log is written asynchronously
         while time.time() < deadline and "535" not in self.d.read_log():
             time.sleep(0.1)
-        self.assertIn("535", self.d.read_log())
+        self.assertIn("535", self.d.wait_log("535"))
         self.assertIn("authentication failed", self.d.read_log().lower())
         self.assertEqual(b.rec.messages, [])
         self.assertNotIn("wrong", self.d.read_log().replace("wrong password", ""))
@@ -356,7 +356,7 @@ class DeliveryTest(unittest.TestCase):
         self.wait_queue(lambda q: q and q[0]["attempts"] >= 1)
         time.sleep(0.5)
         self.assertEqual(b.rec.messages, [])
-        self.assertIn("STARTTLS", self.d.read_log())
+        self.assertIn("STARTTLS", self.d.wait_log("STARTTLS"))
         # The operator relaxes the policy: the next attempt delivers.
         self.d.console("domain", "set", "example.com", "tls=may")
         b.rec.wait(1, timeout=20)
@@ -430,7 +430,7 @@ class DeliveryTest(unittest.TestCase):
         time.sleep(3)  # a DSN, if one were made, would be queued and sent by now
         self.assertEqual(self.dsn.rec.messages, [])
         self.assertEqual(self.d.queue(), [])
-        self.assertIn("status=bounced", self.d.read_log())
+        self.assertIn("status=bounced", self.d.wait_log("status=bounced"))
 
     def test_null_mx_sender_domain_gets_no_dsn_attempts(self):
         b = self.backend()
@@ -440,7 +440,7 @@ class DeliveryTest(unittest.TestCase):
         # The DSN to a domain that accepts no mail fails at once; being a
         # bounce itself, it is dropped, never bounced again.
         self.wait_queue_empty()
-        self.assertIn("null MX", self.d.read_log())
+        self.assertIn("null MX", self.d.wait_log("null MX"))
 
     # --- recipient callouts ----------------------------------------------
 
