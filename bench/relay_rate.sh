@@ -52,6 +52,8 @@
 #   SKIP_POSTFIX=1       only mxguardd      SKIP_MXGUARDD=1  only Postfix
 #   RESULTS=file         also append KEY=VALUE results to this file
 #   QUIET_WAIT=60        wait up to this long for idle CPUs before each run
+#   TIMEWAIT_WAIT=70     wait up to this long for the previous run's TIME_WAIT
+#                        sockets to expire before each run
 #   KEEP_DIR=dir         keep each run's files (counters, timeline, logs) here
 #
 # Output lines (the last ones are the summary):
@@ -235,11 +237,17 @@ declare -A RES
 
 run_one() {  # PEER MODE
     local peer=$1 mode=$2 extra=() t0 t_acc src_rc wline end delivered last_t
-    local e2e acc_s drain r acc_r left verify stats tl at_end max_b max_at first_t first load_before log_sent
+    local e2e acc_s drain r acc_r left verify stats tl at_end max_b max_at first_t first load_before log_sent timewait_before
     [ "$mode" = reuse ] && extra=(-d)
     # The previous run's dirty pages (Postfix's queue files, the sink's
     # dumps, logs) are written back now, not during this run.
     sync
+    # The previous run's connections in TIME_WAIT (up to 20,000 after a
+    # one-message-per-connection Postfix run) slow the kernel's choice of
+    # ephemeral ports for this run's clients; wait until they expire (60 s).
+    local tw_end=$((SECONDS + ${TIMEWAIT_WAIT:-70}))
+    while [ "$(ss -Htan state time-wait | wc -l)" -gt 500 ] && [ "$SECONDS" -lt "$tw_end" ]; do sleep 1; done
+    timewait_before=$(ss -Htan state time-wait | wc -l)
     wait_quiet relay_rate || true
     load_before=$(loadavg1)
     start_sink || die "cannot start smtp-sink"
@@ -315,7 +323,7 @@ run_one() {  # PEER MODE
     echo "run peer=$peer mode=$mode msgs=$N sessions=$SESSIONS size=$SIZE e2e_secs=$e2e msgs_per_s=$r" \
          "first_accept_s=$first accept_secs=$acc_s accept_msgs_per_s=$acc_r drain_secs=$drain backlog_at_accept_end=$at_end" \
          "max_backlog=$max_b max_backlog_at_s=$max_at delivered=$delivered queue_left=$left $stats" \
-         "verify=$verify cpu_busy_before=$busy_before load1_before=$load_before"
+         "verify=$verify cpu_busy_before=$busy_before load1_before=$load_before timewait_before=$timewait_before"
     RES[$peer,$mode]=$r
     RES[$peer,$mode,drain]=$drain
     RES[$peer,$mode,maxb]=$max_b

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 
 #include <fmt/format.h>
 
@@ -226,7 +227,10 @@ std::optional<Shard::Route> Shard::route_for(const std::string& domain, const st
     r.auth_user = d.auth_user;
     r.auth_password = d.auth_password;
   }
-  r.key = fmt::format("{}|{}|{}|{}|{}", to_lower(r.host), r.port, d.tls_policy, d.trust, r.auth_user);
+  // Connections are shared by jobs of one key, cached ones included: a
+  // changed password (hashed into the key) never rides an old login.
+  r.key = fmt::format("{}|{}|{}|{}|{}|{:x}", to_lower(r.host), r.port, d.tls_policy, d.trust, r.auth_user,
+                      std::hash<std::string>{}(r.auth_password));
   return r;
 }
 
