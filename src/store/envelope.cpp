@@ -98,7 +98,7 @@ Result<Envelope> decode_envelope(std::string_view bytes) {
     }
   }
   if (ok && version >= 3) {
-    uint64_t scanned, score_bits, n;
+    uint64_t scanned = 0, score_bits = 0, n = 0;
     ok = r.u64(scanned) && r.u64(score_bits) && r.str(e.action) && r.u64(n) && n <= 100'000;
     e.scanned = scanned != 0;
     std::memcpy(&e.score, &score_bits, sizeof score_bits);
