@@ -13,11 +13,13 @@ MXGUARD_BOOT_TIMEOUT (seconds per boot, default 1500), MXGUARD_IMAGE_FRESH=0 (im
 from the cached bootstrapped tree instead of a new debootstrap).
 Takes long (see appliance-image/README.md); prints the time of each phase.
 """
+import json
 import os
 import re
 import shutil
 import smtplib
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -45,7 +47,6 @@ def free_port():
 
 
 def partition_offset(image, name):
-    import json
     table = json.loads(subprocess.run(["sfdisk", "-J", image], capture_output=True, text=True,
                                       check=True).stdout)
     for p in table["partitiontable"]["partitions"]:
@@ -232,6 +233,27 @@ class ImageTest(unittest.TestCase):
         phase("banner: " + banner.strip())
         self.assertRegex(banner, r"^220 %s " % re.escape(HOSTNAME))
 
+        # STARTTLS with the certificate first boot made (self-signed: not verified, but its name checked).
+        tls_start = time.monotonic()
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with smtplib.SMTP("127.0.0.1", app.smtp_port, timeout=120) as c:
+            c.ehlo("client.test")
+            self.assertTrue(c.has_extn("starttls"), "STARTTLS not advertised: %r" % c.ehlo_resp)
+            code, _ = c.starttls(context=ctx)
+            self.assertEqual(code, 220)
+            tls_version, cipher = c.sock.version(), c.sock.cipher()[0]
+            der = c.sock.getpeercert(binary_form=True)
+            code, _ = c.ehlo("client.test")
+            self.assertEqual(code, 250)
+        subject = subprocess.run(["openssl", "x509", "-noout", "-subject", "-ext", "subjectAltName"],
+                                 input=ssl.DER_cert_to_PEM_cert(der), capture_output=True, text=True,
+                                 check=True).stdout
+        self.assertIn("DNS:%s" % HOSTNAME, subject)
+        phase("STARTTLS: advertised, %s %s, self-signed certificate for %s, EHLO after TLS 250 (%.1f s)" %
+              (tls_version, cipher, HOSTNAME, time.monotonic() - tls_start))
+
         # SSH: the seeded key works, passwords are refused.
         self.assertEqual(app.ssh("hostname").strip(), HOSTNAME)
         p = subprocess.run(app.ssh_args(password=True) + ["true"], capture_output=True, text=True, timeout=120)
@@ -300,6 +322,9 @@ class ImageTest(unittest.TestCase):
         self.assertIn("appliance-test@sender.example", got[0])
         phase("message delivered to the host sink through the appliance")
 
+        self.check_rules_push(app)
+        self.check_watchdog_restart(app)
+
         # Update to a second image: the inactive slot, a trial boot, the state kept.
         secs = build_image(image_b, "1.0-test-b", False)
         phase("image b built in %.1f min" % (secs / 60))
@@ -343,6 +368,126 @@ class ImageTest(unittest.TestCase):
         self.assertEqual((state, failed), ("running", ""))
         phase("plain reboot: slot b again, system %s %.1f min after the reboot" %
               (state, (time.monotonic() - reboot_start) / 60))
+
+    def check_rules_push(self, app):
+        """A rule bundle signed on the host with a key the operator made
+        trusted over SSH (`mxguard rules trust`), pushed over SSH from stdin,
+        becomes active in the engine; then `rules rollback` restores the
+        factory bundle."""
+        start = time.monotonic()
+        d = os.path.join(WORK, "rules-push")
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        mxguard = os.path.join(MXBUILD, "src/console/mxguard")
+        key, bundle, rules = os.path.join(d, "signing.key"), os.path.join(d, "test.bundle"), os.path.join(d, "rules")
+        out = subprocess.run([mxguard, "rules", "keygen", "-o", key], cwd=d, capture_output=True, text=True,
+                             check=True).stdout
+        pub = out.strip().splitlines()[-1].split()[-1]
+        shutil.copytree(os.path.join(REPO, "rules"), rules)
+        with open(os.path.join(rules, "99-image-test.rules"), "w") as f:
+            f.write("rule IMAGE_TEST_PUSHED\n  description only in the bundle the image test pushes\n"
+                    "  score 0.1\n  target subject\n  pattern /imagetestpush/i\n")
+        subprocess.run([mxguard, "rules", "build", rules, "-o", bundle, "--key", key, "--name", "image-test"],
+                       cwd=d, capture_output=True, text=True, check=True)
+        app.ssh("mxguard rules trust image-test %s" % pub)
+        with open(bundle, "rb") as f:
+            p = subprocess.run(app.ssh_args() + ["mxguard rules push -"], stdin=f, capture_output=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace"))
+        listed = [json.loads(x) for x in app.ssh("mxguard rules list --json").splitlines() if x.strip()]
+        active = [b for b in listed if b.get("active")]
+        self.assertEqual([b.get("name") for b in active], ["image-test"], listed)
+        seq = active[0]["bundle"]
+        # The engine's watcher polls once a second and logs the swap; loading the
+        # bundle takes 1-2 min under TCG.
+        want = "rules.active bundle=%d " % seq
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and want not in self.engine_log(app):
+            time.sleep(2)
+        self.assertIn(want, self.engine_log(app))
+        pushed = time.monotonic() - start
+        app.ssh("mxguard rules rollback")
+        listed = [json.loads(x) for x in app.ssh("mxguard rules list --json").splitlines() if x.strip()]
+        back = [b["bundle"] for b in listed if b.get("active")]
+        self.assertEqual(len(back), 1, listed)
+        self.assertNotEqual(back[0], seq)
+        want = "rules.active bundle=%d " % back[0]
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and want not in self.engine_log(app).split("rules.active bundle=%d " % seq)[-1]:
+            time.sleep(2)
+        self.assertIn(want, self.engine_log(app).split("rules.active bundle=%d " % seq)[-1])
+        phase("rules: bundle %d (image-test, signed by a key trusted over SSH) pushed over SSH from stdin and "
+              "active in the engine in %.1f s; rollback to bundle %d active in %.1f s" %
+              (seq, pushed, back[0], time.monotonic() - start - pushed))
+
+    def check_watchdog_restart(self, app):
+        """One shard thread stopped: its loop stops ticking, the engine stops
+        its watchdog pings, and systemd kills and restarts the service. The
+        thread is stopped alone with ptrace (PTRACE_SEIZE + PTRACE_INTERRUPT
+        from perl, the one tool on the image that can make the call: no gdb);
+        SIGSTOP, even sent to one thread id, stops the whole process, which
+        would test a hung process rather than a stuck shard."""
+        def show():
+            out = app.ssh("systemctl show mxguardd -p NRestarts -p MainPID -p ActiveState")
+            return dict(line.split("=", 1) for line in out.split())
+        before = show()
+        pid, restarts = int(before["MainPID"]), int(before["NRestarts"])
+        self.assertGreater(pid, 0)
+        timeouts = self.engine_log(app).count("Watchdog timeout")
+        shards = app.ssh("grep -l '^mxg-shard-' /proc/%d/task/*/comm" % pid).split()
+        self.assertTrue(shards, "no mxg-shard-N thread in /proc/%d/task" % pid)
+        tid = int(shards[0].split("/")[4])
+        name = app.ssh("cat /proc/%d/task/%d/comm" % (pid, tid)).strip()
+        app.ssh("cat >/run/mxguard-test-freeze.pl", input=(
+            "my $tid = $ARGV[0] + 0;\n"
+            "# ptrace(2) is syscall 101 on x86-64; PTRACE_SEIZE 0x4206, PTRACE_INTERRUPT 0x4207.\n"
+            "syscall(101, 0x4206, $tid, 0, 0) == 0 or die \"PTRACE_SEIZE $tid: $!\\n\";\n"
+            "syscall(101, 0x4207, $tid, 0, 0) == 0 or die \"PTRACE_INTERRUPT $tid: $!\\n\";\n"
+            "print \"stopped thread $tid\\n\";\n"
+            "# Reap the thread's stops (left stopped) and, when it is killed, the thread itself:\n"
+            "# a traced thread stays a zombie until its tracer waits for it, and so would the engine.\n"
+            "my $st = \"\\0\" x 4;\n"
+            "1 while syscall(61, $tid, $st, 0x40000000, 0) == $tid && (unpack('i', $st) & 0xff) == 0x7f;\n"))
+        stop_start = time.monotonic()
+        app.ssh("systemd-run --unit=mxguard-test-freeze --collect perl /run/mxguard-test-freeze.pl %d" % tid)
+
+        def state(t):
+            out = app.ssh("sed 's/.*) //' /proc/%d/task/%d/stat 2>/dev/null | cut -d' ' -f1; true" % (pid, t))
+            return out.strip()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and state(tid) != "t":
+            time.sleep(1)
+        if state(tid) == "t" and state(pid) not in ("t", "T"):
+            how = "thread %d (%s) alone stopped with ptrace, the other threads running" % (tid, name)
+        else:
+            # ptrace was refused: stop the whole engine instead ("the engine is stuck").
+            app.ssh("systemctl stop mxguard-test-freeze.service", check=False)
+            app.ssh("kill -STOP %d" % pid)
+            how = "ptrace failed (%s), whole process stopped with SIGSTOP" % app.ssh(
+                "journalctl -u mxguard-test-freeze -o cat --no-pager | tail -1", check=False).strip()
+        deadline = time.monotonic() + 240
+        now = before
+        while time.monotonic() < deadline:
+            now = show()
+            if (int(now["NRestarts"]) > restarts and int(now["MainPID"]) not in (0, pid)
+                    and now["ActiveState"] == "active"):
+                break
+            time.sleep(3)
+        restarted = time.monotonic() - stop_start
+        app.ssh("systemctl stop mxguard-test-freeze.service", check=False)
+        self.assertGreater(int(now["NRestarts"]), restarts, now)
+        self.assertNotIn(int(now["MainPID"]), (0, pid), now)
+        self.assertEqual(now["ActiveState"], "active", now)
+        self.assertGreater(self.engine_log(app).count("Watchdog timeout"), timeouts)
+        with socket.create_connection(("127.0.0.1", app.smtp_port), timeout=120) as s:
+            banner = s.recv(512).decode()
+        self.assertRegex(banner, r"^220 %s " % re.escape(HOSTNAME))
+        phase("watchdog: %s; systemd logged the watchdog timeout and restarted mxguardd (NRestarts %d -> %s, "
+              "MainPID %d -> %s) in %.0f s; banner again" %
+              (how, restarts, now["NRestarts"], pid, now["MainPID"], restarted))
+
+    @staticmethod
+    def engine_log(app):
+        return app.ssh("journalctl -u mxguardd -o cat --no-pager", check=False)
 
     @staticmethod
     def dropped(app):
