@@ -242,9 +242,8 @@ run_one() {  # PEER MODE
     # The previous run's dirty pages (Postfix's queue files, the sink's
     # dumps, logs) are written back now, not during this run.
     sync
-    # The previous run's connections in TIME_WAIT (up to 20,000 after a
-    # one-message-per-connection Postfix run) slow the kernel's choice of
-    # ephemeral ports for this run's clients; wait until they expire (60 s).
+    # Many of the previous run's connections still in TIME_WAIT would crowd
+    # the ephemeral port range of this run's clients; wait until they expire.
     local tw_end=$((SECONDS + ${TIMEWAIT_WAIT:-70}))
     while [ "$(ss -Htan state time-wait | wc -l)" -gt 500 ] && [ "$SECONDS" -lt "$tw_end" ]; do sleep 1; done
     timewait_before=$(ss -Htan state time-wait | wc -l)
