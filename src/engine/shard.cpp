@@ -1,7 +1,8 @@
 // The shard event loop on io_uring: accepts straight into the ring's
 // fixed-file table, multishot receive with a provided buffer ring (an idle
-// session holds no receive buffer), one send in flight per connection, a coarse tick for every timeout, and completions
-// addressed by slot + generation so a late one for a closed session is dropped.
+// session holds no receive buffer), one send in flight per connection, a
+// coarse tick for every timeout, and completions addressed by slot +
+// generation so a late one for a closed session is dropped.
 #include "shard.hpp"
 
 #include <arpa/inet.h>

@@ -4,8 +4,8 @@
 #pragma once
 
 #include <liburing.h>
-#include <sys/socket.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <cstdint>
