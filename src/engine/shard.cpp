@@ -158,7 +158,7 @@ Status Shard::init() {
   stop_fd_ = eventfd(0, EFD_CLOEXEC);
   if (writer_fd_ < 0 || stop_fd_ < 0) return Error{fmt::format("eventfd: {}", std::strerror(errno))};
 
-  auto spool = store::Spool::open(ctx_.config->state_dir, index_);
+  auto spool = store::Spool::open(ctx_.config->state_dir, index_, /*deferred_meta_sync=*/true);
   if (!spool) return Error{fmt::format("spool of shard {}: {}", index_, spool.error())};
   writer_ = std::make_unique<StorageWriter>(std::move(*spool), writer_fd_, index_, ctx_.config->smtp.commit_delay,
                                             ctx_.greylist, ctx_.config->scan.greylist_window);

@@ -111,6 +111,29 @@ void StorageWriter::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void StorageWriter::post(std::vector<Completion>& completions) {
+  if (completions.empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& c : completions) done_.push_back(std::move(c));
+  }
+  completions.clear();
+  uint64_t one = 1;
+  if (::write(notify_fd_, &one, sizeof one) != sizeof one) log::error("spool.notify_failed", "shard={}", shard_);
+}
+
+void StorageWriter::harden() {
+  if (unsynced_.empty()) return;
+  bool ok = spool_->last_txnid() > unsynced_txn_;
+  if (!ok) {
+    Status st = spool_->sync();
+    if (!st) log::error("spool.sync_failed", "shard={} batch={} error={}", shard_, unsynced_.size(), log::q(st.error()));
+    ok = st.ok();
+  }
+  for (auto& c : unsynced_) c.ok = ok;
+  post(unsynced_);
+}
+
 void StorageWriter::run() {
   std::vector<Job> batch;
   Side side;
@@ -120,11 +143,15 @@ void StorageWriter::run() {
     {
       std::unique_lock lock(mu_);
       auto idle = [&] { return pending_.empty() && side_.empty(); };
-      // Wakes at least once a second to run the quarantine purge when due.
-      cv_.wait_for(lock, std::chrono::seconds(1), [&] { return !idle() || stopping_; });
-      if (idle() && stopping_) return;
+      // Wakes at least once a second to run the quarantine purge when due;
+      // with a batch not yet durable, syncs it at once unless more work waits.
+      if (unsynced_.empty())
+        cv_.wait_for(lock, std::chrono::seconds(1), [&] { return !idle() || stopping_; });
       if (idle()) {
+        const bool stop = stopping_;
         lock.unlock();
+        harden();
+        if (stop) return;
         maybe_purge();
         continue;
       }
@@ -174,13 +201,15 @@ void StorageWriter::run() {
     for (const Job& j : batch)
       completions.push_back(Completion{j.token, st.ok(), j.msg->envelope.id, j.msg->envelope.size, batch.size(), ms});
     batch.clear();  // frees the message bodies here, off the shard
-    {
-      std::lock_guard lock(mu_);
-      for (auto& c : completions) done_.push_back(std::move(c));
+    // This commit's data sync (if it committed) also wrote the previous
+    // batch's meta page; a failed commit waits for nothing.
+    harden();
+    if (!st) {
+      post(completions);
+      continue;
     }
-    uint64_t one = 1;
-    if (::write(notify_fd_, &one, sizeof one) != sizeof one)
-      log::error("spool.notify_failed", "shard={}", shard_);
+    unsynced_.swap(completions);
+    unsynced_txn_ = spool_->last_txnid();
   }
 }
 

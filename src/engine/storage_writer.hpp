@@ -2,6 +2,12 @@
 // transactions, commits every message handed over since the last commit in
 // one transaction (group commit) and posts completions back through an
 // eventfd the shard's ring is reading.
+//
+// A completion (the 250 after DATA) is posted only when its commit is
+// durable. The spool is opened with deferred meta sync, so a commit costs one
+// fsync instead of two: under load the next batch's commit, whose data sync
+// also writes out the previous meta page, makes the previous batch durable;
+// when nothing else is waiting the writer syncs at once.
 #pragma once
 
 #include <chrono>
@@ -73,6 +79,11 @@ class StorageWriter {
   };
   void run();
   void maybe_purge();
+  // Posts completions to the shard and wakes it.
+  void post(std::vector<Completion>& completions);
+  // Posts the committed batch waiting for its meta page to reach the disk:
+  // ok when a later commit has synced it, else after a sync of its own.
+  void harden();
 
   std::unique_ptr<store::Spool> spool_;
   int notify_fd_;
@@ -91,6 +102,9 @@ class StorageWriter {
   std::chrono::steady_clock::time_point next_purge_{};
   size_t in_flight_ = 0;
   bool stopping_ = false;
+  // The writer thread's own: committed, not yet known to be durable.
+  std::vector<Completion> unsynced_;
+  uint64_t unsynced_txn_ = 0;
   std::thread thread_;
 };
 

@@ -384,6 +384,21 @@ MDB_txn* ConfigReader::begin() {
   return rc ? nullptr : txn_;
 }
 
+// The record's bytes are compared, not a transaction id: a console write to
+// any other record does not throw the decoded domains away.
+Result<const Domain*> ConfigReader::decoded(std::string_view name, std::string_view bytes) {
+  constexpr size_t kMaxCached = 4096;  // then start over; a miss costs one parse
+  if (auto it = domains_.find(std::string(name)); it != domains_.end() && it->second.bytes == bytes)
+    return &it->second.domain;
+  auto d = decode_domain(bytes);
+  if (!d) return Error{d.error()};
+  if (domains_.size() >= kMaxCached) domains_.clear();
+  CachedDomain& c = domains_[std::string(name)];
+  c.bytes.assign(bytes);
+  c.domain = std::move(*d);
+  return &c.domain;
+}
+
 namespace {
 bool has_key(MDB_txn* txn, MDB_dbi dbi, const std::string& key) {
   MDB_val k = to_val(key), v;
@@ -434,15 +449,15 @@ Result<RcptPolicy> ConfigReader::rcpt_policy(const PolicyQuery& q) {
   MDB_val k = to_val(q.rcpt_domain), v;
   int rc = mdb_get(txn, store_.domains_dbi(), &k, &v);
   if (rc == 0) {
-    auto d = decode_domain(from_val(v));
+    auto d = decoded(q.rcpt_domain, from_val(v));
     if (!d) {
       mdb_txn_reset(txn);
       return Error{d.error()};
     }
     p.domain_found = true;
-    p.status = static_cast<uint8_t>(d->status);
-    p.list_mode = d->recipients_mode == "list";
-    p.callout_mode = d->recipients_mode == "callout";
+    p.status = static_cast<uint8_t>((*d)->status);
+    p.list_mode = (*d)->recipients_mode == "list";
+    p.callout_mode = (*d)->recipients_mode == "callout";
     if (p.list_mode)
       p.recipient_known = has_key(txn, store_.recipients_dbi(), recipient_key(q.rcpt_domain, q.rcpt_local));
     p.lists = scope_verdict(txn, store_.lists_dbi(), q.rcpt_domain, q);
@@ -470,8 +485,8 @@ Result<std::optional<Domain>> ConfigReader::domain(std::string_view name) {
   rc = mdb_get(txn_, store_.domains_dbi(), &k, &v);
   Result<std::optional<Domain>> out = std::optional<Domain>();
   if (rc == 0) {
-    auto d = decode_domain(from_val(v));
-    if (d) out = std::optional<Domain>(std::move(*d));
+    auto d = decoded(name, from_val(v));
+    if (d) out = std::optional<Domain>(**d);
     else out = Error{d.error()};
   } else if (rc != MDB_NOTFOUND) {
     out = Error{lmdb_error("config lookup", rc)};

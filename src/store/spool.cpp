@@ -125,8 +125,8 @@ std::vector<unsigned> Spool::existing_shards(const std::string& state_dir) {
   return out;
 }
 
-Result<std::unique_ptr<Spool>> Spool::open(const std::string& state_dir, unsigned shard) {
-  auto env = Env::open(dir_for(state_dir, shard), 16, kSpoolMapSize);
+Result<std::unique_ptr<Spool>> Spool::open(const std::string& state_dir, unsigned shard, bool deferred_meta_sync) {
+  auto env = Env::open(dir_for(state_dir, shard), 16, kSpoolMapSize, deferred_meta_sync ? MDB_NOMETASYNC : 0u);
   if (!env) return Error{env.error()};
   SpoolDbs dbs{};
   const std::pair<const char*, MDB_dbi*> names[] = {
@@ -139,6 +139,17 @@ Result<std::unique_ptr<Spool>> Spool::open(const std::string& state_dir, unsigne
     *dbi = *d;
   }
   return std::unique_ptr<Spool>(new Spool(std::move(*env), dbs));
+}
+
+uint64_t Spool::last_txnid() const {
+  MDB_envinfo info;
+  if (mdb_env_info(env_.get(), &info) != 0) return 0;
+  return info.me_last_txnid;
+}
+
+Status Spool::sync() {
+  if (int rc = mdb_env_sync(env_.get(), 1); rc) return Error{lmdb_error("mdb_env_sync", rc)};
+  return {};
 }
 
 namespace {

@@ -190,6 +190,29 @@ TEST_CASE("store: queue entry round trip and rejects") {
   for (size_t cut = 14; cut < full.size(); ++cut) CHECK_FALSE(decode_queue_entry(full.substr(0, cut)).ok());
 }
 
+// The storage writer posts a 250 only once its commit is durable: under
+// deferred meta sync that is when a later commit moved the txnid (its data
+// sync wrote the earlier meta page) or after sync(). A commit that changes
+// nothing must not move it, else a batch would be posted unsynced.
+TEST_CASE("store: deferred meta sync moves the txnid only on real commits") {
+  TempDir dir;
+  auto spool = Spool::open(dir.path(), 4, /*deferred_meta_sync=*/true);
+  REQUIRE(spool.ok());
+  const uint64_t t0 = (*spool)->last_txnid();
+  Envelope e = sample_envelope("m1.s4");
+  REQUIRE((*spool)->commit({{&e, "body"}}, {}, {}, {}).ok());
+  const uint64_t t1 = (*spool)->last_txnid();
+  CHECK(t1 > t0);
+  REQUIRE((*spool)->commit({}, {}, {}, {}).ok());
+  CHECK((*spool)->last_txnid() == t1);
+  REQUIRE((*spool)->sync().ok());
+  CHECK((*spool)->last_txnid() == t1);
+  DeliveryUpdate u{"m1.s4", e.recipients, {}, 0, true};
+  REQUIRE((*spool)->commit({}, {}, {u}, {}).ok());
+  CHECK((*spool)->last_txnid() > t1);
+  CHECK_FALSE((*spool)->envelope("m1.s4")->has_value());
+}
+
 TEST_CASE("store: delivery results update the queue and the due index") {
   TempDir dir;
   auto spool = Spool::open(dir.path(), 1);
@@ -435,6 +458,23 @@ TEST_CASE("store: a config reader sees later writes without a reload") {
   d.status = DomainStatus::kSuspended;
   REQUIRE((*store)->put_domain(d).ok());
   CHECK((*reader.domain("example.com"))->status == DomainStatus::kSuspended);
+
+  // The reader keeps decoded records; a changed record is decoded again, for
+  // domain() as for rcpt_policy(), whichever read it first.
+  d.backend_host = "mail2.example.com";
+  d.recipients_mode = "list";
+  REQUIRE((*store)->put_domain(d).ok());
+  PolicyQuery q;
+  q.rcpt_domain = "example.com";
+  q.rcpt_local = "someone";
+  auto p = reader.rcpt_policy(q);
+  REQUIRE(p.ok());
+  CHECK(p->list_mode);
+  CHECK((*reader.domain("example.com"))->backend_host == "mail2.example.com");
+  d.recipients_mode = "accept-all";
+  REQUIRE((*store)->put_domain(d).ok());
+  CHECK((*reader.domain("example.com"))->recipients_mode == "accept-all");
+  CHECK_FALSE(reader.rcpt_policy(q)->list_mode);
 
   REQUIRE((*store)->remove_domain("example.com").ok());
   CHECK_FALSE(reader.domain("example.com")->has_value());

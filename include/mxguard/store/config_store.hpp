@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "mxguard/core/result.hpp"
@@ -149,7 +150,10 @@ class ConfigStore {
 };
 
 // A shard's reader: one reusable read transaction (reset between uses, so no
-// snapshot is held across an io_uring wait).
+// snapshot is held across an io_uring wait). Decoded domain records are kept
+// with the bytes they came from: a message looks its domain up at RCPT, at
+// scan time and at delivery, and the record's JSON is parsed again only when
+// its bytes in the store have changed.
 class ConfigReader {
  public:
   explicit ConfigReader(const ConfigStore& store);
@@ -164,8 +168,14 @@ class ConfigReader {
 
  private:
   MDB_txn* begin();
+  Result<const Domain*> decoded(std::string_view name, std::string_view bytes);
   const ConfigStore& store_;
   MDB_txn* txn_ = nullptr;
+  struct CachedDomain {
+    std::string bytes;
+    Domain domain;
+  };
+  std::unordered_map<std::string, CachedDomain> domains_;
 };
 
 }  // namespace mxguard::store

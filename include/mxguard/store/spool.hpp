@@ -77,10 +77,19 @@ class Spool {
   static std::string dir_for(const std::string& state_dir, unsigned shard);
   // The shard numbers that have a spool under `state_dir`, ascending.
   static std::vector<unsigned> existing_shards(const std::string& state_dir);
-  static Result<std::unique_ptr<Spool>> open(const std::string& state_dir, unsigned shard);
+  // With `deferred_meta_sync` (the engine's storage writer) a commit syncs
+  // its data pages but not its meta page (MDB_NOMETASYNC): the commit is on
+  // disk only once a later commit has synced (last_txnid() moved past it) or
+  // sync() returned. The console opens without it: each commit is on disk.
+  static Result<std::unique_ptr<Spool>> open(const std::string& state_dir, unsigned shard,
+                                             bool deferred_meta_sync = false);
+  // The id of the newest committed transaction, by any process.
+  uint64_t last_txnid() const;
+  // Makes every commit so far durable (fdatasync of the data file).
+  Status sync();
 
   // Stores every record in one write transaction, with the feed entries;
-  // when this returns success the commit is on disk. A message with
+  // when this returns success the commit is on disk (see open()). A message with
   // quarantined recipients gets a quarantine index entry; it is queued for
   // delivery only when some recipient is not quarantined.
   Status store_batch(const std::vector<Record>& records, const std::vector<std::string>& feed = {});
