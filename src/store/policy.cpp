@@ -77,13 +77,19 @@ Result<std::string> canonical_list_value(ListKind kind, std::string_view value) 
   return Error{"unknown list kind"};
 }
 
-std::string list_prefix(std::string_view scope, ListAction a, ListKind k) {
-  return fmt::format("{}{}{}{}{}{}", scope, kSep, to_string(a), kSep, to_string(k), kSep);
+// Built by hand: RCPT looks up a dozen of these per recipient.
+std::string list_key(std::string_view scope, ListAction a, ListKind k, std::string_view value) {
+  const std::string_view action = to_string(a), kind = to_string(k);
+  std::string key;
+  key.reserve(scope.size() + action.size() + kind.size() + value.size() + 3);
+  key.append(scope).push_back(kSep);
+  key.append(action).push_back(kSep);
+  key.append(kind).push_back(kSep);
+  key.append(value);
+  return key;
 }
 
-std::string list_key(std::string_view scope, ListAction a, ListKind k, std::string_view value) {
-  return list_prefix(scope, a, k) + std::string(value);
-}
+std::string list_prefix(std::string_view scope, ListAction a, ListKind k) { return list_key(scope, a, k, {}); }
 
 std::string encode_list_entry(const ListEntry& e) {
   std::string out(1, static_cast<char>(kListRecordVersion));
