@@ -2,6 +2,7 @@
 #include "mxguard/store/lmdb.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -17,6 +18,25 @@ Env::~Env() {
   if (env_) mdb_env_close(env_);
 }
 
+namespace {
+// root (the operator's console over SSH) opening an env under a state
+// directory that belongs to the engine's user gives what it creates to that
+// user: a root-owned lock or data file would lock the engine out.
+void give_to_state_owner(const std::string& dir) {
+  if (::geteuid() != 0) return;
+  const size_t slash = dir.find_last_of('/');
+  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  struct stat owner {};
+  if (::stat(parent.c_str(), &owner) != 0 || owner.st_uid == 0) return;
+  for (const std::string& path : {dir, dir + "/data.mdb", dir + "/lock.mdb"}) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && st.st_uid == 0 && ::lchown(path.c_str(), owner.st_uid, owner.st_gid) != 0) {
+      // Left to root; the engine will say it cannot open the env.
+    }
+  }
+}
+}  // namespace
+
 Result<Env> Env::open(const std::string& dir, unsigned max_dbs, size_t map_size, unsigned flags) {
   if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST)
     return Error{fmt::format("cannot create {}: {}", dir, std::strerror(errno))};
@@ -28,6 +48,7 @@ Result<Env> Env::open(const std::string& dir, unsigned max_dbs, size_t map_size,
   mdb_env_set_maxreaders(env.env_, 1024);
   rc = mdb_env_open(env.env_, dir.c_str(), flags | MDB_NOTLS, 0640);
   if (rc) return Error{lmdb_error(fmt::format("cannot open LMDB environment {}", dir), rc)};
+  give_to_state_owner(dir);
   return env;
 }
 

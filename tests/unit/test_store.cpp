@@ -2,6 +2,8 @@
 // config environment (including a shard-style reader seeing console writes).
 #include <doctest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <string>
@@ -194,6 +196,30 @@ TEST_CASE("store: queue entry round trip and rejects") {
 // deferred meta sync that is when a later commit moved the txnid (its data
 // sync wrote the earlier meta page) or after sync(). A commit that changes
 // nothing must not move it, else a batch would be posted unsynced.
+TEST_CASE("store: root opening an env under another user's state dir gives the files to that user") {
+  if (geteuid() != 0) return;  // needs root (CI runs the unit tests as root)
+  TempDir dir;
+  const uid_t uid = 65534;
+  const gid_t gid = 65534;
+  REQUIRE(chown(dir.path().c_str(), uid, gid) == 0);
+  {
+    auto env = Env::open(dir.path() + "/config", 2, size_t{1} << 20);
+    REQUIRE(env.ok());
+  }
+  for (const char* name : {"/config", "/config/data.mdb", "/config/lock.mdb"}) {
+    struct stat st {};
+    REQUIRE(stat((dir.path() + name).c_str(), &st) == 0);
+    CHECK(st.st_uid == uid);
+    CHECK(st.st_gid == gid);
+  }
+  // Under a root-owned state directory nothing changes hands.
+  TempDir own;
+  REQUIRE(Env::open(own.path() + "/config", 2, size_t{1} << 20).ok());
+  struct stat st {};
+  REQUIRE(stat((own.path() + "/config/data.mdb").c_str(), &st) == 0);
+  CHECK(st.st_uid == 0);
+}
+
 TEST_CASE("store: deferred meta sync moves the txnid only on real commits") {
   TempDir dir;
   auto spool = Spool::open(dir.path(), 4, /*deferred_meta_sync=*/true);
