@@ -3,7 +3,12 @@
 qemu-system-x86_64 (software emulation, OVMF) with user-mode networking
 forwarding loopback ports to the guest's 25 and 22, and check what the
 appliance issue asks; then build a second image, update the running
-appliance to it and check that it boots from the other slot with its state.
+appliance to it and check that it boots from the other slot with its state;
+drive the console menu on the serial line; grow the disk and check that the
+data partition follows; update to slots that fail their trial boot (an engine
+that cannot start, a root that does not verify, an initramfs that does not
+unpack) and check that each falls back to the previous slot; and boot a
+pristine image with no seed.
 
 Run as root: python3 tests/image/test_image.py, or meson test --suite image
 (as another user it exits 77, meson's "skipped").
@@ -22,6 +27,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -55,11 +61,12 @@ def partition_offset(image, name):
     raise AssertionError("no partition %s in %s" % (name, image))
 
 
-def build_image(out, version, fresh):
+def build_image(out, version, fresh, env=None):
     start = time.monotonic()
     p = subprocess.run([os.path.join(REPO, "appliance-image/build"), "-o", out, "--version", version,
                         "--mxguard-build", MXBUILD] + (["--fresh"] if fresh else []),
-                       text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                       text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       env=dict(os.environ, **(env or {})))
     print(p.stdout, flush=True)
     if p.returncode != 0:
         raise AssertionError("appliance-image/build failed")
@@ -69,7 +76,8 @@ def build_image(out, version, fresh):
 class Appliance:
     """One qemu guest booted from a copy of the image."""
 
-    def __init__(self, image):
+    def __init__(self, image, tag=""):
+        self.tag = tag
         self.disk = os.path.join(WORK, "disk.raw")
         shutil.copyfile(image, self.disk)
         # A bigger disk than the image: the data partition must grow into it.
@@ -82,6 +90,9 @@ class Appliance:
                            check=True)
         self.smtp_port, self.ssh_port, self.closed_port = free_port(), free_port(), free_port()
         self.serial = os.path.join(WORK, "serial.log")
+        # The first serial port is a socket the test can talk to (the console
+        # menu); qemu also logs everything the guest writes to it.
+        self.serial_sock = os.path.join(WORK, "serial.sock")
         self.proc = None
         self.boots = 0
 
@@ -102,7 +113,9 @@ class Appliance:
         loader. NVRAM (vars file) and disk persist as on real hardware, so
         the one-shot boot entry and the default slot behave the same."""
         self.boots += 1
-        self.serial = os.path.join(WORK, "serial-%d.log" % self.boots)
+        self.serial = os.path.join(WORK, "serial-%s%d.log" % (self.tag, self.boots))
+        if os.path.exists(self.serial_sock):
+            os.unlink(self.serial_sock)
         fwd = ",".join("hostfwd=tcp:127.0.0.1:%d-:%d" % (h, g) for h, g in
                        [(self.smtp_port, 25), (self.ssh_port, 22), (self.closed_port, 8080)])
         cmd = ["qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2048",
@@ -110,7 +123,8 @@ class Appliance:
                "-drive", "if=pflash,format=raw,unit=1,file=" + self.vars,
                "-drive", "file=%s,format=raw,if=virtio,cache=unsafe" % self.disk,
                "-netdev", "user,id=n0," + fwd, "-device", "virtio-net-pci,netdev=n0",
-               "-serial", "file:" + self.serial, "-display", "none", "-vga", "std", "-monitor", "none",
+               "-chardev", "socket,id=ser0,path=%s,server=on,wait=off,logfile=%s" % (self.serial_sock, self.serial),
+               "-serial", "chardev:ser0", "-display", "none", "-vga", "std", "-monitor", "none",
                "-no-reboot"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
 
@@ -151,6 +165,31 @@ class Appliance:
             time.sleep(5)
         raise AssertionError("no SSH within %d s:\n%s" % (timeout, self.serial_tail()))
 
+    def wait_off(self, timeout):
+        """Waits for the guest to power off or reboot (with -no-reboot, qemu exits either way)."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("guest still up %d s later:\n%s" % (timeout, self.serial_tail()))
+        if self.proc.returncode != 0:
+            raise AssertionError("qemu failed (%d): %s" % (self.proc.returncode, self.serial_tail()))
+
+    def reboot(self):
+        try:
+            self.ssh("systemctl reboot", check=False, timeout=60)
+        except subprocess.TimeoutExpired:
+            pass  # the connection may die with the system instead of closing
+
+    def boot_id(self):
+        return self.ssh("cat /proc/sys/kernel/random/boot_id").strip()
+
+    def console(self):
+        return SerialConsole(self.serial_sock)
+
+    def serial_text(self, boot):
+        with open(os.path.join(WORK, "serial-%s%d.log" % (self.tag, boot)), errors="replace") as f:
+            return f.read()
+
     def wait_running(self):
         state = self.ssh("systemctl is-system-running --wait", check=False, timeout=BOOT_TIMEOUT).strip()
         failed = self.ssh("systemctl --failed --no-legend --plain", check=False)
@@ -170,6 +209,106 @@ class Appliance:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+class SerialConsole:
+    """The guest's first serial port as a terminal: the test types, and reads
+    what comes back, through qemu's socket chardev. A thread reads all the
+    time: qemu sends the serial output a byte per write, so a few hundred
+    unread bytes fill the socket's buffer, and then the guest's console
+    output (and with it a shutdown) waits until someone reads."""
+
+    def __init__(self, path):
+        deadline = time.monotonic() + 30
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.sock.connect(path)  # qemu makes the socket a moment after it starts
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        self.buf = ""
+        self.closed = False
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                data = b""
+            with self.cond:
+                if not data:
+                    self.closed = True
+                    self.cond.notify_all()
+                    return
+                self.buf += data.decode(errors="replace")
+                self.cond.notify_all()
+
+    def send(self, text):
+        self.sock.sendall(text.encode())
+
+    def expect(self, pattern, timeout=120):
+        """Waits until pattern matches; returns everything up to the end of
+        the match (and keeps the rest for the next expect)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                m = re.search(pattern, self.buf)
+                if m:
+                    out, self.buf = self.buf[:m.end()], self.buf[m.end():]
+                    return out
+                left = deadline - time.monotonic()
+                if left <= 0 or self.closed:
+                    raise AssertionError("serial console: no %r within %d s%s; last output:\n%s" %
+                                         (pattern, timeout, " (closed)" if self.closed else "", self.buf[-3000:]))
+                self.cond.wait(left)
+
+    def drain(self, quiet=2.0):
+        """Drops output until the line has been quiet for `quiet` seconds."""
+        with self.cond:
+            while True:
+                seen = len(self.buf)
+                self.cond.wait(quiet)
+                if len(self.buf) == seen:
+                    break
+            self.buf = ""
+
+    def menu(self, timeout=300):
+        """Presses Enter until the menu asks for a choice; returns the menu."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.send("\r")
+            try:
+                out = self.expect(r"Choice: ", timeout=min(20, max(1, deadline - time.monotonic())))
+                break
+            except AssertionError:
+                if time.monotonic() >= deadline:
+                    raise
+        # Enters typed before the menu read them each print the menu again.
+        self.drain()
+        return out
+
+    def shell(self, command, n, timeout=120):
+        """Runs command in the menu's shell; its output between markers that
+        the echoed input cannot match ($((1000+n)) is expanded only in the output)."""
+        self.send('echo "[$((1000+%d))[$(%s)]]"\r' % (n, command))
+        marker = r"(?s)\[%d\[(.*?)\]\]" % (1000 + n)
+        out = self.expect(marker, timeout=timeout)
+        return re.search(marker, out).group(1).replace("\r", "").strip()
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.reader.join(timeout=10)
+        self.sock.close()
 
 
 class Sink:
@@ -369,6 +508,20 @@ class ImageTest(unittest.TestCase):
         phase("plain reboot: slot b again, system %s %.1f min after the reboot" %
               (state, (time.monotonic() - reboot_start) / 60))
 
+        self.check_console_menu(app, sink)
+        self.check_data_growth(app)
+
+        # Trial boots that fail: each must come back on slot b, the default.
+        image_c = os.path.join(WORK, "c.raw")
+        secs = build_image(image_c, "1.0-test-c", False, {"MXGUARD_IMAGE_TEST_BROKEN_ENGINE": "1"})
+        phase("image c (test only: an engine that cannot start) built in %.1f min" % (secs / 60))
+        self.check_failed_trial_engine(app, image_c)
+        self.check_failed_trial_verity(app, image_a)
+        self.check_failed_trial_initrd(app, image_a)
+        app.stop()
+
+        self.check_unseeded_boot(image_a)
+
     def check_rules_push(self, app):
         """A rule bundle signed on the host with a key the operator made
         trusted over SSH (`mxguard rules trust`), pushed over SSH from stdin,
@@ -484,6 +637,293 @@ class ImageTest(unittest.TestCase):
         phase("watchdog: %s; systemd logged the watchdog timeout and restarted mxguardd (NRestarts %d -> %s, "
               "MainPID %d -> %s) in %.0f s; banner again" %
               (how, restarts, now["NRestarts"], pid, now["MainPID"], restarted))
+
+    def check_console_menu(self, app, sink):
+        """The menu on ttyS0 driven over the serial line, as an operator at the
+        console would: status, domains, network, operator SSH keys, rule
+        bundles, the live feed, the shell, and quitting (systemd starts it
+        again). Each action returns to the menu."""
+        start = time.monotonic()
+        con = app.console()
+        self.addCleanup(con.close)
+        head = con.menu()
+        self.assertIn("MxGuard console on %s -- %s" % (HOSTNAME, HOSTNAME), head)
+        for item in ("1) Status", "2) Live feed", "3) Domains", "4) Network settings", "5) Operator SSH keys",
+                     "6) Rule bundles", "7) Shell", "8) Reboot"):
+            self.assertIn(item, head)
+
+        # Status: the engine, its shard threads (counted over SSH too), the queue.
+        con.send("1\r")
+        line = r"Engine: (\S+)\s+shards: (\d+)\s+queue: (\S+)"
+        engine, shards, queue = re.search(line, con.expect(line)).groups()
+        con.expect(r"Choice: ")
+        pid = app.ssh("systemctl show -p MainPID --value mxguardd").strip()
+        threads = len(app.ssh("grep -l '^mxg-shard-' /proc/%s/task/*/comm" % pid).split())
+        queued = len([x for x in app.ssh("mxguard queue list --json").splitlines() if x.strip()])
+        self.assertEqual((engine, int(shards), queue), ("active", threads, str(queued)))
+        self.assertGreater(threads, 0)
+
+        # Domains: the one added over SSH; Enter returns to the menu.
+        con.send("3\r")
+        out = con.expect(r"\(Enter to return\): ")
+        self.assertIn(DOMAIN, out)
+        con.send("\r")
+        con.expect(r"Choice: ")
+
+        # Network: the address DHCP gave (qemu's user network).
+        con.send("4\r")
+        out = con.expect(r"\(Enter to return\): ")
+        self.assertIn("10.0.2.15/24", out)
+        con.send("\r")
+        con.expect(r"Choice: ")
+
+        # Operator SSH keys: the seeded one, and only it.
+        with open(app.key + ".pub") as f:
+            ktype, blob, comment = f.read().split()[:3]
+        con.send("5\r")
+        out = con.expect(r"\(Enter to return\): ")
+        self.assertRegex(out, r"1\) %s %s\.\.\. ?%s" % (ktype, re.escape(blob[:16]), re.escape(comment)))
+        self.assertNotRegex(out, r"2\) ssh-")
+        con.send("\r")
+        con.expect(r"Choice: ")
+
+        # Rule bundles: the one pushed over SSH is listed, the factory one active again.
+        con.send("6\r")
+        out = con.expect(r"\(Enter to return\): ")
+        self.assertIn("image-test", out)
+        self.assertRegex(out, r"\*\s+factory")
+        con.send("\r")
+        con.expect(r"Choice: ")
+
+        # Live feed: a message sent while it follows shows up; Ctrl-C returns to the menu.
+        con.send("2\r")
+        time.sleep(5)
+        subject = "live feed on the serial console"
+        msg = ("From: Alice <alice@sender.example>\r\nTo: bob@%s\r\nSubject: %s\r\n"
+               "Message-ID: <console-feed@sender.example>\r\n\r\nFeed me.\r\n" % (DOMAIN, subject))
+        with smtplib.SMTP("127.0.0.1", app.smtp_port, timeout=300) as c:
+            c.sendmail("alice@sender.example", ["bob@%s" % DOMAIN], msg)
+        feed = con.expect(re.escape(subject), timeout=180)
+        con.send("\x03")
+        con.expect(r"Choice: ")
+
+        # Shell: root on the appliance; exit returns to the menu.
+        con.send("7\r")
+        con.expect(r"Type exit to return to the menu\.")
+        self.assertEqual(con.shell("id -un; hostname", 1).split(), ["root", HOSTNAME])
+        con.send("exit\r")
+        con.expect(r"Choice: ")
+
+        # Quit: systemd starts the menu again (a new process).
+        before = app.ssh("systemctl show -p MainPID --value mxguard-console@ttyS0").strip()
+        con.send("q\r")
+        con.menu(timeout=120)
+        after = app.ssh("systemctl show -p MainPID --value mxguard-console@ttyS0").strip()
+        self.assertNotEqual(before, after)
+        con.close()
+        phase("console menu over the serial line: status (engine %s, %s shards, queue %s), domain %s listed, "
+              "network 10.0.2.15/24, the seeded key listed, bundles listed, live feed showed %r, shell as root, "
+              "quit and started again (pid %s -> %s); %.1f min" %
+              (engine, shards, queue, DOMAIN, " ".join(feed.strip().splitlines()[-1].split()), before, after,
+               (time.monotonic() - start) / 60))
+
+    def check_data_growth(self, app):
+        """The disk grows while the appliance is off: at the next boot the data
+        partition is grown to the new end of the disk and /var's file system
+        with it, the state kept. The appliance is taken down with the console
+        menu's reboot (with -no-reboot, a power-off for qemu)."""
+        def sizes():
+            disk = int(app.ssh("cat /sys/class/block/vda/size"))
+            start, size = (int(app.ssh("cat /sys/class/block/vda6/%s" % f)) for f in ("start", "size"))
+            count, block = app.ssh("dumpe2fs -h /dev/vda6 2>/dev/null | "
+                                   "sed -n 's/^Block count: *//p; s/^Block size: *//p'").split()
+            avail = int(app.ssh("df -B1 --output=size /var | tail -n 1"))
+            return disk * 512, start * 512, size * 512, int(count) * int(block), avail
+        disk0, start0, part0, fs0, df0 = sizes()
+        con = app.console()
+        con.menu()
+        con.send("8\r")
+        con.expect(r"\[y/N\]: ")
+        con.send("y\r")
+        down = time.monotonic()
+        app.wait_off(600)
+        con.close()
+        phase("rebooted from the console menu (8, y): down in %.0f s" % (time.monotonic() - down))
+        grow = 512 << 20
+        os.truncate(app.disk, os.path.getsize(app.disk) + grow)
+        app.boot()
+        boot_start = time.monotonic()
+        app.wait_ssh()
+        state, failed = app.wait_running()
+        self.assertEqual((state, failed), ("running", ""))
+        disk1, start1, part1, fs1, df1 = sizes()
+        mib = lambda n: n >> 20
+        phase("disk grown by %d MiB while off: disk %d -> %d MiB, data partition %d -> %d MiB (ends %d KiB before "
+              "the end), ext4 %d -> %d MiB, df size of /var %d -> %d MiB; system %s %.1f min after power-on" %
+              (mib(grow), mib(disk0), mib(disk1), mib(part0), mib(part1), (disk1 - start1 - part1) >> 10,
+               mib(fs0), mib(fs1), mib(df0), mib(df1), state, (time.monotonic() - boot_start) / 60))
+        self.assertEqual(disk1, disk0 + grow)
+        self.assertEqual(start1, start0)
+        self.assertLess(disk1 - start1 - part1, 2 << 20)
+        self.assertGreaterEqual(part1 - part0, grow - (2 << 20))
+        self.assertLess(part1 - fs1, 4 << 20)
+        self.assertGreaterEqual(df1 - df0, grow - (64 << 20))
+        self.assertIn(DOMAIN, app.ssh("mxguard domain list"))
+        self.assertIn("image-test", app.ssh("mxguard rules list"))
+
+    def failed_trial(self, app, image, damage=None, trial_timeout=900):
+        """Updates the appliance from image (damage(slot), when given, breaks the
+        slot just written and verified, before the reboot). The trial boot must
+        reboot by itself, and the next boot come back on the slot, version and
+        default from before, healthy and with its state. Returns the trial's
+        slot and its serial log."""
+        status = app.ssh("/usr/lib/mxguard/appliance/slot status")
+        cur = re.search(r"slot=([ab]) ", status).group(1)
+        new = "b" if cur == "a" else "a"
+        self.assertIn("default=mxguard-%s.conf" % cur, status)
+        version = app.ssh("cat /usr/lib/mxguard/appliance/version").strip()
+        start = time.monotonic()
+        up = subprocess.run([os.path.join(REPO, "appliance-image/update")] + (["--no-reboot"] if damage else []) +
+                            [image] + app.ssh_args()[1:], capture_output=True, text=True, timeout=1800)
+        print(up.stdout + up.stderr, flush=True)
+        self.assertEqual(up.returncode, 0)
+        self.assertIn("slot %s written and verified" % new, up.stdout + up.stderr)
+        written = time.monotonic()
+        if damage:
+            damage(new)
+            app.reboot()
+        app.wait_off(600)
+        app.boot()
+        trial = app.boots
+        trial_start = time.monotonic()
+        # The trial must end in a reboot of its own (qemu exits); a trial that
+        # stayed up would be a failed slot kept.
+        app.wait_off(trial_timeout)
+        trial_secs = time.monotonic() - trial_start
+        app.boot()
+        back_start = time.monotonic()
+        app.wait_ssh()
+        state, failed = app.wait_running()
+        back_secs = time.monotonic() - back_start
+        self.assertEqual((state, failed), ("running", ""))
+        self.assertIn("mxguard.slot=%s " % cur, app.ssh("cat /proc/cmdline") + " ")
+        self.assertEqual(app.ssh("cat /usr/lib/mxguard/appliance/version").strip(), version)
+        self.assertEqual(app.ssh("grep '^default' /efi/loader/loader.conf").split(),
+                         ["default", "mxguard-%s.conf" % cur])
+        self.assertIn("slot=%s default=mxguard-%s.conf booted=mxguard-%s.conf" % (cur, cur, cur),
+                      app.ssh("/usr/lib/mxguard/appliance/slot status"))
+        self.assertEqual(app.ssh("systemctl is-active mxguardd").strip(), "active")
+        self.assertIn(DOMAIN, app.ssh("mxguard domain list"))
+        # systemd-boot's menu on the serial line highlights the entry it boots:
+        # the trial's one-shot entry, then the default again.
+        self.assertEqual(self.boot_menu_choice(app, trial), {new})
+        self.assertEqual(self.boot_menu_choice(app, app.boots), {cur})
+        return new, cur, version, app.serial_text(trial), (written - start, trial_secs, back_secs)
+
+    @staticmethod
+    def boot_menu_choice(app, boot):
+        # The highlighted entry is drawn black on light grey (ESC[30m ESC[47m).
+        return set(re.findall(r"\x1b\[47m\s+MxGuard \(slot ([ab])\)", app.serial_text(boot)))
+
+    def check_failed_trial_engine(self, app, image):
+        """An update whose engine cannot start (image c, built with the
+        test-only MXGUARD_IMAGE_TEST_BROKEN_ENGINE=1): the trial boot comes up,
+        mxguard-slot-commit sees the engine down and reboots."""
+        new, cur, version, serial, (upd, trial, back) = self.failed_trial(app, image)
+        self.assertIn("slot: trial boot of mxguard-%s.conf is " % new, serial)
+        self.assertIn("back to mxguard-%s.conf" % cur, serial)
+        self.assertIn("1.0-test-c", app.ssh("cat /efi/%s/version" % new))
+        # The trial's own journal (on the data partition, kept across boots).
+        commit = app.ssh("journalctl -m -o cat --no-pager -u mxguard-slot-commit | grep '^slot: trial boot of' | tail -n 1")
+        self.assertIn("trial boot of mxguard-%s.conf" % new, commit)
+        self.assertIn("engine made to fail", app.ssh("journalctl -m -o cat --no-pager -u mxguardd | "
+                                                     "grep 'engine made to fail' | tail -n 1"))
+        phase("failed trial (engine cannot start): update to slot %s in %.1f min; trial boot up and rebooted by "
+              "slot commit in %.1f min (%r); back on slot %s, %s, default unchanged, running, domain kept, "
+              "%.1f min after power-on" % (new, upd / 60, trial / 60, commit.strip(), cur, version, back / 60))
+
+    def check_failed_trial_verity(self, app, image):
+        """A good update whose slot is damaged after `slot install` verified it:
+        the initramfs cannot read the root through dm-verity and panics, and
+        panic=10 reboots."""
+        how = {}
+
+        def corrupt_root(slot):
+            part = "/dev/disk/by-partlabel/root-%s" % slot
+            t = time.monotonic()
+            app.ssh("head -c 512 /dev/urandom | dd of=%s bs=512 seek=2 conv=fsync status=none" % part)
+            roothash = app.ssh("sed -n 's/.*mxguard\\.roothash=\\([0-9a-f]*\\).*/\\1/p' "
+                               "/efi/loader/entries/mxguard-%s.conf" % slot).strip()
+            self.assertRegex(roothash, r"^[0-9a-f]{64}$")
+            out = app.ssh("veritysetup verify %s %s-verity %s 2>&1; echo rc=$?" % (part, part, roothash))
+            self.assertNotIn("rc=0", out)
+            how["verify"] = "%s (%.0f s)" % (out.strip().splitlines()[0], time.monotonic() - t)
+        new, cur, version, serial, (upd, trial, back) = self.failed_trial(app, image, corrupt_root, 600)
+        self.assertIn("MxGuard: root slot %s does not verify against its root hash" % new, serial)
+        self.assertIn("Rebooting automatically due to panic= boot argument", serial)
+        phase("failed trial (root slot %s overwritten at byte 1024 after install; veritysetup verify then: %s): "
+              "update in %.1f min; trial panicked in the initramfs and rebooted in %.1f min; back on slot %s, %s, "
+              "default unchanged, running, domain kept, %.1f min after power-on" %
+              (new, how["verify"], upd / 60, trial / 60, cur, version, back / 60))
+
+    def check_failed_trial_initrd(self, app, image):
+        """A good update whose initramfs on the ESP is then overwritten: the
+        kernel cannot unpack it, has no root, panics, and panic=10 reboots."""
+        def corrupt_initrd(slot):
+            app.ssh("head -c 1048576 /dev/urandom >/efi/%s/initrd.img && sync -f /efi/%s/initrd.img" % (slot, slot))
+        new, cur, version, serial, (upd, trial, back) = self.failed_trial(app, image, corrupt_initrd, 600)
+        self.assertIn("Kernel panic - not syncing", serial)
+        panic = re.search(r"Kernel panic - not syncing: [^\r\n]*", serial).group(0)
+        phase("failed trial (slot %s's initramfs overwritten): update in %.1f min; trial kernel: %r, rebooted "
+              "%.1f min after power-on; back on slot %s, %s, default unchanged, running, domain kept, "
+              "%.1f min after power-on" % (new, upd / 60, panic, trial / 60, cur, version, back / 60))
+
+    def check_unseeded_boot(self, image):
+        """The pristine image booted with no seed: it comes up, with the
+        default hostname, the engine running and no operator key, so SSH lets
+        no one in and the console menu on the serial line is the way in."""
+        app = Appliance(image, tag="noseed-")
+        self.addCleanup(app.stop)
+        app.boot()
+        start = time.monotonic()
+        con = app.console()
+        self.addCleanup(con.close)
+        # Connected from power-on: the menu's first prompt comes by itself
+        # (no key pressed at the firmware or the boot menu); then Enter.
+        con.expect(r"Choice: ", timeout=BOOT_TIMEOUT)
+        menu_secs = time.monotonic() - start
+        head = con.menu()
+        self.assertIn("MxGuard console on mxguard -- mxguard", head)
+        con.send("7\r")
+        con.expect(r"Type exit to return to the menu\.")
+        state = con.shell("systemctl is-system-running --wait", 1, timeout=BOOT_TIMEOUT)
+        running_secs = time.monotonic() - start
+        failed = con.shell("systemctl --failed --no-legend --plain", 2)
+        facts = con.shell("hostname; systemctl is-active mxguardd ssh; "
+                          "test -s /var/lib/appliance/ssh/authorized_keys && echo keys || echo no-keys; "
+                          "test -s /var/lib/appliance/ssh/ssh_host_ed25519_key && echo host-key; "
+                          "ls /efi | grep -c seed", 3).split()
+        con.send("exit\r")
+        con.expect(r"Choice: ")
+        con.send("1\r")
+        line = r"Engine: (\S+)\s+shards: (\d+)"
+        engine, shards = re.search(line, con.expect(line)).groups()
+        con.expect(r"Choice: ")
+        self.assertEqual((state, failed), ("running", ""))
+        self.assertEqual(facts, ["mxguard", "active", "active", "no-keys", "host-key", "0"])
+        self.assertEqual(engine, "active")
+        # SSH answers but lets no one in: there is no operator key.
+        p = subprocess.run(app.ssh_args() + ["true"], capture_output=True, text=True, timeout=120)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("Permission denied (publickey)", p.stderr)
+        with socket.create_connection(("127.0.0.1", app.smtp_port), timeout=120) as s:
+            banner = s.recv(512).decode()
+        self.assertRegex(banner, r"^220 mxguard ")
+        phase("no seed: menu on the serial line %.1f min after power-on, system %s at %.1f min, hostname mxguard, "
+              "engine %s (%s shards), banner %r, SSH host keys made, no operator key: SSH refuses the test key" %
+              (menu_secs / 60, state, running_secs / 60, engine, shards, banner.strip()))
+        con.close()
+        app.stop()
 
     @staticmethod
     def engine_log(app):
