@@ -2,8 +2,10 @@
 """The appliance image end to end: build it from scratch, boot it under
 qemu-system-x86_64 (software emulation, OVMF) with user-mode networking
 forwarding loopback ports to the guest's 25 and 22, and check what the
-appliance issue asks; then build a second image, update the running
-appliance to it and check that it boots from the other slot with its state;
+appliance issue asks; cut its power (SIGKILL of qemu) right after messages
+were acknowledged and check that none is lost; then build a second image,
+update the running appliance to it and check that it boots from the other
+slot with its state;
 drive the console menu on the serial line; grow the disk and check that the
 data partition follows; update to slots that fail their trial boot (an engine
 that cannot start, a root that does not verify, an initramfs that does not
@@ -314,8 +316,8 @@ class SerialConsole:
 class Sink:
     """Postfix's smtp-sink on host loopback, one file per received message."""
 
-    def __init__(self):
-        self.dir = os.path.join(WORK, "sink")
+    def __init__(self, name="sink"):
+        self.dir = os.path.join(WORK, name)
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o1777)
@@ -461,6 +463,7 @@ class ImageTest(unittest.TestCase):
         self.assertIn("appliance-test@sender.example", got[0])
         phase("message delivered to the host sink through the appliance")
 
+        self.check_power_cut(app)
         self.check_rules_push(app)
         self.check_watchdog_restart(app)
 
@@ -521,6 +524,161 @@ class ImageTest(unittest.TestCase):
         app.stop()
 
         self.check_unseeded_boot(image_a)
+
+    POWER_CUT_DOMAIN = "power-cut.example"
+
+    def check_power_cut(self, app):
+        """A 250 after DATA means the message is on the disk: a power cut
+        (SIGKILL of qemu: whatever the guest had not written to its virtual
+        disk is gone, its page cache with it) loses no acknowledged message.
+        The domain's backend is a host port where nothing listens, so every
+        accepted message stays queued; after each cut and power-on, `queue
+        list` must hold every acknowledged one; then the backend is pointed
+        at a sink, which must receive them all (duplicates allowed)."""
+        dom = self.POWER_CUT_DOMAIN
+        start = time.monotonic()
+        app.ssh("mxguard domain add %s --customer acme --backend 10.0.2.2:%d --active" % (dom, free_port()))
+        app.ssh("mxguard domain set %s reject_threshold=100 quarantine_threshold=100 greylist_threshold=100" % dom)
+        all_acked = {}
+        # 1: the cut right after the last 250; 2: the cut while the senders still send.
+        for tag, cut_after in (("a", 300), ("b", 150)):
+            acked, begun, cut, errors, secs = self.send_batch(app, tag, 300, 10, cut_after)
+            if cut_after == 300:
+                self.assertEqual(len(acked), 300, "not every message accepted: %s" % errors[:5])
+            self.assertTrue(cut, "qemu was not killed (%d acked): %s" % (len(acked), errors[:5]))
+            gap = cut - max(v[1] for v in acked.values() if v[1] <= cut)
+            late = len([v for v in acked.values() if v[1] > cut])  # 250s the guest sent before the cut, read after it
+            app.proc.wait(timeout=60)
+            boot_start = time.monotonic()
+            app.boot()
+            app.wait_ssh()
+            state, failed = app.wait_running()
+            up = time.monotonic() - boot_start
+            self.assertEqual((state, failed), ("running", ""))
+            for m, v in acked.items():
+                all_acked[m] = v
+            # Every message acknowledged so far, the earlier cut's too.
+            queued = self.power_cut_queue(app)
+            missing = sorted(m for m in all_acked if m not in queued)
+            wrong = sorted(m for m in all_acked if m in queued and
+                           (queued[m]["subject"] != all_acked[m][2] or queued[m]["recipients"] != [all_acked[m][3]]))
+            if missing or wrong:
+                raise AssertionError(
+                    "power cut %s: %d of %d acknowledged messages missing after the power cut: %s; with another "
+                    "envelope: %s; their 250 replies: %s; queue: %d of ours, %d lines\n%s" %
+                    (tag, len(missing), len(all_acked), missing[:20], wrong[:20],
+                     [all_acked[m][0] for m in missing[:5]], len(queued),
+                     len(app.ssh("mxguard queue list --json").splitlines()),
+                     app.ssh("journalctl -b -1 -u mxguardd --no-pager | tail -20; "
+                             "journalctl -b -u mxguardd --no-pager | tail -20", check=False)))
+            extra = len([m for m in queued if m.startswith("power-cut-%s-" % tag)]) - len(acked)
+            example = next(iter(acked.values()))[0] if acked else ""
+            phase("power cut %s (%s): %d sent, %d acked in %.0f s, qemu SIGKILLed %.3f s after the last 250 read "
+                  "before it (%d more 250s read after it); power-on to %s %.1f min; all %d acked so far in the "
+                  "queue (and %d unacked of this batch); 250 reply: %r; %d sessions ended in an error (%s)" %
+                  (tag, "at the last 250" if cut_after == 300 else "at the %dth 250, senders still sending"
+                   % cut_after, begun, len(acked), secs, gap, late, state, up / 60, len(all_acked), extra, example,
+                   len(errors), errors[:1]))
+        # Now a listening backend: every acknowledged message must arrive.
+        deliver_start = time.monotonic()
+        sink = Sink("sink-power-cut")
+        try:
+            app.ssh("mxguard domain set %s backend=10.0.2.2:%d" % (dom, sink.port))
+            deadline = time.monotonic() + 600
+            while True:
+                app.ssh("mxguard queue retry --all --domain %s" % dom, check=False)
+                time.sleep(15)
+                got = {}
+                for text in sink.messages():
+                    m = re.search(r"(?im)^Message-ID: <([^>]+)>", text)
+                    if m:
+                        got[m.group(1)] = got.get(m.group(1), 0) + 1
+                left = self.power_cut_queue(app)
+                if not left and all(m in got for m in all_acked):
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError("power cut: %d of %d acknowledged messages not delivered within 600 s "
+                                         "(%d still queued): %s" %
+                                         (len([m for m in all_acked if m not in got]), len(all_acked), len(left),
+                                          sorted(m for m in all_acked if m not in got)[:20]))
+        finally:
+            sink.stop()
+        files = len(sink.messages())
+        app.ssh("mxguard domain remove %s" % dom)
+        phase("power cut: the backend pointed at a sink: all %d acked messages delivered (%d messages in the sink, "
+              "%d duplicates) in %.1f min; the whole check %.1f min" %
+              (len(all_acked), files, sum(got.values()) - len(got), (time.monotonic() - deliver_start) / 60,
+               (time.monotonic() - start) / 60))
+
+    def send_batch(self, app, tag, n, sessions, cut_after=None, time_limit=300):
+        """Sends up to n messages over concurrent SMTP sessions to a domain
+        whose backend does not answer. Returns (acked: Message-ID -> (250
+        reply, when, subject, recipient), transactions begun, when qemu was
+        killed, errors, seconds). With cut_after the sender thread that reads
+        the cut_after-th 250 SIGKILLs qemu at once (not after the sessions'
+        QUITs: in one run a session took 115 s to end); without it, or if
+        that many never come, this does when the senders are done."""
+        lock = threading.Lock()
+        acked, errors, cut = {}, [], []
+        count = [0]
+        deadline = time.monotonic() + time_limit
+
+        def take():
+            with lock:
+                if count[0] >= n or cut or time.monotonic() > deadline:
+                    return None
+                count[0] += 1
+                return count[0]
+
+        def sender():
+            try:
+                with smtplib.SMTP("127.0.0.1", app.smtp_port, timeout=120) as c:
+                    c.ehlo("client.test")
+                    while True:
+                        i = take()
+                        if i is None:
+                            return
+                        mid = "power-cut-%s-%04d@sender.example" % (tag, i)
+                        subject = "power cut %s %04d" % (tag, i)
+                        rcpt = "u%04d@%s" % (i, self.POWER_CUT_DOMAIN)
+                        body = "".join("line %d of message %s %d\r\n" % (k, tag, i) for k in range(i % 20 + 1))
+                        msg = ("From: Alice <alice@sender.example>\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s>\r\n"
+                               "\r\n%s" % (rcpt, subject, mid, body))
+                        for code, reply in (c.mail("alice@sender.example"), c.rcpt(rcpt)):
+                            if code != 250:
+                                raise AssertionError("%s: %d %r" % (mid, code, reply))
+                        code, reply = c.data(msg)
+                        now = time.monotonic()
+                        if code != 250:
+                            raise AssertionError("%s: DATA %d %r" % (mid, code, reply))
+                        with lock:
+                            acked[mid] = (reply.decode(errors="replace"), now, subject, rcpt)
+                            if cut_after and len(acked) == cut_after and not cut:
+                                app.proc.kill()  # the power cut
+                                cut.append(time.monotonic())
+            except (OSError, smtplib.SMTPException, AssertionError) as e:
+                with lock:
+                    errors.append(repr(e))
+
+        start = time.monotonic()
+        threads = [threading.Thread(target=sender, daemon=True) for _ in range(sessions)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=time_limit + 300)
+        if not cut:
+            app.proc.kill()  # the power cut
+            cut.append(time.monotonic())
+        return acked, count[0], cut[0] if cut else None, errors, time.monotonic() - start
+
+    def power_cut_queue(self, app):
+        """The power-cut test's messages in `mxguard queue list --json`, by Message-ID."""
+        out = {}
+        for line in app.ssh("mxguard queue list --json --domain %s" % self.POWER_CUT_DOMAIN).splitlines():
+            if line.strip():
+                j = json.loads(line)
+                out[j["message_id"].strip().strip("<>")] = j
+        return out
 
     def check_rules_push(self, app):
         """A rule bundle signed on the host with a key the operator made
