@@ -118,6 +118,10 @@ void StorageWriter::post(std::vector<Completion>& completions) {
     for (auto& c : completions) done_.push_back(std::move(c));
   }
   completions.clear();
+  notify();
+}
+
+void StorageWriter::notify() {
   uint64_t one = 1;
   if (::write(notify_fd_, &one, sizeof one) != sizeof one) log::error("spool.notify_failed", "shard={}", shard_);
 }
@@ -189,10 +193,7 @@ void StorageWriter::run() {
     }
     if (batch.empty()) {
       if (!st && !updates) log::error("feed.commit_failed", "shard={} error={}", shard_, log::q(st.error()));
-      if (updates) {
-        uint64_t one = 1;
-        if (::write(notify_fd_, &one, sizeof one) != sizeof one) log::error("spool.notify_failed", "shard={}", shard_);
-      }
+      if (updates) notify();
       continue;  // nothing else waits for a side-only commit
     }
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

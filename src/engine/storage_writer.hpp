@@ -81,6 +81,7 @@ class StorageWriter {
   void maybe_purge();
   // Posts completions to the shard and wakes it.
   void post(std::vector<Completion>& completions);
+  void notify();  // wakes the shard (eventfd)
   // Posts the committed batch waiting for its meta page to reach the disk:
   // ok when a later commit has synced it, else after a sync of its own.
   void harden();

@@ -388,7 +388,7 @@ MDB_txn* ConfigReader::begin() {
 // any other record does not throw the decoded domains away.
 Result<const Domain*> ConfigReader::decoded(std::string_view name, std::string_view bytes) {
   constexpr size_t kMaxCached = 4096;  // then start over; a miss costs one parse
-  if (auto it = domains_.find(std::string(name)); it != domains_.end() && it->second.bytes == bytes)
+  if (auto it = domains_.find(name); it != domains_.end() && it->second.bytes == bytes)
     return &it->second.domain;
   auto d = decode_domain(bytes);
   if (!d) return Error{d.error()};

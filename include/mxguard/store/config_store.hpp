@@ -175,7 +175,12 @@ class ConfigReader {
     std::string bytes;
     Domain domain;
   };
-  std::unordered_map<std::string, CachedDomain> domains_;
+  // Looked up by string_view without building a key (C++20 transparent lookup).
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, CachedDomain, NameHash, std::equal_to<>> domains_;
 };
 
 }  // namespace mxguard::store
