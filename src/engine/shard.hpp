@@ -199,6 +199,9 @@ class Shard final : public smtp::SessionHost {
   std::unique_ptr<scan::Scanner> scanner_;
   uint64_t rules_generation_ = 0;
   std::unique_ptr<dns::AsyncResolver> resolver_;
+  // SPF, DKIM keys, DMARC, DNSBL and HELO run only with a resolver and
+  // scan.network_checks on; the resolver still serves delivery without them.
+  bool network_checks() const { return resolver_ && ctx_.config->scan.network_checks; }
   uint32_t verdict_serial_ = 0;
   std::vector<StorageWriter::Completion> completions_;
   std::string plain_scratch_;

@@ -115,7 +115,7 @@ void Shard::feed_scan(Conn& c) {
   if (!c.scan || c.scan_id != id) {
     refresh_rules();  // a new message starts with the newest rules
     if (!scanner_) return;
-    c.scan = std::make_unique<scan::MessageScan>(*scanner_, scan_options(*ctx_.config, resolver_ != nullptr));
+    c.scan = std::make_unique<scan::MessageScan>(*scanner_, scan_options(*ctx_.config, network_checks()));
     c.scan_id = std::string(id);
     c.scanned = 0;
   }
@@ -137,7 +137,7 @@ void Shard::begin_verdict(uint32_t slot, std::unique_ptr<smtp::FinishedMessage> 
     c.scan.reset();
     c.scanned = 0;
     if (scanner_)
-      c.scan = std::make_unique<scan::MessageScan>(*scanner_, scan_options(*ctx_.config, resolver_ != nullptr));
+      c.scan = std::make_unique<scan::MessageScan>(*scanner_, scan_options(*ctx_.config, network_checks()));
   }
   if (c.scan) {
     if (content.size() > c.scanned) c.scan->feed(content.substr(c.scanned));
@@ -148,7 +148,7 @@ void Shard::begin_verdict(uint32_t slot, std::unique_ptr<smtp::FinishedMessage> 
   c.scanned = 0;
   v->msg = std::move(msg);
   c.verdict = std::move(v);
-  if (resolver_ && c.verdict->scan) start_checks(slot, *c.verdict);
+  if (network_checks() && c.verdict->scan) start_checks(slot, *c.verdict);
   if (c.verdict->outstanding == 0) finish_verdict(slot);
 }
 

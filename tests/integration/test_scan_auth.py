@@ -24,7 +24,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from knot import KNOTD, Knot  # noqa: E402
-from mxg import Daemon  # noqa: E402
+from mxg import Daemon, free_port  # noqa: E402
 
 try:
     import dkim
@@ -217,6 +217,36 @@ class ScanAuthTest(unittest.TestCase):
         # The rest of the message is as sent: our fields first, then the client's.
         self.assertTrue(raw.endswith(b"Hello,\r\n\r\nthe figures are attached.\r\n\r\nAlice\r\n"))
         self.assertIn(b"\r\nFrom: Alice <carol@spf-fail.test>\r\n", raw)
+
+    def test_network_checks_off(self):
+        """scan.network_checks = false: no SPF, DKIM, DMARC, DNSBL or HELO
+        lookups at all, so a message that fails SPF against the same zones is
+        neither marked nor scored for it; and with a DNS server that never
+        answers, no message waits for one (each would otherwise wait for the
+        2 s timeout). The resolver is still there for delivery."""
+        for servers, name in (([self.knot.port], "knotd"), ([free_port()], "a silent server")):
+            d = Daemon(top_extra='[dns]\nservers = ["127.0.0.1:%d"]\ntimeout = "2s"\n[scan]\nnetwork_checks = false\n'
+                       % servers[0])
+            try:
+                d.start()
+                saved, self.d = self.d, d
+                try:
+                    for i in range(3):
+                        start = time.monotonic()
+                        qid = self.send(message("carol@spf-fail.test", "unchecked %d" % i), "carol@spf-fail.test")
+                        took = time.monotonic() - start
+                        self.assertLess(took, 1.5, "%s: message %d took %.2f s" % (name, i, took))
+                        lines, _ = self.stored(qid)
+                        # RFC 8601: "none", no method was applied.
+                        self.assertEqual(self.our_results(lines), ["Authentication-Results: %s; none" % HOST], lines)
+                        reasons = self.reasons(qid)
+                        self.assertFalse([r for r in reasons if r.startswith(("SPF_", "DKIM_", "DMARC_", "HELO_"))],
+                                         reasons)
+                finally:
+                    self.d = saved
+            finally:
+                d.stop()
+                d.cleanup()
 
 
 if __name__ == "__main__":
