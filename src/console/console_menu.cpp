@@ -259,6 +259,11 @@ class Menu {
     if (*a == "a") {
       auto key = ask("Public key line (ssh-ed25519 AAAA... comment)");
       if (!key || key->empty()) return;
+      for (const auto& k : keys)
+        if (k == *key) {
+          fmt::print("That key is there already; nothing changed.\n");
+          return;
+        }
       std::string tmp = std::string(kAuthorizedKeys) + ".check";
       if (!write_file(tmp, *key + "\n", 0600)) return;
       Child check = run({"ssh-keygen", "-l", "-f", tmp}, true);
@@ -270,8 +275,15 @@ class Menu {
       keys.push_back(*key);
     } else if (*a == "r") {
       auto n = ask("Number of the key to remove");
-      size_t i = n ? static_cast<size_t>(std::atoi(n->c_str())) : 0;
-      if (i < 1 || i > keys.size()) return;
+      if (!n || n->empty()) return;
+      // Digits only: atoi("2x") would quietly remove key 2.
+      size_t i = n->find_first_not_of("0123456789") == std::string::npos && n->size() < 6
+                     ? static_cast<size_t>(std::stoul(*n))
+                     : 0;
+      if (i < 1 || i > keys.size()) {
+        fmt::print("No key {}; nothing changed.\n", *n);
+        return;
+      }
       if (keys.size() == 1 && !confirm("This is the last key; SSH logins will be impossible. Remove it?")) return;
       keys.erase(keys.begin() + static_cast<long>(i - 1));
     } else {

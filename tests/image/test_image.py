@@ -6,18 +6,24 @@ appliance issue asks; cut its power (SIGKILL of qemu) right after messages
 were acknowledged and check that none is lost; then build a second image,
 update the running appliance to it and check that it boots from the other
 slot with its state;
-drive the console menu on the serial line; grow the disk and check that the
-data partition follows; update to slots that fail their trial boot (an engine
-that cannot start, a root that does not verify, an initramfs that does not
-unpack) and check that each falls back to the previous slot; and boot a
-pristine image with no seed.
+drive the console menu on the serial line, its listings and its actions
+that change something (a domain, an operator SSH key, a rule bundle); grow
+the disk and check that the data partition follows; update to slots that
+fail their trial boot (an engine that cannot start, a root that does not
+verify, a root damaged where no boot reads it, an initramfs that does not
+unpack, a hang in the initramfs that the hardware watchdog resets, a hang in
+userspace that the trial deadline reboots) and check that each falls back to
+the previous slot; and boot a pristine image with no seed.
 
 Run as root: python3 tests/image/test_image.py, or meson test --suite image
 (as another user it exits 77, meson's "skipped").
 Environment: MXGUARD_IMAGE_WORK (work dir, default /var/tmp/mxguard-image-test),
 MXGUARD_IMAGE_BUILD (meson build dir with --prefix=/usr, default build-image),
 MXGUARD_BOOT_TIMEOUT (seconds per boot, default 1500), MXGUARD_IMAGE_FRESH=0 (image A
-from the cached bootstrapped tree instead of a new debootstrap).
+from the cached bootstrapped tree instead of a new debootstrap), MXGUARD_IMAGE_PHASES
+(for development only: a comma-separated list of the optional phases to run, out of
+%s; default all; building A, the first boot and its checks, the update to B and the
+plain reboot always run).
 Takes long (see appliance-image/README.md); prints the time of each phase.
 """
 import json
@@ -27,6 +33,7 @@ import shutil
 import smtplib
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -42,6 +49,18 @@ OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 HOSTNAME = "mx-test.example.net"
 DOMAIN = "appliance-test.example"
 T0 = time.monotonic()
+OPTIONAL_PHASES = ("power-cut", "rules", "watchdog", "menu", "menu-actions", "growth", "trial-engine",
+                   "trial-verity", "trial-verity-late", "trial-initrd", "trial-hang-initramfs",
+                   "trial-hang-userspace", "noseed")
+PHASES = set(p.strip() for p in os.environ.get("MXGUARD_IMAGE_PHASES", ",".join(OPTIONAL_PHASES)).split(","))
+__doc__ %= ", ".join(OPTIONAL_PHASES)
+
+
+def wanted(name):
+    assert name in OPTIONAL_PHASES, name
+    if name not in PHASES:
+        phase("SKIPPED (MXGUARD_IMAGE_PHASES): %s" % name)
+    return name in PHASES
 
 
 def phase(msg):
@@ -127,6 +146,11 @@ class Appliance:
                "-netdev", "user,id=n0," + fwd, "-device", "virtio-net-pci,netdev=n0",
                "-chardev", "socket,id=ser0,path=%s,server=on,wait=off,logfile=%s" % (self.serial_sock, self.serial),
                "-serial", "chardev:ser0", "-display", "none", "-vga", "std", "-monitor", "none",
+               # The hardware watchdog the initramfs arms and systemd keeps;
+               # its reset, like any reset here, stops qemu (-no-reboot). The
+               # ICH9's own TCO watchdog stays disabled (qemu 7.2's default,
+               # pinned), so i6300esb is always watchdog0.
+               "-device", "i6300esb", "-action", "watchdog=reset", "-global", "ICH9-LPC.noreboot=true",
                "-no-reboot"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
 
@@ -368,6 +392,15 @@ class ImageTest(unittest.TestCase):
                          .split(), ["active", "active"])
         phase("console menu on ttyS0 and tty1")
 
+        # The hardware watchdog: armed in the initramfs, then kept by systemd.
+        self.assertIn("MxGuard: hardware watchdog armed (i6300ESB", app.serial_text(app.boots))
+        self.assertEqual(app.ssh("cat /sys/class/watchdog/watchdog0/identity /sys/class/watchdog/watchdog0/state")
+                         .split(), ["i6300ESB", "timer", "active"])
+        self.assertEqual(app.ssh("systemctl show -p RuntimeWatchdogUSec -p RebootWatchdogUSec --value").split(),
+                         ["1min", "5min"])
+        phase("hardware watchdog: %s; systemd keeps it (RuntimeWatchdogSec 1min, RebootWatchdogSec 5min)" %
+              re.search(r"MxGuard: hardware watchdog armed \([^)]*\)", app.serial_text(app.boots)).group(0))
+
         # SMTP banner on the forwarded port 25, with the seeded hostname.
         with socket.create_connection(("127.0.0.1", app.smtp_port), timeout=120) as s:
             banner = s.recv(512).decode()
@@ -463,9 +496,12 @@ class ImageTest(unittest.TestCase):
         self.assertIn("appliance-test@sender.example", got[0])
         phase("message delivered to the host sink through the appliance")
 
-        self.check_power_cut(app)
-        self.check_rules_push(app)
-        self.check_watchdog_restart(app)
+        if wanted("power-cut"):
+            self.check_power_cut(app)
+        if wanted("rules"):
+            self.check_rules_push(app)
+        if wanted("watchdog"):
+            self.check_watchdog_restart(app)
 
         # Update to a second image: the inactive slot, a trial boot, the state kept.
         secs = build_image(image_b, "1.0-test-b", False)
@@ -494,7 +530,10 @@ class ImageTest(unittest.TestCase):
                 break
             time.sleep(5)
         self.assertIn("default=mxguard-b.conf", status)
-        phase("slot b committed as the default; domain %s still there" % DOMAIN)
+        # Before the commit the whole slot was read back through dm-verity.
+        readback = app.ssh("journalctl -b -o cat --no-pager -u mxguard-slot-commit | grep 'read back through'")
+        self.assertRegex(readback, r"slot: all \d+ MiB of slot b read back through dm-verity in \d+ s")
+        phase("slot b committed as the default (%s); domain %s still there" % (readback.strip(), DOMAIN))
 
         # The commit is on the disk, not only in the ESP's page cache: an
         # ordinary reboot (no one-shot entry now) comes back on slot b.
@@ -511,19 +550,38 @@ class ImageTest(unittest.TestCase):
         phase("plain reboot: slot b again, system %s %.1f min after the reboot" %
               (state, (time.monotonic() - reboot_start) / 60))
 
-        self.check_console_menu(app, sink)
-        self.check_data_growth(app)
+        if wanted("menu"):
+            self.check_console_menu(app, sink)
+        if wanted("menu-actions"):
+            self.check_console_menu_actions(app, sink)
+        if wanted("growth"):
+            self.check_data_growth(app)
 
         # Trial boots that fail: each must come back on slot b, the default.
-        image_c = os.path.join(WORK, "c.raw")
-        secs = build_image(image_c, "1.0-test-c", False, {"MXGUARD_IMAGE_TEST_BROKEN_ENGINE": "1"})
-        phase("image c (test only: an engine that cannot start) built in %.1f min" % (secs / 60))
-        self.check_failed_trial_engine(app, image_c)
-        self.check_failed_trial_verity(app, image_a)
-        self.check_failed_trial_initrd(app, image_a)
+        if wanted("trial-engine"):
+            image_c = os.path.join(WORK, "c.raw")
+            secs = build_image(image_c, "1.0-test-c", False, {"MXGUARD_IMAGE_TEST_BROKEN_ENGINE": "1"})
+            phase("image c (test only: an engine that cannot start) built in %.1f min" % (secs / 60))
+            self.check_failed_trial_engine(app, image_c)
+        if wanted("trial-verity"):
+            self.check_failed_trial_verity(app, image_a)
+        if wanted("trial-verity-late"):
+            self.check_failed_trial_verity_late(app, image_a)
+        if wanted("trial-initrd"):
+            self.check_failed_trial_initrd(app, image_a)
+        hang_initramfs, hang_userspace = wanted("trial-hang-initramfs"), wanted("trial-hang-userspace")
+        if hang_initramfs or hang_userspace:
+            image_d = os.path.join(WORK, "d.raw")
+            secs = build_image(image_d, "1.0-test-d", False, {"MXGUARD_IMAGE_TEST_HANG": "1"})
+            phase("image d (test only: hangs when its boot entry says so) built in %.1f min" % (secs / 60))
+            if hang_initramfs:
+                self.check_failed_trial_hang_initramfs(app, image_d)
+            if hang_userspace:
+                self.check_failed_trial_hang_userspace(app, image_d)
         app.stop()
 
-        self.check_unseeded_boot(image_a)
+        if wanted("noseed"):
+            self.check_unseeded_boot(image_a)
 
     POWER_CUT_DOMAIN = "power-cut.example"
 
@@ -686,21 +744,7 @@ class ImageTest(unittest.TestCase):
         becomes active in the engine; then `rules rollback` restores the
         factory bundle."""
         start = time.monotonic()
-        d = os.path.join(WORK, "rules-push")
-        shutil.rmtree(d, ignore_errors=True)
-        os.makedirs(d)
-        mxguard = os.path.join(MXBUILD, "src/console/mxguard")
-        key, bundle, rules = os.path.join(d, "signing.key"), os.path.join(d, "test.bundle"), os.path.join(d, "rules")
-        out = subprocess.run([mxguard, "rules", "keygen", "-o", key], cwd=d, capture_output=True, text=True,
-                             check=True).stdout
-        pub = out.strip().splitlines()[-1].split()[-1]
-        shutil.copytree(os.path.join(REPO, "rules"), rules)
-        with open(os.path.join(rules, "99-image-test.rules"), "w") as f:
-            f.write("rule IMAGE_TEST_PUSHED\n  description only in the bundle the image test pushes\n"
-                    "  score 0.1\n  target subject\n  pattern /imagetestpush/i\n")
-        subprocess.run([mxguard, "rules", "build", rules, "-o", bundle, "--key", key, "--name", "image-test"],
-                       cwd=d, capture_output=True, text=True, check=True)
-        app.ssh("mxguard rules trust image-test %s" % pub)
+        bundle = self.make_test_bundle(app)
         with open(bundle, "rb") as f:
             p = subprocess.run(app.ssh_args() + ["mxguard rules push -"], stdin=f, capture_output=True, timeout=300)
         self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace"))
@@ -729,6 +773,30 @@ class ImageTest(unittest.TestCase):
         phase("rules: bundle %d (image-test, signed by a key trusted over SSH) pushed over SSH from stdin and "
               "active in the engine in %.1f s; rollback to bundle %d active in %.1f s" %
               (seq, pushed, back[0], time.monotonic() - start - pushed))
+
+    def make_test_bundle(self, app):
+        """Makes (once) a signing key and a bundle of the shipped rules/ plus
+        one test rule on the host, and trusts the key on the appliance over
+        SSH, as an operator would; returns the bundle's path."""
+        if getattr(self, "_bundle", None):
+            return self._bundle
+        d = os.path.join(WORK, "rules-push")
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        mxguard = os.path.join(MXBUILD, "src/console/mxguard")
+        key, bundle, rules = os.path.join(d, "signing.key"), os.path.join(d, "test.bundle"), os.path.join(d, "rules")
+        out = subprocess.run([mxguard, "rules", "keygen", "-o", key], cwd=d, capture_output=True, text=True,
+                             check=True).stdout
+        pub = out.strip().splitlines()[-1].split()[-1]
+        shutil.copytree(os.path.join(REPO, "rules"), rules)
+        with open(os.path.join(rules, "99-image-test.rules"), "w") as f:
+            f.write("rule IMAGE_TEST_PUSHED\n  description only in the bundle the image test pushes\n"
+                    "  score 0.1\n  target subject\n  pattern /imagetestpush/i\n")
+        subprocess.run([mxguard, "rules", "build", rules, "-o", bundle, "--key", key, "--name", "image-test"],
+                       cwd=d, capture_output=True, text=True, check=True)
+        app.ssh("mxguard rules trust image-test %s" % pub)
+        self._bundle = bundle
+        return bundle
 
     def check_watchdog_restart(self, app):
         """One shard thread stopped: its loop stops ticking, the engine stops
@@ -885,6 +953,127 @@ class ImageTest(unittest.TestCase):
               (engine, shards, queue, DOMAIN, " ".join(feed.strip().splitlines()[-1].split()), before, after,
                (time.monotonic() - start) / 60))
 
+    def check_console_menu_actions(self, app, sink):
+        """The menu's actions that change something, typed on the serial line:
+        a domain added and removed (seen over SSH with `mxguard domain list`);
+        a second operator SSH key added (it can log in) and removed (it
+        cannot), a line that is not a key refused; a rule bundle pushed from
+        a file and rolled back. Each returns to the menu."""
+        start = time.monotonic()
+        con = app.console()
+        self.addCleanup(con.close)
+        con.menu()
+
+        def domains():
+            return app.ssh("mxguard domain list")
+
+        # A domain added from the menu, then removed; a bad name changes nothing.
+        dom = "menu-added.example"
+        self.assertNotIn(dom, domains())
+        for name in (dom, "not a domain!"):
+            con.send("3\r")
+            con.expect(r"a\) add  r\) remove  \(Enter to return\): ")
+            con.send("a\r")
+            con.expect(r"Domain: ")
+            con.send(name + "\r")
+            con.expect(r"Customer: ")
+            con.send("acme\r")
+            con.expect(r"Backend host\[:port\]: ")
+            con.send("10.0.2.2:%d\r" % sink.port)
+            out = con.expect(r"Choice: ", timeout=180)
+        self.assertIn(dom, domains())
+        self.assertNotIn("not a domain!", domains())
+        # The command's one line on what is wrong (after the echo of the backend typed).
+        refused_domain = next((l.strip() for l in out.replace("\r", "").splitlines()
+                               if l.strip() and "10.0.2.2" not in l), "")
+        con.send("3\r")
+        con.expect(r"\(Enter to return\): ")
+        con.send("r\r")
+        con.expect(r"Domain to remove: ")
+        con.send(dom + "\r")
+        con.expect(r"\[y/N\]: ")
+        con.send("y\r")
+        con.expect(r"Choice: ", timeout=180)
+        self.assertNotIn(dom, domains())
+        self.assertIn(DOMAIN, domains())
+
+        # A second operator key: added from the menu it logs in; removed, it no longer does.
+        key2 = os.path.join(WORK, "operator_key2")
+        if not os.path.exists(key2):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "operator2@test", "-f", key2],
+                           check=True)
+        with open(key2 + ".pub") as f:
+            pub2 = f.read().strip()
+        args2 = [a if a != app.key else key2 for a in app.ssh_args()]
+
+        def login2():
+            return subprocess.run(args2 + ["hostname"], capture_output=True, text=True, timeout=120)
+        p = login2()
+        self.assertNotEqual(p.returncode, 0)
+        for line, reply in (("ssh-ed25519 AAAAnot-a-key operator3@test", r"Not a valid public key; nothing changed\."),
+                            (pub2, r"Operator keys saved\.")):
+            con.send("5\r")
+            con.expect(r"a\) add a key  r\) remove a key  \(Enter to return\): ")
+            con.send("a\r")
+            con.expect(r"comment\): ")
+            con.send(line + "\r")
+            con.expect(reply)
+            con.expect(r"Choice: ")
+        p = login2()
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, HOSTNAME), p.stderr)
+        ktype, blob, comment = pub2.split()[:3]
+        con.send("5\r")
+        out = con.expect(r"\(Enter to return\): ")
+        self.assertRegex(out, r"2\) %s %s\.\.\. ?%s" % (ktype, re.escape(blob[:16]), re.escape(comment)))
+        con.send("r\r")
+        con.expect(r"Number of the key to remove: ")
+        con.send("2\r")
+        con.expect(r"Operator keys saved\.")
+        con.expect(r"Choice: ")
+        p = login2()
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("Permission denied (publickey)", p.stderr)
+        self.assertEqual(app.ssh("hostname").strip(), HOSTNAME)  # the seeded key still works
+        self.assertEqual(app.ssh("grep -c . /var/lib/appliance/ssh/authorized_keys").strip(), "1")
+
+        # Rule bundles: one pushed from a file copied over SSH, then rolled back.
+        bundle = self.make_test_bundle(app)
+        with open(bundle, "rb") as f:
+            subprocess.run(app.ssh_args() + ["cat >/tmp/menu.bundle && chmod 644 /tmp/menu.bundle"], stdin=f,
+                           check=True, capture_output=True, timeout=300)
+
+        def bundles():
+            listed = [json.loads(x) for x in app.ssh("mxguard rules list --json").splitlines() if x.strip()]
+            return listed, [b for b in listed if b.get("active")]
+        listed, _ = bundles()
+        con.send("6\r")
+        con.expect(r"p\) push a bundle file  b\) roll back  \(Enter to return\): ")
+        con.send("p\r")
+        con.expect(r"rules\.bundle\): ")
+        con.send("/tmp/menu.bundle\r")
+        pushed_line = re.search(r"Bundle \d+ \([^\r\n]*is now active\.", con.expect(r"is now active\.", timeout=300))
+        con.expect(r"Choice: ")
+        after, active = bundles()
+        seq = max(b["bundle"] for b in after)
+        self.assertEqual([(b["bundle"], b["name"]) for b in active], [(seq, "image-test")], after)
+        self.assertEqual(len(after), len(listed) + 1)
+        con.send("6\r")
+        con.expect(r"\(Enter to return\): ")
+        con.send("b\r")
+        con.expect(r"\[y/N\]: ")
+        con.send("y\r")
+        con.expect(r"Choice: ", timeout=300)
+        _, active = bundles()
+        # "The bundle before the active one", by number.
+        self.assertEqual([b["bundle"] for b in active], [max(b["bundle"] for b in after if b["bundle"] < seq)])
+        app.ssh("rm -f /tmp/menu.bundle")
+        con.close()
+        phase("console menu actions over the serial line: domain %s added and removed (a bad name refused: %r); "
+              "a second SSH key added (it logged in) and removed (refused), a bad key refused; bundle pushed from a "
+              "file (%s) and rolled back to bundle %d; %.1f min" %
+              (dom, refused_domain, pushed_line.group(0) if pushed_line else "?", active[0]["bundle"],
+               (time.monotonic() - start) / 60))
+
     def check_data_growth(self, app):
         """The disk grows while the appliance is off: at the next boot the data
         partition is grown to the new end of the disk and /var's file system
@@ -927,7 +1116,8 @@ class ImageTest(unittest.TestCase):
         self.assertLess(part1 - fs1, 4 << 20)
         self.assertGreaterEqual(df1 - df0, grow - (64 << 20))
         self.assertIn(DOMAIN, app.ssh("mxguard domain list"))
-        self.assertIn("image-test", app.ssh("mxguard rules list"))
+        if getattr(self, "_bundle", None):
+            self.assertIn("image-test", app.ssh("mxguard rules list"))
 
     def failed_trial(self, app, image, damage=None, trial_timeout=900):
         """Updates the appliance from image (damage(slot), when given, breaks the
@@ -971,6 +1161,8 @@ class ImageTest(unittest.TestCase):
         self.assertIn("slot=%s default=mxguard-%s.conf booted=mxguard-%s.conf" % (cur, cur, cur),
                       app.ssh("/usr/lib/mxguard/appliance/slot status"))
         self.assertEqual(app.ssh("systemctl is-active mxguardd").strip(), "active")
+        # A boot of the default slot has no deadline (it would reboot-loop).
+        self.assertEqual(app.ssh("systemctl is-active mxguard-slot-deadline", check=False).strip(), "inactive")
         self.assertIn(DOMAIN, app.ssh("mxguard domain list"))
         # systemd-boot's menu on the serial line highlights the entry it boots:
         # the trial's one-shot entry, then the default again.
@@ -1023,6 +1215,96 @@ class ImageTest(unittest.TestCase):
               "update in %.1f min; trial panicked in the initramfs and rebooted in %.1f min; back on slot %s, %s, "
               "default unchanged, running, domain kept, %.1f min after power-on" %
               (new, how["verify"], upd / 60, trial / 60, cur, version, back / 60))
+
+    def damage_late_block(self, app, image, slot, how):
+        """Overwrites one 4 KiB block of the slot just installed that no boot
+        reads: 256 KiB before squashfs's inode table, i.e. in the last file
+        data of the root as built, which is /var's (mksquashfs lays files out
+        in directory order, and /var sorts last); the root's /var is hidden
+        under the data partition. veritysetup verify must then fail."""
+        with open(image, "rb") as f:
+            f.seek(partition_offset(image, "root-a"))
+            sb = f.read(96)
+        self.assertEqual(sb[:4], b"hsqs")
+        inode_table = struct.unpack_from("<Q", sb, 64)[0]
+        block = (inode_table - (256 << 10)) // 4096
+        part = "/dev/disk/by-partlabel/root-%s" % slot
+        t = time.monotonic()
+        app.ssh("head -c 4096 /dev/urandom | dd of=%s bs=4096 seek=%d conv=fsync status=none" % (part, block))
+        roothash = app.ssh("sed -n 's/.*mxguard\\.roothash=\\([0-9a-f]*\\).*/\\1/p' "
+                           "/efi/loader/entries/mxguard-%s.conf" % slot).strip()
+        self.assertRegex(roothash, r"^[0-9a-f]{64}$")
+        out = app.ssh("veritysetup verify %s %s-verity %s 2>&1; echo rc=$?" % (part, part, roothash))
+        self.assertNotIn("rc=0", out)
+        how["block"] = "block %d of %d (byte %d; the inode table at %d)" % (block, inode_table // 4096, block * 4096,
+                                                                         inode_table)
+        how["verify"] = "%s (%.0f s)" % (out.strip().splitlines()[0], time.monotonic() - t)
+
+    def check_failed_trial_verity_late(self, app, image):
+        """A good update whose slot is then damaged in a block that the boot
+        never reads: the initramfs's check (the superblock) passes and the
+        system comes up, but `slot commit` reads the whole root through
+        dm-verity before keeping the trial, gets an I/O error, says so on the
+        console and reboots."""
+        how = {}
+        new, cur, version, serial, (upd, trial, back) = self.failed_trial(
+            app, image, lambda slot: self.damage_late_block(app, image, slot, how), 900)
+        self.assertIn("MxGuard: slot %s verified" % new, serial)
+        m = re.search(r"slot: trial boot of mxguard-%s\.conf is running, but slot %s does not read back through "
+                      r"dm-verity \([^\r\n]*Input/output error; after (\d+) s\); back to mxguard-%s\.conf" %
+                      (new, new, cur), serial)
+        self.assertTrue(m, "no read-back failure from slot commit on the trial's serial log")
+        phase("failed trial (slot %s damaged at %s after install, a block no boot reads; veritysetup verify then: %s): "
+              "update in %.1f min; the trial booted (initramfs check passed) and slot commit's full read failed "
+              "after %s s: %r; rebooted %.1f min after power-on; back on slot %s, %s, default unchanged, running, "
+              "domain kept, %.1f min after power-on" %
+              (new, how["block"], how["verify"], upd / 60, m.group(1), m.group(0), trial / 60, cur, version,
+               back / 60))
+
+    @staticmethod
+    def hang_entry(app, slot, where):
+        """Adds mxguard.test_hang=WHERE to the slot's boot entry (image d only
+        acts on it)."""
+        entry = "/efi/loader/entries/mxguard-%s.conf" % slot
+        app.ssh("sed -i '/^options /s/$/ mxguard.test_hang=%s/' %s && sync -f %s" % (where, entry, entry))
+        assert "mxguard.test_hang=%s" % where in app.ssh("grep ^options %s" % entry)
+
+    def check_failed_trial_hang_initramfs(self, app, image):
+        """A trial boot that hangs in the initramfs, after the hardware
+        watchdog was armed and before systemd: no panic, nothing in userspace;
+        the watchdog (i6300esb, 180 s) resets the machine, and the boot loader
+        falls back. Image d, test only (MXGUARD_IMAGE_TEST_HANG=1)."""
+        new, cur, version, serial, (upd, trial, back) = self.failed_trial(
+            app, image, lambda slot: self.hang_entry(app, slot, "initramfs"), 900)
+        self.assertIn("MxGuard: hardware watchdog armed (i6300ESB", serial)
+        self.assertIn("MxGuard TEST: hanging in the initramfs", serial)
+        self.assertNotIn("Kernel panic", serial)
+        self.assertNotIn("slot: trial boot", serial)
+        self.assertGreater(trial, 180, "the trial ended before the watchdog's 180 s")
+        self.assertIn("1.0-test-d", app.ssh("cat /efi/%s/version" % new))
+        phase("failed trial (hang in the initramfs, image d): update in %.1f min; trial reset by the hardware "
+              "watchdog %.1f min after power-on (no panic, no userspace); back on slot %s, %s, default unchanged, "
+              "running, domain kept, %.1f min after power-on" % (upd / 60, trial / 60, cur, version, back / 60))
+
+    def check_failed_trial_hang_userspace(self, app, image):
+        """A trial boot whose userspace never finishes starting (a unit that
+        multi-user.target waits for forever, so `slot commit` never runs):
+        systemd keeps the hardware watchdog fed, and mxguard-slot-deadline
+        reboots it after its deadline (240 s in image d, 600 s shipped)."""
+        new, cur, version, serial, (upd, trial, back) = self.failed_trial(
+            app, image, lambda slot: self.hang_entry(app, slot, "userspace"), 900)
+        self.assertIn("MxGuard TEST: hanging the boot", serial)
+        pattern = (r"slot: trial boot of mxguard-%s\.conf was not kept within 240 s \(system \w+\); back to "
+                   r"mxguard-%s\.conf" % (new, cur))
+        m = re.search(pattern, serial)
+        self.assertTrue(m, "no deadline reboot on the trial's serial log")
+        line = m.group(0)
+        self.assertNotIn("Kernel panic", serial)
+        journal = app.ssh("journalctl -m -o cat --no-pager -u mxguard-slot-deadline | grep 'was not kept' | tail -n 1")
+        self.assertRegex(journal, pattern)
+        phase("failed trial (userspace hang, image d): update in %.1f min; trial rebooted by mxguard-slot-deadline "
+              "%.1f min after power-on (%r); back on slot %s, %s, default unchanged, running, domain kept, "
+              "%.1f min after power-on" % (upd / 60, trial / 60, line, cur, version, back / 60))
 
     def check_failed_trial_initrd(self, app, image):
         """A good update whose initramfs on the ESP is then overwritten: the
