@@ -286,18 +286,15 @@ int run_rollback(const Context& ctx) {
   if (!store) return runtime_error(store.error());
   auto before = (*store)->active_bundle();
   if (!before) return runtime_error(before.error());
-  auto records = (*store)->bundles();
-  if (!records) return runtime_error(records.error());
   // Check the bundle we would go back to still loads before switching.
-  std::optional<uint64_t> target;
-  for (const auto& r : *records)
-    if (*before && r.seq < **before) target = r.seq;
-  if (!target) return usage_error("there is no older bundle to roll back to");
-  if (auto loaded = scan::load_bundle(**store, *target); !loaded)
+  auto target = (*store)->rollback_target();
+  if (!target) return runtime_error(target.error());
+  if (!*target) return usage_error("there is no earlier bundle to roll back to");
+  if (auto loaded = scan::load_bundle(**store, **target); !loaded)
     return runtime_error(fmt::format("cannot roll back: {}", loaded.error()));
   auto now = (*store)->rollback_bundle();
   if (!now) return runtime_error(now.error());
-  if (!*now) return usage_error("there is no older bundle to roll back to");
+  if (!*now) return usage_error("there is no earlier bundle to roll back to");
   if (auto st = audit(**store, ctx.principal, "rules.rollback", std::to_string(**now), {{"bundle", **before}},
                       {{"bundle", **now}});
       !st)
@@ -365,7 +362,7 @@ void add_rules_commands(CLI::App& root, Commands& out) {
     out.push_back({cmd, [o](const Context& ctx) { return run_list(ctx, *o); }});
   }
   {
-    CLI::App* cmd = group->add_subcommand("rollback", "Make the bundle before the active one active again");
+    CLI::App* cmd = group->add_subcommand("rollback", "Make the bundle that was active before this one active again");
     out.push_back({cmd, [](const Context& ctx) { return run_rollback(ctx); }});
   }
 }

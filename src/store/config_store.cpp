@@ -503,6 +503,11 @@ namespace {
 
 constexpr uint8_t kBundleRecordVersion = 1;
 constexpr std::string_view kActiveBundleKey = "active_bundle";
+// The bundles that were active before the current one, most recent last (8
+// bytes each): a rollback goes back one activation, not to whatever bundle
+// happens to have the next lower number.
+constexpr std::string_view kBundleHistoryKey = "bundle_history";
+constexpr size_t kBundleHistoryMax = 64;
 constexpr std::string_view kTrustedKeyPrefix = "trusted_key:";
 
 // Bundle keys are big-endian sequence numbers, so a cursor walks them in order.
@@ -540,6 +545,53 @@ std::optional<uint64_t> active_in(const Txn& txn, MDB_dbi settings) {
   return key_seq(**v);
 }
 
+std::vector<uint64_t> history_in(const Txn& txn, MDB_dbi settings) {
+  std::vector<uint64_t> out;
+  auto v = txn.get(settings, kBundleHistoryKey);
+  if (!v || !*v) return out;
+  std::string_view h = **v;
+  for (size_t i = 0; i + 8 <= h.size(); i += 8) out.push_back(key_seq(h.substr(i, 8)));
+  return out;
+}
+
+Status put_history(Txn& txn, MDB_dbi settings, const std::vector<uint64_t>& history) {
+  std::string v;
+  size_t from = history.size() > kBundleHistoryMax ? history.size() - kBundleHistoryMax : 0;
+  for (size_t i = from; i < history.size(); ++i) v += seq_key(history[i]);
+  return txn.put(settings, kBundleHistoryKey, v);
+}
+
+// What a rollback goes back to, and the history left after it: the most
+// recent earlier activation whose bundle is still stored (the active one
+// itself is skipped: push, rollback, rollback must not stay put). A store
+// with no history (made before it was kept) goes to the newest older bundle.
+struct RollbackPlan {
+  std::optional<uint64_t> target;
+  std::vector<uint64_t> history;
+};
+
+RollbackPlan plan_rollback(const Txn& txn, MDB_dbi bundles, MDB_dbi settings) {
+  RollbackPlan plan;
+  auto active = active_in(txn, settings);
+  if (!active) return plan;
+  plan.history = history_in(txn, settings);
+  while (!plan.history.empty()) {
+    uint64_t seq = plan.history.back();
+    plan.history.pop_back();
+    auto stored = txn.get(bundles, seq_key(seq));
+    if (seq != *active && stored && *stored) {
+      plan.target = seq;
+      return plan;
+    }
+  }
+  Cursor cur(txn, bundles);
+  for (bool ok = cur.seek(""); ok; ok = cur.next()) {
+    uint64_t seq = key_seq(cur.key());
+    if (seq < *active) plan.target = seq;
+  }
+  return plan;
+}
+
 }  // namespace
 
 Result<uint64_t> ConfigStore::add_bundle(std::string_view file, std::string_view meta, size_t keep) {
@@ -558,6 +610,11 @@ Result<uint64_t> ConfigStore::add_bundle(std::string_view file, std::string_view
   value.append(meta);
   value.append(file);
   if (auto st = txn->put(dbis_.bundles, seq_key(seq), value); !st) return Error{st.error()};
+  if (auto was = active_in(*txn, dbis_.settings)) {
+    auto history = history_in(*txn, dbis_.settings);
+    history.push_back(*was);
+    if (auto st = put_history(*txn, dbis_.settings, history); !st) return Error{st.error()};
+  }
   if (auto st = txn->put(dbis_.settings, kActiveBundleKey, seq_key(seq)); !st) return Error{st.error()};
   // The new one is active; drop the oldest beyond `keep`.
   existing.push_back(seq);
@@ -601,23 +658,21 @@ Result<std::optional<uint64_t>> ConfigStore::active_bundle() const {
   return active_in(*txn, dbis_.settings);
 }
 
+Result<std::optional<uint64_t>> ConfigStore::rollback_target() const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  return plan_rollback(*txn, dbis_.bundles, dbis_.settings).target;
+}
+
 Result<std::optional<uint64_t>> ConfigStore::rollback_bundle() {
   auto txn = Txn::begin(env_, false);
   if (!txn) return Error{txn.error()};
-  auto active = active_in(*txn, dbis_.settings);
-  if (!active) return std::optional<uint64_t>{};
-  std::optional<uint64_t> previous;
-  {
-    Cursor cur(*txn, dbis_.bundles);
-    for (bool ok = cur.seek(""); ok; ok = cur.next()) {
-      uint64_t seq = key_seq(cur.key());
-      if (seq < *active) previous = seq;
-    }
-  }
-  if (!previous) return std::optional<uint64_t>{};
-  if (auto st = txn->put(dbis_.settings, kActiveBundleKey, seq_key(*previous)); !st) return Error{st.error()};
+  RollbackPlan plan = plan_rollback(*txn, dbis_.bundles, dbis_.settings);
+  if (!plan.target) return std::optional<uint64_t>{};
+  if (auto st = txn->put(dbis_.settings, kActiveBundleKey, seq_key(*plan.target)); !st) return Error{st.error()};
+  if (auto st = put_history(*txn, dbis_.settings, plan.history); !st) return Error{st.error()};
   if (auto st = txn->commit(); !st) return Error{st.error()};
-  return previous;
+  return plan.target;
 }
 
 Result<bool> ConfigStore::add_trusted_key(std::string_view name, std::string_view key) {

@@ -631,3 +631,47 @@ TEST_CASE("store: update_domain changes the current record in one transaction, o
   CHECK_FALSE(missing->has_value());
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("store: a rollback goes back one activation, not to the next lower number") {
+  using namespace mxguard::store;
+  char tmpl[] = "/tmp/mxg-bundles-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto cs = ConfigStore::open(dir);
+  REQUIRE(cs.ok());
+  ConfigStore& s = **cs;
+  auto active = [&] { return **s.active_bundle(); };
+  auto rollback = [&]() -> std::optional<uint64_t> {
+    auto target = s.rollback_target();
+    REQUIRE(target.ok());
+    auto done = s.rollback_bundle();
+    REQUIRE(done.ok());
+    CHECK(*done == *target);  // the console checks the bundle it names before switching
+    return *done;
+  };
+  CHECK_FALSE(rollback().has_value());  // nothing stored
+  REQUIRE(*s.add_bundle("factory", "{}") == 1);
+  CHECK_FALSE(rollback().has_value());  // nothing before the first
+  REQUIRE(*s.add_bundle("two", "{}") == 2);
+  CHECK(rollback() == 1u);
+  CHECK(active() == 1u);
+  // Bundle 2 was rolled back: after 3, a rollback returns to 1, which was
+  // active before 3, not to 2.
+  REQUIRE(*s.add_bundle("three", "{}") == 3);
+  CHECK(*s.rollback_target() == 1u);
+  CHECK(rollback() == 1u);
+  CHECK_FALSE(rollback().has_value());
+  // Two pushes undo one at a time.
+  REQUIRE(*s.add_bundle("four", "{}") == 4);
+  REQUIRE(*s.add_bundle("five", "{}") == 5);
+  CHECK(rollback() == 4u);
+  CHECK(rollback() == 1u);
+  CHECK(active() == 1u);
+  // Pruned bundles are skipped: with room for two, pushing 6 and 7 drops
+  // 1 to 5 (the history still names 1 and 4), so 7 goes back to 6 and no further.
+  REQUIRE(*s.add_bundle("six", "{}", 2) == 6);
+  REQUIRE(*s.add_bundle("seven", "{}", 2) == 7);
+  CHECK(rollback() == 6u);
+  CHECK_FALSE(rollback().has_value());
+  CHECK(active() == 6u);
+  std::filesystem::remove_all(dir);
+}

@@ -126,8 +126,11 @@ class ConfigStore {
   Result<std::vector<BundleRecord>> bundles() const;
   Result<std::optional<std::string>> bundle_file(uint64_t seq) const;
   Result<std::optional<uint64_t>> active_bundle() const;
-  // Makes the newest bundle older than the active one active; returns it,
-  // nullopt when there is none.
+  // Makes the bundle that was active before the active one active again
+  // (one step back through the pushes and rollbacks; the pruned are
+  // skipped); returns it, nullopt when there is none. rollback_target says
+  // which bundle that would be, without changing anything.
+  Result<std::optional<uint64_t>> rollback_target() const;
   Result<std::optional<uint64_t>> rollback_bundle();
 
   // Public keys (base64 Ed25519) trusted to sign rule bundles, by name.
