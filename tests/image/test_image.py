@@ -21,8 +21,9 @@ Environment: MXGUARD_IMAGE_WORK (work dir, default /var/tmp/mxguard-image-test),
 MXGUARD_IMAGE_BUILD (meson build dir with --prefix=/usr, default build-image),
 MXGUARD_BOOT_TIMEOUT (seconds per boot, default 1500), MXGUARD_IMAGE_FRESH=0 (image A
 from the cached bootstrapped tree instead of a new debootstrap), MXGUARD_IMAGE_PHASES
-(for development only: a comma-separated list of the optional phases to run, out of
-%s; default all; building A, the first boot and its checks, the update to B and the
+(a comma-separated list of the optional phases to run, out of
+%s; default all; empty: none, the image's contract only, as .ci/run does with
+MXGUARD_IMAGE_TEST=1; building A, the first boot and its checks, the update to B and the
 plain reboot always run).
 Takes long (see appliance-image/README.md); prints the time of each phase.
 """
