@@ -545,10 +545,11 @@ std::optional<uint64_t> active_in(const Txn& txn, MDB_dbi settings) {
   return key_seq(**v);
 }
 
-std::vector<uint64_t> history_in(const Txn& txn, MDB_dbi settings) {
-  std::vector<uint64_t> out;
+// nullopt: the store has never kept a history (made before it was kept).
+std::optional<std::vector<uint64_t>> history_in(const Txn& txn, MDB_dbi settings) {
   auto v = txn.get(settings, kBundleHistoryKey);
-  if (!v || !*v) return out;
+  if (!v || !*v) return std::nullopt;
+  std::vector<uint64_t> out;
   std::string_view h = **v;
   for (size_t i = 0; i + 8 <= h.size(); i += 8) out.push_back(key_seq(h.substr(i, 8)));
   return out;
@@ -563,8 +564,9 @@ Status put_history(Txn& txn, MDB_dbi settings, const std::vector<uint64_t>& hist
 
 // What a rollback goes back to, and the history left after it: the most
 // recent earlier activation whose bundle is still stored (the active one
-// itself is skipped: push, rollback, rollback must not stay put). A store
-// with no history (made before it was kept) goes to the newest older bundle.
+// itself is skipped: push, rollback, rollback must not stay put). Only a
+// store with no history at all (made before it was kept) goes to the newest
+// older bundle; a used-up history means there is nothing to go back to.
 struct RollbackPlan {
   std::optional<uint64_t> target;
   std::vector<uint64_t> history;
@@ -574,15 +576,19 @@ RollbackPlan plan_rollback(const Txn& txn, MDB_dbi bundles, MDB_dbi settings) {
   RollbackPlan plan;
   auto active = active_in(txn, settings);
   if (!active) return plan;
-  plan.history = history_in(txn, settings);
-  while (!plan.history.empty()) {
-    uint64_t seq = plan.history.back();
-    plan.history.pop_back();
-    auto stored = txn.get(bundles, seq_key(seq));
-    if (seq != *active && stored && *stored) {
-      plan.target = seq;
-      return plan;
+  auto history = history_in(txn, settings);
+  if (history) {
+    plan.history = std::move(*history);
+    while (!plan.history.empty()) {
+      uint64_t seq = plan.history.back();
+      plan.history.pop_back();
+      auto stored = txn.get(bundles, seq_key(seq));
+      if (seq != *active && stored && *stored) {
+        plan.target = seq;
+        return plan;
+      }
     }
+    return plan;
   }
   Cursor cur(txn, bundles);
   for (bool ok = cur.seek(""); ok; ok = cur.next()) {
@@ -611,7 +617,7 @@ Result<uint64_t> ConfigStore::add_bundle(std::string_view file, std::string_view
   value.append(file);
   if (auto st = txn->put(dbis_.bundles, seq_key(seq), value); !st) return Error{st.error()};
   if (auto was = active_in(*txn, dbis_.settings)) {
-    auto history = history_in(*txn, dbis_.settings);
+    auto history = history_in(*txn, dbis_.settings).value_or(std::vector<uint64_t>{});
     history.push_back(*was);
     if (auto st = put_history(*txn, dbis_.settings, history); !st) return Error{st.error()};
   }

@@ -673,5 +673,14 @@ TEST_CASE("store: a rollback goes back one activation, not to the next lower num
   CHECK(rollback() == 6u);
   CHECK_FALSE(rollback().has_value());
   CHECK(active() == 6u);
+  // A used-up history is not a missing one: 8 is pushed and rolled back,
+  // then 9 pushed with room for three (6 is pruned). 9 was pushed over 6,
+  // which is gone, so there is nothing to go back to -- not 8, stored and
+  // older, but rolled back already.
+  REQUIRE(*s.add_bundle("eight", "{}") == 8);
+  CHECK(rollback() == 6u);
+  REQUIRE(*s.add_bundle("nine", "{}", 3) == 9);
+  CHECK_FALSE(rollback().has_value());
+  CHECK(active() == 9u);
   std::filesystem::remove_all(dir);
 }
