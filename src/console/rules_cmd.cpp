@@ -78,14 +78,16 @@ std::string short_digest(const std::string& d) { return d.substr(0, 12); }
 
 struct BuildOptions {
   std::string dir, out, key, name;
+  std::string cpu = "portable";
   bool factory = false;
+  scan::Platform platform() const { return cpu == "native" ? scan::Platform::kHost : scan::Platform::kPortable; }
 };
 
 // The unsigned factory bundle, built with the binaries from the installed
 // rules, so a new state dir loads it instead of compiling at start-up.
 int run_build_factory(const BuildOptions& o) {
   size_t rules = 0;
-  auto file = scan::build_bundle_file(o.dir, "factory", nullptr, &rules);
+  auto file = scan::build_bundle_file(o.dir, "factory", nullptr, &rules, o.platform());
   if (!file) return usage_error(file.error());
   if (auto st = replace_file(o.out, *file); !st) return runtime_error(st.error());
   fmt::print("Built the factory bundle {} with {}.\n", o.out, count_of(rules, "rule", "rules"));
@@ -101,7 +103,7 @@ int run_build(const Context&, const BuildOptions& o) {
   if (!key) return usage_error(fmt::format("{}: {}", o.key, key.error()));
   size_t rules = 0;
   std::string name = o.name.empty() ? "rules" : o.name;
-  auto file = scan::build_bundle_file(o.dir, name, &*key, &rules);
+  auto file = scan::build_bundle_file(o.dir, name, &*key, &rules, o.platform());
   if (!file) return usage_error(file.error());
   if (auto st = replace_file(o.out, *file); !st) return runtime_error(st.error());
   scan::BundleInfo info;
@@ -315,6 +317,10 @@ void add_rules_commands(CLI::App& root, Commands& out) {
     CLI::Option* key = cmd->add_option("--key", o->key, "Secret signing key file (mxguard rules keygen)");
     cmd->add_flag("--factory", o->factory, "Build the unsigned factory bundle (done by the build)")->excludes(key);
     cmd->add_option("--name", o->name, "Name shown by rules list (default: rules)");
+    cmd->add_option("--cpu", o->cpu,
+                    "CPU to compile for: portable (any x86-64, the default) or native (this machine's features; "
+                    "an appliance without them compiles the bundle again at each load)")
+        ->check(CLI::IsMember({"portable", "native"}));
     out.push_back({cmd, [o](const Context& ctx) { return run_build(ctx, *o); }});
   }
   {

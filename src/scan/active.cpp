@@ -86,11 +86,11 @@ Result<ActiveRules> load_bundle(const store::ConfigStore& store, uint64_t seq) {
 }
 
 Result<std::string> build_bundle_file(const std::string& dir, const std::string& name, const SigningKey* key,
-                                      size_t* rule_count) {
+                                      size_t* rule_count, Platform platform) {
   auto set = load_rules_dir(dir);
   if (!set) return Error{set.error()};
   size_t n = set->rules.size();
-  auto compiled = CompiledRules::compile(std::move(*set));
+  auto compiled = CompiledRules::compile(std::move(*set), platform);
   if (!compiled) return Error{compiled.error()};
   if (rule_count) *rule_count = n;
   std::string body = (*compiled)->serialize(name, now_ms());

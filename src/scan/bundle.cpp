@@ -190,7 +190,13 @@ Status CompiledRules::build_indexes() {
   return {};
 }
 
-Result<std::shared_ptr<const CompiledRules>> CompiledRules::compile(RuleSet rules) {
+Result<std::shared_ptr<const CompiledRules>> CompiledRules::compile(RuleSet rules, Platform platform) {
+  // Portable: the lowest target Hyperscan has (SSSE3), tuned for no family.
+  // Null: the compiling machine's own features and tuning.
+  hs_platform_info_t portable{};
+  portable.tune = HS_TUNE_FAMILY_GENERIC;
+  portable.cpu_features = 0;
+  const hs_platform_info_t* target = platform == Platform::kPortable ? &portable : nullptr;
   std::shared_ptr<CompiledRules> out(new CompiledRules());
   std::vector<CompileGroup> groups;
   for (uint32_t i = 0; i < rules.rules.size(); ++i) {
@@ -216,7 +222,7 @@ Result<std::shared_ptr<const CompiledRules>> CompiledRules::compile(RuleSet rule
     unsigned mode = is_stream_target(g.target) ? HS_MODE_STREAM : HS_MODE_BLOCK;
     hs_database_t* db = nullptr;
     hs_compile_error_t* err = nullptr;
-    if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()), mode, nullptr,
+    if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()), mode, target,
                          &db, &err) != HS_SUCCESS) {
       std::string msg;
       if (err && err->expression >= 0 && static_cast<size_t>(err->expression) < g.rules.size()) {

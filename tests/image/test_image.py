@@ -13,7 +13,8 @@ fail their trial boot (an engine that cannot start, a root that does not
 verify, a root damaged where no boot reads it, an initramfs that does not
 unpack, a hang in the initramfs that the hardware watchdog resets, a hang in
 userspace that the trial deadline reboots) and check that each falls back to
-the previous slot; and boot a pristine image with no seed.
+the previous slot; hang PID 1 and check that the hardware watchdog resets
+the box; and boot a pristine image with no seed.
 
 Run as root: python3 tests/image/test_image.py, or meson test --suite image
 (as another user it exits 77, meson's "skipped").
@@ -50,7 +51,7 @@ OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 HOSTNAME = "mx-test.example.net"
 DOMAIN = "appliance-test.example"
 T0 = time.monotonic()
-OPTIONAL_PHASES = ("power-cut", "rules", "watchdog", "menu", "menu-actions", "growth", "trial-engine",
+OPTIONAL_PHASES = ("power-cut", "rules", "watchdog", "menu", "menu-actions", "growth", "hung-pid1", "trial-engine",
                    "trial-verity", "trial-verity-late", "trial-initrd", "trial-hang-initramfs",
                    "trial-hang-userspace", "noseed")
 PHASES = set(p.strip() for p in os.environ.get("MXGUARD_IMAGE_PHASES", ",".join(OPTIONAL_PHASES)).split(","))
@@ -557,6 +558,8 @@ class ImageTest(unittest.TestCase):
             self.check_console_menu_actions(app, sink)
         if wanted("growth"):
             self.check_data_growth(app)
+        if wanted("hung-pid1"):
+            self.check_hung_pid1(app)
 
         # Trial boots that fail: each must come back on slot b, the default.
         if wanted("trial-engine"):
@@ -1075,6 +1078,43 @@ class ImageTest(unittest.TestCase):
               "file (%s) and rolled back to bundle %d; %.1f min" %
               (dom, refused_domain, pushed_line.group(0) if pushed_line else "?", active[0]["bundle"],
                (time.monotonic() - start) / 60))
+
+    def check_hung_pid1(self, app):
+        """PID 1 hangs: its cgroup (init.scope) is frozen, so systemd neither
+        runs nor pings the hardware watchdog it keeps (RuntimeWatchdogSec=60s).
+        The watchdog must reset the box (with -no-reboot, qemu exits), with no
+        shutdown on the way: the kernel never prints its "reboot: Restarting
+        system"; and the box must come back by itself on the default slot,
+        running, its state kept."""
+        hung_boot, boot_nr = app.boot_id(), app.boots
+        # The boot before this one ended with a reboot asked for: the kernel said so on the serial line.
+        self.assertIn("reboot: Restarting system", app.serial_text(boot_nr - 1))
+        start = time.monotonic()
+        # One command: after the freeze a new SSH login may wait for logind, which waits for PID 1.
+        events = app.ssh("echo 1 >/sys/fs/cgroup/init.scope/cgroup.freeze; sleep 2; "
+                         "cat /sys/fs/cgroup/init.scope/cgroup.events", timeout=120)
+        self.assertIn("frozen 1", events)
+        app.wait_off(timeout=600)
+        reset_after = time.monotonic() - start
+        serial = app.serial_text(boot_nr)
+        self.assertNotIn("reboot: Restarting system", serial)
+        self.assertNotIn("reboot: Power down", serial)
+        # A hang is no reset: longer than systemd's pings can leave out (half of 60 s) ...
+        self.assertGreater(reset_after, 30)
+        power_on = time.monotonic()
+        app.wait_ssh(not_boot=hung_boot)
+        state, failed = app.wait_running()
+        self.assertEqual((state, failed), ("running", ""))
+        self.assertIn("mxguard.slot=b", app.ssh("cat /proc/cmdline"))
+        self.assertIn("default=mxguard-b.conf", app.ssh("/usr/lib/mxguard/appliance/slot status"))
+        self.assertIn(DOMAIN, app.ssh("mxguard domain list"))
+        # The hung boot's journal (kept on the data partition) ends without a shutdown.
+        last = app.ssh("journalctl -b -1 -o cat --no-pager | tail -n 200")
+        for word in ("Reached target reboot.target", "Reached target System Reboot", "Shutting down."):
+            self.assertNotIn(word, last)
+        phase("hung PID 1 (init.scope frozen): reset by the hardware watchdog %.0f s later, no shutdown "
+              "(no 'reboot: Restarting system'); back on slot b, running, domain kept, %.1f min after power-on" %
+              (reset_after, (time.monotonic() - power_on) / 60))
 
     def check_data_growth(self, app):
         """The disk grows while the appliance is off: at the next boot the data

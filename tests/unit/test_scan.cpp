@@ -2,6 +2,7 @@
 // (compile, serialise, sign, verify), verdicts, header hygiene and archive
 // members seen by the scanner.
 #include <doctest.h>
+#include <hs.h>
 
 #include <algorithm>
 #include <string>
@@ -145,6 +146,46 @@ TEST_CASE("bundle: compile errors name the rule") {
   compiled = CompiledRules::compile(std::move(*set));
   REQUIRE_FALSE(compiled.ok());
   CHECK(compiled.error().starts_with("b.rules:1: rule EMPTY: pattern does not compile: "));
+}
+
+namespace {
+
+// What Hyperscan says a database was compiled for ("... Features: AVX2 Mode: BLOCK").
+std::string db_features(const hs_database* db) {
+  char* info = nullptr;
+  REQUIRE(hs_database_info(db, &info) == HS_SUCCESS);
+  std::string s(info);
+  free(info);
+  auto at = s.find("Features:");
+  REQUIRE(at != std::string::npos);
+  return s.substr(at, s.find("Mode:") - at);
+}
+
+}  // namespace
+
+TEST_CASE("bundle: portable databases use no AVX2 or AVX-512; host ones use what this CPU has") {
+  auto compile = [](Platform p) {
+    auto set = link_rules(*parse_rules(kGood, "t.rules"));
+    REQUIRE(set.ok());
+    auto c = CompiledRules::compile(std::move(*set), p);
+    REQUIRE(c.ok());
+    return *c;
+  };
+  auto portable = compile(Platform::kPortable);
+  for (const auto& d : portable->databases()) {
+    CHECK(db_features(d.db).find("AVX") == std::string::npos);
+  }
+  auto host = compile(Platform::kHost);
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2")) {
+    // "AVX2", "AVX512" or "AVX512VBMI": the most this CPU has.
+    for (const auto& d : host->databases()) CHECK(db_features(d.db).find("AVX") != std::string::npos);
+  }
+  // A portable body loads back as it is (no compile) and finds what the rules find.
+  auto loaded = CompiledRules::deserialize(portable->serialize("p", 1));
+  REQUIRE(loaded.ok());
+  REQUIRE((*loaded)->databases().size() == portable->databases().size());
+  for (const auto& d : (*loaded)->databases()) CHECK(db_features(d.db).find("AVX") == std::string::npos);
 }
 
 TEST_CASE("bundle: serialise, sign, verify and load back") {

@@ -39,8 +39,9 @@ Result<ActiveRules> load_bundle(const store::ConfigStore& store, uint64_t seq);
 // compiled from `rules_dir`, stored and made active first.
 Result<ActiveRules> load_active(store::ConfigStore& store, const std::string& rules_dir);
 
-// Compiles a rules directory into a bundle file (signed when `key` is given).
+// Compiles a rules directory into a bundle file (signed when `key` is given),
+// for any x86-64 unless `platform` says this machine's CPU.
 Result<std::string> build_bundle_file(const std::string& dir, const std::string& name, const SigningKey* key,
-                                      size_t* rule_count = nullptr);
+                                      size_t* rule_count = nullptr, Platform platform = Platform::kPortable);
 
 }  // namespace mxguard::scan

@@ -25,6 +25,15 @@ struct TargetDb {
   size_t patterns = 0;
 };
 
+// The CPU a bundle's databases are compiled for. A bundle is built once and
+// loaded on other machines (the build host's factory bundle in an image, an
+// operator's workstation pushing to appliances), so by default it is built
+// for any x86-64 that Hyperscan runs on (kPortable: generic tuning, no AVX2
+// or AVX-512 paths). kHost uses every feature of the machine compiling; such
+// databases are refused by a CPU without them and must then be compiled
+// again there, at each load.
+enum class Platform { kPortable, kHost };
+
 // Compiled rules, immutable once built; shards share them through shared_ptr
 // and keep their own scratch.
 class CompiledRules {
@@ -34,7 +43,7 @@ class CompiledRules {
   CompiledRules& operator=(const CompiledRules&) = delete;
 
   // Compiles every pattern; an error names the file, line and rule.
-  static Result<std::shared_ptr<const CompiledRules>> compile(RuleSet rules);
+  static Result<std::shared_ptr<const CompiledRules>> compile(RuleSet rules, Platform platform = Platform::kHost);
 
   const RuleSet& rules() const { return rules_; }
   const std::vector<TargetDb>& databases() const { return dbs_; }
