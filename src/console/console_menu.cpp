@@ -24,6 +24,7 @@
 #include <fmt/format.h>
 
 #include "console.hpp"
+#include "validate.hpp"
 
 namespace mxguard::console {
 
@@ -217,15 +218,16 @@ class Menu {
     std::string conf = "# Written by the MxGuard console menu.\n[Match]\nType=ether\n\n[Network]\n";
     if (*a == "s") {
       auto addr = ask("Address/prefix (e.g. 192.0.2.10/24)");
+      if (!addr || addr->empty()) return;
       auto gw = ask("Gateway");
       auto dns = ask("DNS servers (space-separated)");
-      if (!addr || addr->empty() || addr->find('/') == std::string::npos) {
-        fmt::print("An address with a prefix length is needed.\n");
+      // Checked before anything is written: a bad line would cut the box off its network.
+      auto lines = static_network_lines(*addr, gw ? *gw : "", dns ? *dns : "");
+      if (!lines) {
+        fmt::print("Not saved: {}.\n", lines.error());
         return;
       }
-      conf += "Address=" + *addr + "\n";
-      if (gw && !gw->empty()) conf += "Gateway=" + *gw + "\n";
-      if (dns && !dns->empty()) conf += "DNS=" + *dns + "\n";
+      conf += *lines;
     } else if (*a == "d") {
       conf += "DHCP=yes\n\n[DHCPv4]\nClientIdentifier=mac\n";
     } else {

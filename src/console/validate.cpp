@@ -2,6 +2,9 @@
 #include "validate.hpp"
 
 #include <arpa/inet.h>
+
+#include <vector>
+
 #include <fmt/format.h>
 
 #include "mxguard/core/config.hpp"
@@ -121,6 +124,57 @@ bool numeric_tld(std::string_view name) {
   for (char c : tld)
     if (c < '0' || c > '9') return false;
   return true;
+}
+
+namespace {
+
+// 4 or 6 when `text` is an IPv4 or IPv6 address, else 0.
+int ip_family(const std::string& text) {
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, text.c_str(), buf) == 1) return 4;
+  if (inet_pton(AF_INET6, text.c_str(), buf) == 1) return 6;
+  return 0;
+}
+
+}  // namespace
+
+Result<std::string> static_network_lines(std::string_view address, std::string_view gateway,
+                                         std::string_view dns) {
+  auto slash = address.find('/');
+  if (slash == std::string_view::npos)
+    return Error{fmt::format("address '{}' needs a prefix length (e.g. 192.0.2.10/24)", printable(address))};
+  std::string ip(address.substr(0, slash));
+  int family = ip_family(ip);
+  if (family == 0) return Error{fmt::format("address '{}' is not an IPv4 or IPv6 address", printable(ip))};
+  auto prefix = parse_u64(address.substr(slash + 1));
+  unsigned max_prefix = family == 4 ? 32 : 128;
+  if (!prefix || *prefix == 0 || *prefix > max_prefix)
+    return Error{fmt::format("prefix length '{}' is not a number from 1 to {}", printable(address.substr(slash + 1)),
+                             max_prefix)};
+  std::string out = fmt::format("Address={}/{}\n", ip, *prefix);
+  if (!gateway.empty()) {
+    std::string gw(gateway);
+    int gw_family = ip_family(gw);
+    if (gw_family == 0) return Error{fmt::format("gateway '{}' is not an IP address", printable(gw))};
+    if (gw_family != family)
+      return Error{fmt::format("gateway {} is IPv{}, the address IPv{}", gw, gw_family, family)};
+    out += fmt::format("Gateway={}\n", gw);
+  }
+  std::vector<std::string> servers;
+  size_t i = 0;
+  while (i < dns.size()) {
+    while (i < dns.size() && dns[i] == ' ') ++i;
+    size_t j = dns.find(' ', i);
+    if (j == std::string_view::npos) j = dns.size();
+    if (j > i) servers.emplace_back(dns.substr(i, j - i));
+    i = j;
+  }
+  if (servers.size() > 3) return Error{fmt::format("{} DNS servers given; at most 3", servers.size())};
+  for (const auto& d : servers) {
+    if (ip_family(d) == 0) return Error{fmt::format("DNS server '{}' is not an IP address", printable(d))};
+    out += fmt::format("DNS={}\n", d);
+  }
+  return out;
 }
 
 }  // namespace mxguard::console

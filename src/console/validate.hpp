@@ -34,6 +34,14 @@ Status check_auth_user(std::string_view user);
 // A spool message id: what shard_of_message_id understands, in a safe alphabet.
 Status check_message_id(std::string_view id);
 
+// The [Network] lines of a static address for systemd-networkd, from the
+// console menu's answers: "ADDRESS/PREFIX" (IPv4 1..32 or IPv6 1..128), an
+// optional gateway of the same family, and optional DNS servers (IP
+// addresses, space-separated, at most 3). Checked before anything is
+// written: a typo here would cut the appliance off its network.
+Result<std::string> static_network_lines(std::string_view address, std::string_view gateway,
+                                         std::string_view dns);
+
 // True when the last label is all digits: no TLD is, so such a "name" is
 // really a mistyped IP address (RFC 3696 section 2).
 bool numeric_tld(std::string_view name);

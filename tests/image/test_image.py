@@ -23,8 +23,8 @@ MXGUARD_IMAGE_BUILD (meson build dir with --prefix=/usr, default build-image),
 MXGUARD_BOOT_TIMEOUT (seconds per boot, default 1500), MXGUARD_IMAGE_FRESH=0 (image A
 from the cached bootstrapped tree instead of a new debootstrap), MXGUARD_IMAGE_PHASES
 (a comma-separated list of the optional phases to run, out of
-%s; default all; empty: none, the image's contract only, as .ci/run does with
-MXGUARD_IMAGE_TEST=1; building A, the first boot and its checks, the update to B and the
+%s; default all; empty: none, the image's contract only, as .ci/run does
+unless MXGUARD_IMAGE_TEST=0 or full; building A, the first boot and its checks, the update to B and the
 plain reboot always run).
 Takes long (see appliance-image/README.md); prints the time of each phase.
 """
@@ -636,11 +636,12 @@ class ImageTest(unittest.TestCase):
             extra = len([m for m in queued if m.startswith("power-cut-%s-" % tag)]) - len(acked)
             example = next(iter(acked.values()))[0] if acked else ""
             phase("power cut %s (%s): %d sent, %d acked in %.0f s, qemu SIGKILLed %.3f s after the last 250 read "
-                  "before it (%d more 250s read after it); power-on to %s %.1f min; all %d acked so far in the "
-                  "queue (and %d unacked of this batch); 250 reply: %r; %d sessions ended in an error (%s)" %
+                  "before it (%d more 250s read after it), the last sender done %.0f s after the start; power-on "
+                  "to %s %.1f min; all %d acked so far in the queue (and %d unacked of this batch); 250 reply: %r; "
+                  "%d sessions ended in an error (%s)" %
                   (tag, "at the last 250" if cut_after == 300 else "at the %dth 250, senders still sending"
-                   % cut_after, begun, len(acked), secs, gap, late, state, up / 60, len(all_acked), extra, example,
-                   len(errors), errors[:1]))
+                   % cut_after, begun, len(acked), secs[0], gap, late, secs[1], state, up / 60, len(all_acked),
+                   extra, example, len(errors), sorted(set(errors))))
         # Now a listening backend: every acknowledged message must arrive.
         deliver_start = time.monotonic()
         sink = Sink("sink-power-cut")
@@ -676,7 +677,7 @@ class ImageTest(unittest.TestCase):
         """Sends up to n messages over concurrent SMTP sessions to a domain
         whose backend does not answer. Returns (acked: Message-ID -> (250
         reply, when, subject, recipient), transactions begun, when qemu was
-        killed, errors, seconds). With cut_after the sender thread that reads
+        killed, errors, (seconds to the cut, seconds until the last sender ended)). With cut_after the sender thread that reads
         the cut_after-th 250 SIGKILLs qemu at once (not after the sessions'
         QUITs: in one run a session took 115 s to end); without it, or if
         that many never come, this does when the senders are done."""
@@ -731,7 +732,8 @@ class ImageTest(unittest.TestCase):
         if not cut:
             app.proc.kill()  # the power cut
             cut.append(time.monotonic())
-        return acked, count[0], cut[0] if cut else None, errors, time.monotonic() - start
+        # Seconds from the start to the cut, and to the end of the last sender.
+        return acked, count[0], cut[0] if cut else None, errors, (cut[0] - start, time.monotonic() - start)
 
     def power_cut_queue(self, app):
         """The power-cut test's messages in `mxguard queue list --json`, by Message-ID."""

@@ -1,5 +1,6 @@
 // Onboarding input rules: a table of domain names as operators type them,
-// the high-value blocklist, and the verification token format.
+// the high-value blocklist, the verification token format, and the console
+// menu's static network settings.
 #include <doctest.h>
 
 #include <optional>
@@ -10,6 +11,7 @@
 #include "blocklist.hpp"
 #include "onboarding.hpp"
 #include "token.hpp"
+#include "validate.hpp"
 
 using namespace mxguard::console;
 
@@ -125,4 +127,33 @@ TEST_CASE("onboarding: verification tokens are mxg- and 32 base62 characters, al
     seen.insert(*t);
   }
   CHECK(seen.size() == 200);
+}
+
+TEST_CASE("console menu: a static address is checked before anything is written") {
+  using mxguard::console::static_network_lines;
+  auto ok = static_network_lines("192.0.2.10/24", "192.0.2.1", " 192.0.2.53  2001:db8::53 ");
+  REQUIRE(ok.ok());
+  CHECK(*ok == "Address=192.0.2.10/24\nGateway=192.0.2.1\nDNS=192.0.2.53\nDNS=2001:db8::53\n");
+  CHECK(*static_network_lines("2001:db8::10/64", "", "") == "Address=2001:db8::10/64\n");
+  CHECK(*static_network_lines("10.0.2.15/24", "10.0.2.2", "10.0.2.3") ==
+        "Address=10.0.2.15/24\nGateway=10.0.2.2\nDNS=10.0.2.3\n");
+
+  auto err = [](std::string_view a, std::string_view g, std::string_view d) {
+    auto r = static_network_lines(a, g, d);
+    REQUIRE_FALSE(r.ok());
+    return r.error();
+  };
+  CHECK(err("192.0.2.10", "", "") == "address '192.0.2.10' needs a prefix length (e.g. 192.0.2.10/24)");
+  CHECK(err("192.0.2.300/24", "", "") == "address '192.0.2.300' is not an IPv4 or IPv6 address");
+  CHECK(err("mx.example/24", "", "") == "address 'mx.example' is not an IPv4 or IPv6 address");
+  CHECK(err("192.0.2.10/33", "", "") == "prefix length '33' is not a number from 1 to 32");
+  CHECK(err("192.0.2.10/0", "", "") == "prefix length '0' is not a number from 1 to 32");
+  CHECK(err("2001:db8::1/129", "", "") == "prefix length '129' is not a number from 1 to 128");
+  CHECK(err("192.0.2.10/24x", "", "") == "prefix length '24x' is not a number from 1 to 32");
+  CHECK(err("192.0.2.10/24", "gw.example", "") == "gateway 'gw.example' is not an IP address");
+  CHECK(err("192.0.2.10/24", "2001:db8::1", "") == "gateway 2001:db8::1 is IPv6, the address IPv4");
+  // A line break or '=' cannot smuggle another setting into the file.
+  CHECK(err("192.0.2.10/24", "192.0.2.1\nDHCP=yes", "") == "gateway '192.0.2.1\\x0aDHCP=yes' is not an IP address");
+  CHECK(err("192.0.2.10/24", "", "192.0.2.53 DHCP=yes") == "DNS server 'DHCP=yes' is not an IP address");
+  CHECK(err("192.0.2.10/24", "", "1.1.1.1 8.8.8.8 9.9.9.9 192.0.2.53") == "4 DNS servers given; at most 3");
 }
