@@ -129,12 +129,7 @@ bool numeric_tld(std::string_view name) {
 namespace {
 
 // 4 or 6 when `text` is an IPv4 or IPv6 address, else 0.
-int ip_family(const std::string& text) {
-  unsigned char buf[16];
-  if (inet_pton(AF_INET, text.c_str(), buf) == 1) return 4;
-  if (inet_pton(AF_INET6, text.c_str(), buf) == 1) return 6;
-  return 0;
-}
+int ip_family(const std::string& text) { return is_ipv4(text) ? 4 : is_ipv6(text) ? 6 : 0; }
 
 }  // namespace
 
