@@ -82,6 +82,10 @@ state_dir = "$MXG_DIR/state"
 listen = ["127.0.0.1:$MXG_PORT"]
 shards = $MXG_SHARDS
 max_connections_per_ip = $MXG_MAX_PER_IP
+# One loopback client is the whole load: the per-client rates (on by default,
+# off in Postfix's defaults) would measure the limit, not the engine.
+max_connection_rate = 0
+max_message_rate = 0
 EOF
     [ -z "$MXG_EXTRA_TOML" ] || printf '%b\n' "$MXG_EXTRA_TOML" >>"$mxg_cfg"
     # shellcheck disable=SC2086  # the option lists are meant to be split

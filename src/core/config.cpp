@@ -187,7 +187,9 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
                   {"listen", "shards", "max_message_size", "max_line_length", "max_recipients",
                    "max_errors", "max_junk_commands", "max_connections_per_ip",
                    "max_connections", "greeting_delay", "command_timeout", "data_timeout",
-                   "session_timeout", "shutdown_timeout", "commit_delay", "pin_shards"});
+                   "session_timeout", "shutdown_timeout", "commit_delay", "pin_shards",
+                   "max_connection_rate", "max_message_rate", "ipv6_prefix", "min_data_rate",
+                   "data_rate_window"});
     if (auto n = t->get("listen")) {
       s.listen.clear();
       for (const auto& spec : r.strings(*n, "smtp.listen")) {
@@ -214,6 +216,15 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
           static_cast<unsigned>(r.integer(*n, "smtp.max_connections_per_ip", 1, 1'000'000));
     if (auto n = t->get("max_connections"))
       s.max_connections = static_cast<unsigned>(r.integer(*n, "smtp.max_connections", 1, 4'000'000));
+    if (auto n = t->get("max_connection_rate"))
+      s.max_connection_rate = static_cast<unsigned>(r.integer(*n, "smtp.max_connection_rate", 0, 10'000'000));
+    if (auto n = t->get("max_message_rate"))
+      s.max_message_rate = static_cast<unsigned>(r.integer(*n, "smtp.max_message_rate", 0, 10'000'000));
+    if (auto n = t->get("ipv6_prefix"))
+      s.ipv6_prefix = static_cast<unsigned>(r.integer(*n, "smtp.ipv6_prefix", 16, 128));
+    if (auto n = t->get("min_data_rate"))
+      s.min_data_rate = static_cast<unsigned>(r.integer(*n, "smtp.min_data_rate", 0, 1'000'000'000));
+    if (auto n = t->get("data_rate_window")) s.data_rate_window = r.duration(*n, "smtp.data_rate_window");
     if (auto n = t->get("greeting_delay")) s.greeting_delay = r.duration(*n, "smtp.greeting_delay");
     if (auto n = t->get("command_timeout")) s.command_timeout = r.duration(*n, "smtp.command_timeout");
     if (auto n = t->get("data_timeout")) s.data_timeout = r.duration(*n, "smtp.data_timeout");
@@ -227,6 +238,7 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
     if (s.command_timeout.count() == 0) r.fail("smtp.command_timeout", "must be positive");
     if (s.data_timeout.count() == 0) r.fail("smtp.data_timeout", "must be positive");
     if (s.session_timeout.count() == 0) r.fail("smtp.session_timeout", "must be positive");
+    if (s.data_rate_window.count() < 1000) r.fail("smtp.data_rate_window", "must be at least 1s");
   }
 
   if (const toml::table* t = section("tls")) {

@@ -212,7 +212,8 @@ int main(int argc, char** argv) {
   }
 
   unsigned nshards = cfg.smtp.shards ? cfg.smtp.shards : static_cast<unsigned>(get_nprocs());
-  engine::ConnLimiter limiter(cfg.smtp.max_connections_per_ip);
+  engine::ConnLimiter limiter({cfg.smtp.max_connections_per_ip, cfg.smtp.max_connection_rate,
+                               cfg.smtp.max_message_rate});
   std::atomic<unsigned> connections{0};
 
   // Listeners first: a port in use is reported before the slower start-up work.

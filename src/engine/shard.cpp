@@ -49,6 +49,9 @@ constexpr unsigned kBufSize = 4096;
 constexpr uint16_t kBufGroup = 0;
 constexpr int64_t kTickMs = 200;
 constexpr int64_t kForceCloseGraceMs = 3000;
+// Fixed-file table slots kept for answering clients beyond its capacity.
+constexpr size_t kTableReserve = 64;
+constexpr int64_t kRefusalLogMs = 1000;
 
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -68,6 +71,17 @@ std::string peer_ip(const sockaddr_storage& sa, uint16_t& port) {
     port = ntohs(in6.sin6_port);
   }
   return buf;
+}
+
+IpAddress ip_of(const sockaddr_storage& sa) {
+  IpAddress ip;
+  if (sa.ss_family == AF_INET6) {
+    ip.v6 = true;
+    std::memcpy(ip.bytes.data(), reinterpret_cast<const sockaddr_in6&>(sa).sin6_addr.s6_addr, 16);
+  } else {
+    std::memcpy(ip.bytes.data(), &reinterpret_cast<const sockaddr_in&>(sa).sin_addr, 4);
+  }
+  return ip;
 }
 }  // namespace
 
@@ -349,13 +363,28 @@ void Shard::on_accept(size_t pending, int res) {
 
   smtp::ClientInfo client;
   client.ip = peer_ip(sa, client.port);
+  c.client_ip = ip_of(sa);
+  c.client = client_key(sa, ctx_.config->smtp.ipv6_prefix);
+  c.counted = true;
+  c.line_started_ms = c.tls_started_ms = c.data_window_ms = 0;
+  c.data_window_bytes = 0;
   unsigned total = ctx_.connections->fetch_add(1, std::memory_order_relaxed) + 1;
-  c.limiter_bucket = ctx_.limiter->acquire(sa);
-  if (c.limiter_bucket < 0 || total > ctx_.config->smtp.max_connections) {
-    log::warn("smtp.connection_refused", "shard={} client={} reason={}", index_, client.ip,
-              c.limiter_bucket < 0 ? "per_ip_limit" : "total_limit");
-    c.out = fmt::format("421 4.7.0 {} Error: too many connections{}\r\n", ctx_.config->hostname,
-                        c.limiter_bucket < 0 ? " from your address" : "");
+  ConnLimiter::Admit admit = ctx_.limiter->admit(c.client, now_ms_);
+  // A reserve of table slots lets a client beyond the table's capacity hear
+  // why it is turned away instead of finding its connection closed.
+  bool table_full = fixed && active_ + std::min<size_t>(kTableReserve, fixed_files_ / 4) > fixed_files_;
+  std::string refusal;
+  if (total > ctx_.config->smtp.max_connections || table_full) {
+    note_refusal(Refusal::kCapacity, c.client_ip);
+    refusal = fmt::format("421 4.3.2 {} Error: too many connections, try again later\r\n", ctx_.config->hostname);
+  } else if (admit != ConnLimiter::Admit::kOk && !client_allowlisted(c.client_ip)) {
+    bool rate = admit == ConnLimiter::Admit::kConnectionRate;
+    note_refusal(rate ? Refusal::kConnectionRate : Refusal::kPerClient, c.client_ip);
+    refusal = fmt::format("421 4.7.0 {} Error: too many connections{} from your address, try again later\r\n",
+                          ctx_.config->hostname, rate ? " per minute" : "");
+  }
+  if (!refusal.empty()) {
+    c.out = std::move(refusal);
     c.close_after_flush = true;
     start_send(slot);
     return;
@@ -412,6 +441,8 @@ void Shard::deliver_input(uint32_t slot, std::string_view data) {
   Conn& c = *conns_[slot];
   c.last_activity_ms = now_ms_;
   if (!c.session) return;
+  // Content bytes towards smtp.min_data_rate (TLS records count as their size on the wire).
+  if (c.session->in_data()) c.data_window_bytes += data.size();
   if (c.tls) {
     plain_scratch_.clear();
     auto st = c.tls->receive(data, plain_scratch_);
@@ -452,7 +483,11 @@ void Shard::after_session(uint32_t slot) {
     }
     if (c.tls) c.tls->drain(c.out);
     // The 220 for STARTTLS is now queued in plaintext; what follows is TLS.
-    if (c.session->wants_starttls() && !c.tls) c.tls = std::make_unique<TlsChannel>(ctx_.tls);
+    if (c.session->wants_starttls() && !c.tls) {
+      c.tls = std::make_unique<TlsChannel>(ctx_.tls);
+      c.tls_started_ms = now_ms_;
+    }
+    update_deadlines(c);
   }
   if (!c.send_inflight) {
     bool committing = c.session && c.session->awaiting_commit();
@@ -536,7 +571,8 @@ void Shard::maybe_finalize(uint32_t slot) {
   } else {
     ::close(c.fd);
   }
-  ctx_.limiter->release(c.limiter_bucket);
+  if (c.counted) ctx_.limiter->release(c.client);
+  c.counted = false;
   ctx_.connections->fetch_sub(1, std::memory_order_relaxed);
   if (c.session)
     log::debug("smtp.disconnect", "shard={} messages={} duration_ms={}", index_, c.session->messages_accepted(),
@@ -550,7 +586,6 @@ void Shard::maybe_finalize(uint32_t slot) {
   std::string().swap(c.out);
   std::string().swap(c.sending);
   c.fd = -1;
-  c.limiter_bucket = -1;
   c.in_use = false;
   c.closing = false;
   ++c.gen;
@@ -624,13 +659,92 @@ void Shard::on_tick() {
       c.last_activity_ms = now_ms_;
       continue;
     }
-    int64_t idle_limit = (s.in_data() ? lim.data_timeout : lim.command_timeout).count();
     if (force) s.shutting_down();
     else if (now_ms_ - c.started_ms > lim.session_timeout.count()) s.session_time_exceeded();
-    else if (now_ms_ - c.last_activity_ms > idle_limit) s.timeout();
+    else if (idle_expired(c, lim)) s.timeout();
+    else if (data_too_slow(c, lim)) s.data_rate_too_low();
     else continue;
     after_session(slot);
   }
+  flush_refusals(false);
+}
+
+// An unfinished command line (or a TLS handshake) must be done within
+// command_timeout of its first byte; otherwise the wait runs from the last byte.
+bool Shard::idle_expired(const Conn& c, const SmtpConfig& lim) const {
+  const smtp::Session& s = *c.session;
+  if (s.in_data()) return now_ms_ - c.last_activity_ms > lim.data_timeout.count();
+  int64_t since = c.last_activity_ms;
+  if (c.tls && !c.tls->established()) since = c.tls_started_ms;
+  else if (c.line_started_ms) since = c.line_started_ms;
+  return now_ms_ - since > lim.command_timeout.count();
+}
+
+// Checked at the end of each data_rate_window: fewer bytes than
+// min_data_rate * window means a trickle; otherwise the next window starts.
+bool Shard::data_too_slow(Conn& c, const SmtpConfig& lim) {
+  if (lim.min_data_rate == 0 || c.data_window_ms == 0) return false;
+  int64_t window = lim.data_rate_window.count();
+  if (now_ms_ - c.data_window_ms < window) return false;
+  uint64_t want = uint64_t{lim.min_data_rate} * static_cast<uint64_t>(window) / 1000;
+  if (c.data_window_bytes < want) {
+    log::info("smtp.data_too_slow", "shard={} client={} bytes={} window_ms={}", index_, c.client_ip.to_string(),
+              c.data_window_bytes, window);
+    return true;
+  }
+  c.data_window_ms = now_ms_;
+  c.data_window_bytes = 0;
+  return false;
+}
+
+// Keeps the per-connection clocks in step with the session after it moved.
+void Shard::update_deadlines(Conn& c) {
+  const smtp::Session& s = *c.session;
+  if (!s.partial_command()) c.line_started_ms = 0;
+  else if (c.line_started_ms == 0) c.line_started_ms = now_ms_;
+  if (!s.in_data()) {
+    c.data_window_ms = 0;
+    c.data_window_bytes = 0;
+  } else if (c.data_window_ms == 0) {
+    c.data_window_ms = now_ms_;
+  }
+}
+
+void Shard::note_refusal(Refusal why, const IpAddress& client) {
+  RefusalLog& r = refusals_[static_cast<size_t>(why)];
+  ++r.count;
+  r.last_client = client.to_string();
+  flush_refusals(false);
+}
+
+// One line per reason and second at most, however many clients are turned away.
+void Shard::flush_refusals(bool force) {
+  if (!force && now_ms_ - refusals_logged_ms_ < kRefusalLogMs) return;
+  static constexpr const char* kReason[] = {"per_ip_limit", "connection_rate", "message_rate", "capacity"};
+  bool any = false;
+  for (size_t i = 0; i < static_cast<size_t>(Refusal::kCount); ++i) {
+    RefusalLog& r = refusals_[i];
+    if (r.count == 0) continue;
+    log::warn("smtp.connection_refused", "shard={} reason={} count={} last_client={}", index_, kReason[i], r.count,
+              r.last_client);
+    r.count = 0;
+    any = true;
+  }
+  if (any) refusals_logged_ms_ = now_ms_;
+}
+
+bool Shard::client_allowlisted(const IpAddress& client) {
+  store::PolicyQuery q{};
+  q.client = client;
+  auto v = config_reader_->global_policy(q);
+  return v && *v == store::ListVerdict::kAllow;
+}
+
+bool Shard::allow_message(uint32_t slot) {
+  Conn& c = *conns_[slot];
+  if (ctx_.limiter->take_message(c.client, now_ms_) || client_allowlisted(c.client_ip)) return true;
+  note_refusal(Refusal::kMessageRate, c.client_ip);
+  return false;
 }
 
 void Shard::begin_shutdown() {

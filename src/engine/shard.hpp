@@ -26,6 +26,7 @@
 #include "mxguard/store/greylist.hpp"
 #include "rules_watch.hpp"
 #include "mxguard/core/config.hpp"
+#include "mxguard/core/net.hpp"
 #include "mxguard/core/result.hpp"
 #include "mxguard/smtp/session.hpp"
 #include "mxguard/store/config_store.hpp"
@@ -66,6 +67,7 @@ class Shard final : public smtp::SessionHost {
                                      std::string_view client_ip) override;
   std::string new_message_id() override;
   int64_t now_ms() override { return now_ms_; }
+  bool allow_message(uint32_t slot);
 
  private:
   struct Conn;
@@ -94,6 +96,16 @@ class Shard final : public smtp::SessionHost {
   void arm_tick();
   void recycle_buffer(uint16_t bid);
   void close_fixed(int index);
+
+  // Why a connection or command was refused by a limit; logged at most once
+  // a second per reason, with the count since the last line.
+  enum class Refusal : uint8_t { kPerClient, kConnectionRate, kMessageRate, kCapacity, kCount };
+  void note_refusal(Refusal why, const IpAddress& client);
+  void flush_refusals(bool force);
+  bool client_allowlisted(const IpAddress& client);
+  void update_deadlines(Conn& c);
+  bool idle_expired(const Conn& c, const SmtpConfig& lim) const;
+  bool data_too_slow(Conn& c, const SmtpConfig& lim);
 
   void on_accept(size_t pending, int res);
   void on_recv(uint32_t slot, uint32_t gen, int res, uint32_t flags);
@@ -223,6 +235,13 @@ class Shard final : public smtp::SessionHost {
   std::deque<std::string> fresh_backlog_;
   bool refilling_ = false;
   uint64_t jitter_state_ = 0;
+
+  struct RefusalLog {
+    uint64_t count = 0;
+    std::string last_client;
+  };
+  RefusalLog refusals_[static_cast<size_t>(Refusal::kCount)];
+  int64_t refusals_logged_ms_ = 0;
 
   int64_t now_ms_ = 0;
   int64_t last_id_us_ = 0;

@@ -48,6 +48,7 @@ struct Shard::ConnHost final : smtp::SessionHost {
   }
   std::string new_message_id() override { return shard.new_message_id(); }
   int64_t now_ms() override { return shard.now_ms(); }
+  bool allow_message() override { return shard.allow_message(slot); }
   Shard& shard;
   uint32_t slot;
 };
@@ -57,7 +58,9 @@ struct Shard::Conn {
   std::unique_ptr<ConnHost> host;
   int fd = -1;         // a fixed-file index when `fixed`, else a descriptor
   bool fixed = false;
-  int limiter_bucket = -1;
+  ClientKey client;       // as the per-client limits count it
+  IpAddress client_ip;
+  bool counted = false;   // holds a place in the limiter until finalized
   bool in_use = false;
   bool recv_armed = false;
   bool send_inflight = false;
@@ -66,6 +69,10 @@ struct Shard::Conn {
   int64_t started_ms = 0;
   int64_t last_activity_ms = 0;
   int64_t greet_at_ms = 0;
+  int64_t line_started_ms = 0;  // first byte of an unfinished command line (0: none)
+  int64_t tls_started_ms = 0;   // STARTTLS handshake under way since
+  int64_t data_window_ms = 0;   // start of the current min_data_rate window (0: not in content)
+  uint64_t data_window_bytes = 0;
   std::unique_ptr<smtp::Session> session;
   std::unique_ptr<TlsChannel> tls;
   std::string out;      // wire bytes waiting for the send in flight to finish

@@ -107,6 +107,11 @@ void Session::session_time_exceeded() {
   close_with(421, "4.4.2", fmt::format("{} Error: session time limit exceeded", params_.hostname));
 }
 
+void Session::data_rate_too_low() {
+  if (close_) return;
+  close_with(421, "4.4.2", fmt::format("{} Error: data arriving too slowly", params_.hostname));
+}
+
 void Session::shutting_down() {
   if (close_) return;
   close_with(421, "4.3.2", fmt::format("{} Service shutting down, try again later", params_.hostname));
@@ -259,6 +264,10 @@ void Session::do_mail(std::string_view args) {
   auto& mf = std::get<MailFrom>(parsed);
   if (mf.size && *mf.size > params_.limits->max_message_size) {
     error_reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
+    return;
+  }
+  if (!host_.allow_message()) {
+    error_reply(451, "4.7.1", "Error: too many messages from your address, try again later");
     return;
   }
   SenderDecision sd = mf.sender.is_null() ? SenderDecision::kAccept : host_.check_sender(mf.sender, client_.ip);

@@ -28,11 +28,22 @@ struct SmtpConfig {
   unsigned max_errors = 20;            // 4xx/5xx replies before we hang up (Postfix hard limit)
   unsigned max_junk_commands = 5;      // unknown or out-of-sequence commands
   unsigned max_connections_per_ip = 50;
+  // New connections and messages (MAIL commands) per client per minute, 0 = no
+  // limit; allow-listed client addresses are exempt. IPv6 clients are counted
+  // per /ipv6_prefix network (one customer's or attacker's allocation).
+  unsigned max_connection_rate = 120;
+  unsigned max_message_rate = 600;
+  unsigned ipv6_prefix = 64;
   unsigned max_connections = 100'000;  // per process
   Millis greeting_delay{0};            // > 0: talking before the banner is refused
   Millis command_timeout{300'000};
   Millis data_timeout{600'000};
   Millis session_timeout{1'800'000};
+  // DATA and BDAT content must arrive at min_data_rate bytes per second on
+  // average over each data_rate_window (0 = no minimum): a trickle cannot
+  // hold a session for data_timeout or session_timeout.
+  unsigned min_data_rate = 500;
+  Millis data_rate_window{30'000};
   Millis shutdown_timeout{10'000};
   Millis commit_delay{0};
   // Pin shard i to CPU i. Off by default: it helps a dedicated box, and hurts

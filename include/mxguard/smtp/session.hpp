@@ -43,6 +43,9 @@ class SessionHost {
   virtual RcptDecision check_recipient(const Mailbox& rcpt, const Mailbox& sender, std::string_view client_ip) = 0;
   virtual std::string new_message_id() = 0;
   virtual int64_t now_ms() = 0;
+  // Counts a new transaction (MAIL, the null sender too) against the
+  // client's message rate; false answers it 451 4.7.1.
+  virtual bool allow_message() { return true; }
 };
 
 struct SessionParams {
@@ -88,6 +91,7 @@ class Session {
   bool rcpt_pending() const { return pending_rcpt_ != nullptr; }
   void timeout();                        // an idle or DATA wait expired
   void session_time_exceeded();
+  void data_rate_too_low();              // DATA/BDAT content arrives below smtp.min_data_rate
   void shutting_down();                  // engine stop: 421 and close
 
   // Output to the client; the caller sends and clears it.
@@ -101,6 +105,11 @@ class Session {
   bool in_transaction() const { return tx_ != nullptr; }
   bool greeted() const { return banner_sent_; }
   size_t buffered_input() const { return in_.size(); }
+  // The client has begun a command line and not finished it (its deadline
+  // runs from the first byte, so a trickle cannot keep it alive).
+  bool partial_command() const {
+    return phase_ == Phase::kCommand && !blocked() && (!in_.empty() || discarding_long_line_);
+  }
   uint64_t messages_accepted() const { return accepted_; }
   // The content received so far in the current transaction (after dot
   // unstuffing, without our Received header), and the id of its message, so
