@@ -327,11 +327,12 @@ class SpfCheck : public std::enable_shared_from_this<SpfCheck> {
   void mech_a(const Mechanism& m, const std::string& target, StepDone done) {
     auto self = shared_from_this();
     unsigned prefix = ctx_.ip.v6 ? m.cidr6 : m.cidr4;
-    lookup_addresses(dns::presentation_name(target), [self, &m, target, prefix, done = std::move(done)](Answer<IpAddress> a) {
+    auto on_addresses = [self, &m, target, prefix, done = std::move(done)](Answer<IpAddress> a) {
       if (is_void(a.status)) return done(self->void_step(m, target));
       if (!a.ok()) return done(Step::fail(SpfResult::kTempError, describe("address", target, a)));
       done(self->any_in(a.records, prefix) ? Step::match() : Step::no_match());
-    });
+    };
+    lookup_addresses(dns::presentation_name(target), std::move(on_addresses));
   }
 
   bool any_in(const std::vector<IpAddress>& list, unsigned prefix) const {

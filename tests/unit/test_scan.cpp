@@ -538,7 +538,8 @@ TEST_CASE("auth results: the field's layout and values that are no tokens") {
   MessageFacts facts;
   facts.from_domain = "example.com";
   CheckResults c;
-  CHECK(authentication_results("mx.test", "a@example.com", "h", c, facts) == "Authentication-Results: mx.test; none\r\n");
+  CHECK(authentication_results("mx.test", "a@example.com", "h", c, facts) ==
+        "Authentication-Results: mx.test; none\r\n");
   c.spf = auth::SpfOutcome{auth::SpfResult::kPass, "example.com", ""};
   c.dkim = std::vector<dkim::DkimVerdict>{{dkim::DkimStatus::kPass, "example.com", "sel", "rsa-sha256", ""},
                                           {dkim::DkimStatus::kPermError, "", "", "", "missing d="}};
