@@ -24,9 +24,10 @@ class DmarcCheck : public std::enable_shared_from_this<DmarcCheck> {
 
   void start() { ask(from_, false); }
 
-  void finish(DmarcResult r, std::string detail) {
+  void finish(DmarcResult r, std::string detail, DmarcPolicy policy = DmarcPolicy::kNone) {
     DmarcOutcome out;
     out.result = r;
+    out.policy = policy;
     out.from_domain = from_;
     out.org_domain = org_;
     out.detail = std::move(detail);
@@ -38,7 +39,8 @@ class DmarcCheck : public std::enable_shared_from_this<DmarcCheck> {
     std::string name = "_dmarc." + domain;
     if (!dns::is_query_name(name)) return finish(DmarcResult::kNone, fmt::format("{} cannot be asked", name));
     auto self = shared_from_this();
-    resolver_.txt(name, [self, name, at_org](Answer<TxtRecord> a) { self->on_txt(name, at_org, std::move(a)); });
+    resolver_.txt(dns::presentation_name(name),
+                  [self, name, at_org](Answer<TxtRecord> a) { self->on_txt(name, at_org, std::move(a)); });
   }
 
   void on_txt(const std::string& name, bool at_org, Answer<TxtRecord> a) {
@@ -46,20 +48,21 @@ class DmarcCheck : public std::enable_shared_from_this<DmarcCheck> {
     if (!missing && !a.ok())
       return finish(DmarcResult::kTempError, fmt::format("TXT lookup for {}: {}{}{}", name, dns::to_string(a.status),
                                                          a.error.empty() ? "" : ": ", a.error));
-    std::vector<std::string> records;
-    for (auto& r : a.records)
-      if (dmarc::is_dmarc_record(r.text)) records.push_back(std::move(r.text));
-    if (records.empty()) {
-      // RFC 7489 6.6.3 step 3: fall back to the organisational domain once.
-      if (!at_org && org_ != from_) return ask(org_, true);
-      return finish(DmarcResult::kNone, fmt::format("no DMARC record for {}", from_));
+    std::vector<std::string> texts;
+    for (auto& r : a.records) texts.push_back(std::move(r.text));
+    auto found = dmarc::discover(texts);
+    switch (found.kind) {
+      case dmarc::Discovery::Kind::kNoRecord:
+        // RFC 7489 6.6.3 step 3: fall back to the organisational domain once.
+        if (!at_org && org_ != from_) return ask(org_, true);
+        return finish(DmarcResult::kNone, fmt::format("no DMARC record for {}", from_));
+      case dmarc::Discovery::Kind::kSeveral:
+        return finish(DmarcResult::kNone, fmt::format("several DMARC records at {}: no policy", name));
+      case dmarc::Discovery::Kind::kUnusable:
+        return finish(DmarcResult::kPermError, fmt::format("DMARC record at {}: {}", name, found.error));
+      case dmarc::Discovery::Kind::kRecord: break;
     }
-    // Several records, or one without a usable policy: discovery ends and no
-    // policy is applied (6.6.3 steps 5 and 6), reported as permerror.
-    if (records.size() > 1) return finish(DmarcResult::kPermError, fmt::format("several DMARC records at {}", name));
-    auto record = dmarc::parse_record(records[0]);
-    if (!record) return finish(DmarcResult::kPermError, fmt::format("DMARC record at {}: {}", name, record.error()));
-    auto out = dmarc::evaluate(*record, request_, from_, org_, at_org);
+    auto out = dmarc::evaluate(found.record, request_, from_, org_, at_org);
     out.detail += fmt::format(" (record at {})", name);
     deliver(std::move(out));
   }
@@ -104,6 +107,16 @@ void check_dmarc(dns::AsyncResolver& resolver, const DmarcRequest& request, std:
   if (!from.empty() && from.back() == '.') from.pop_back();
   std::string org = organisational_domain(from);
   auto check = std::make_shared<DmarcCheck>(resolver, request, from, org, std::move(done));
+  if (request.from_fields > 1) {
+    // RFC 5322 3.6 allows one From field. With two, DKIM binds the last one
+    // and the reader may see the first, so whichever domain is asked about,
+    // alignment proves nothing: the message fails, under the strictest
+    // policy (RFC 7489 6.6.1), whatever the signatures say.
+    resolver.post([check, n = request.from_fields] {
+      check->finish(DmarcResult::kFail, fmt::format("{} From fields (RFC 5322 allows one)", n), DmarcPolicy::kReject);
+    });
+    return;
+  }
   if (from.find('.') == std::string::npos || !dns::is_query_name(from)) {
     resolver.post([check, from] {
       check->finish(DmarcResult::kNone, from.empty() ? "no From domain" : fmt::format("'{}' is no domain", from));

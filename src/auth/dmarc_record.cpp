@@ -115,6 +115,29 @@ Result<Record> parse_record(std::string_view text) {
   return r;
 }
 
+Discovery discover(const std::vector<std::string>& txt) {
+  Discovery out;
+  const std::string* only = nullptr;
+  for (const auto& t : txt) {
+    if (!is_dmarc_record(t)) continue;
+    if (only) {
+      out.kind = Discovery::Kind::kSeveral;
+      return out;
+    }
+    only = &t;
+  }
+  if (!only) return out;
+  auto record = parse_record(*only);
+  if (!record) {
+    out.kind = Discovery::Kind::kUnusable;
+    out.error = record.error();
+    return out;
+  }
+  out.kind = Discovery::Kind::kRecord;
+  out.record = *record;
+  return out;
+}
+
 bool aligned(std::string_view authenticated, std::string_view from_domain, bool strict) {
   std::string a = normalise(authenticated), f = normalise(from_domain);
   if (a.empty() || f.empty()) return false;

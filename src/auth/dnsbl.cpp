@@ -25,6 +25,19 @@ std::string ip_query(const IpAddress& ip, std::string_view zone) {
   return dns::reversed_labels(ip) + "." + std::string(zone);
 }
 
+namespace {
+
+// A URL host with a space, a control octet or a backslash is no host a
+// domain list can have listed (unlike an SPF name, nothing expands into it).
+bool is_plain_host(std::string_view host) {
+  return std::all_of(host.begin(), host.end(), [](char c) {
+    auto b = static_cast<unsigned char>(c);
+    return b > 0x20 && b < 0x7f && c != '\\';
+  });
+}
+
+}  // namespace
+
 std::vector<std::string> host_keys(const std::vector<std::string>& hosts, size_t cap) {
   std::vector<std::string> out;
   for (const auto& h : hosts) {
@@ -32,7 +45,7 @@ std::vector<std::string> host_keys(const std::vector<std::string>& hosts, size_t
     std::string host = to_lower(trim(h));
     while (!host.empty() && host.back() == '.') host.pop_back();
     if (host.empty() || host.front() == '[' || IpAddress::parse(host)) continue;
-    if (host.find('.') == std::string::npos || !dns::is_query_name(host)) continue;
+    if (host.find('.') == std::string::npos || !dns::is_query_name(host) || !is_plain_host(host)) continue;
     std::string org = organisational_domain(host);
     if (std::find(out.begin(), out.end(), org) == out.end()) out.push_back(std::move(org));
   }
@@ -82,7 +95,7 @@ void ask_all(dns::AsyncResolver& resolver, std::vector<Question> questions,
   for (size_t i = 0; i < join->questions.size(); ++i) {
     // Failures (timeouts included) are simply not listings: a DNSBL is
     // advisory, and a list that is down must not score anyone.
-    resolver.a(join->questions[i].name, [join, i](dns::Answer<IpAddress> a) {
+    resolver.a(dns::presentation_name(join->questions[i].name), [join, i](dns::Answer<IpAddress> a) {
       std::vector<IpAddress> codes;
       for (const auto& r : a.records)
         if (dnsbl::is_listing(r)) codes.push_back(r);

@@ -123,7 +123,9 @@ class SpfCheck : public std::enable_shared_from_this<SpfCheck> {
       return;
     }
     auto self = shared_from_this();
-    resolver_.txt(domain, [self, domain, k = std::move(k)](Answer<TxtRecord> a) mutable {
+    // Domains here are raw octets (a macro may have put a space in one); the
+    // resolver takes the escaped presentation form.
+    resolver_.txt(dns::presentation_name(domain), [self, domain, k = std::move(k)](Answer<TxtRecord> a) mutable {
       self->on_record(std::move(domain), std::move(k), std::move(a));
     });
   }
@@ -325,11 +327,12 @@ class SpfCheck : public std::enable_shared_from_this<SpfCheck> {
   void mech_a(const Mechanism& m, const std::string& target, StepDone done) {
     auto self = shared_from_this();
     unsigned prefix = ctx_.ip.v6 ? m.cidr6 : m.cidr4;
-    lookup_addresses(target, [self, &m, target, prefix, done = std::move(done)](Answer<IpAddress> a) {
+    auto on_addresses = [self, &m, target, prefix, done = std::move(done)](Answer<IpAddress> a) {
       if (is_void(a.status)) return done(self->void_step(m, target));
       if (!a.ok()) return done(Step::fail(SpfResult::kTempError, describe("address", target, a)));
       done(self->any_in(a.records, prefix) ? Step::match() : Step::no_match());
-    });
+    };
+    lookup_addresses(dns::presentation_name(target), std::move(on_addresses));
   }
 
   bool any_in(const std::vector<IpAddress>& list, unsigned prefix) const {
@@ -339,7 +342,7 @@ class SpfCheck : public std::enable_shared_from_this<SpfCheck> {
 
   void mech_mx(const Mechanism& m, const std::string& target, StepDone done) {
     auto self = shared_from_this();
-    resolver_.mx(target, [self, &m, target, done = std::move(done)](Answer<MxRecord> a) {
+    resolver_.mx(dns::presentation_name(target), [self, &m, target, done = std::move(done)](Answer<MxRecord> a) {
       if (is_void(a.status)) return done(self->void_step(m, target));
       if (!a.ok()) return done(Step::fail(SpfResult::kTempError, describe("MX", target, a)));
       std::vector<std::string> hosts;
@@ -380,7 +383,8 @@ class SpfCheck : public std::enable_shared_from_this<SpfCheck> {
 
   void mech_ptr(const Mechanism& m, const std::string& target, StepDone done) {
     auto self = shared_from_this();
-    validate([self, &m, target, done = std::move(done)] {
+    // Validated names come from PTR answers, in presentation form.
+    validate([self, &m, target = dns::presentation_name(target), done = std::move(done)] {
       if (self->ptr_void_ && !self->note_void())
         return done(Step::fail(SpfResult::kPermError, fmt::format("more than {} void lookups (at {})",
                                                                   kMaxVoidLookups, m.text)));
@@ -393,7 +397,7 @@ class SpfCheck : public std::enable_shared_from_this<SpfCheck> {
   void mech_exists(const Mechanism& m, const std::string& target, StepDone done) {
     auto self = shared_from_this();
     // Always an A query, whatever the client's family (RFC 7208 5.7).
-    resolver_.a(target, [self, &m, target, done = std::move(done)](Answer<IpAddress> a) {
+    resolver_.a(dns::presentation_name(target), [self, &m, target, done = std::move(done)](Answer<IpAddress> a) {
       if (is_void(a.status)) return done(self->void_step(m, target));
       if (!a.ok()) return done(Step::fail(SpfResult::kTempError, describe("A", target, a)));
       done(Step::match());

@@ -51,16 +51,33 @@ bool is_query_name(std::string_view name) {
   if (name.empty() || name.size() > 253) return false;
   size_t label = 0;
   for (char c : name) {
-    auto b = static_cast<unsigned char>(c);
     if (c == '.') {
       if (label == 0) return false;
       label = 0;
-      continue;
+    } else if (++label > 63) {
+      return false;
     }
-    if (b <= 0x20 || b >= 0x7f || c == '\\') return false;
-    if (++label > 63) return false;
   }
   return label > 0;
+}
+
+std::string presentation_name(std::string_view name) {
+  std::string out;
+  out.reserve(name.size());
+  for (char c : name) {
+    auto b = static_cast<unsigned char>(c);
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (b <= 0x20 || b >= 0x7f) {
+      out += '\\';
+      out += static_cast<char>('0' + b / 100);
+      out += static_cast<char>('0' + b / 10 % 10);
+      out += static_cast<char>('0' + b % 10);
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 }  // namespace mxguard::dns

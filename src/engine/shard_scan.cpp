@@ -12,6 +12,7 @@
 #include "mxguard/auth/checks.hpp"
 #include "mxguard/core/log.hpp"
 #include "mxguard/core/strings.hpp"
+#include "mxguard/scan/auth_results.hpp"
 #include "mxguard/scan/header_hygiene.hpp"
 #include "mxguard/scan/verdict.hpp"
 #include "shard_internal.hpp"
@@ -36,34 +37,6 @@ std::string domain_of(std::string_view address) {
 
 bool contains(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
-}
-
-// RFC 8601 Authentication-Results for the checks that ran.
-std::string authentication_results(const std::string& host, const store::Envelope& env,
-                                   const scan::CheckResults& c, const scan::MessageFacts& facts) {
-  std::string out = fmt::format("Authentication-Results: {}", host);
-  bool any = false;
-  if (c.spf) {
-    std::string domain = c.spf->domain.empty() ? domain_of(env.sender) : c.spf->domain;
-    if (env.sender.empty()) fmt::format_to(std::back_inserter(out), ";\r\n\tspf={} smtp.helo={}", auth::to_string(c.spf->result), env.helo);
-    else fmt::format_to(std::back_inserter(out), ";\r\n\tspf={} smtp.mailfrom={}", auth::to_string(c.spf->result), domain);
-    any = true;
-  }
-  if (c.dkim) {
-    if (c.dkim->empty()) out += ";\r\n\tdkim=none";
-    for (const auto& d : *c.dkim)
-      fmt::format_to(std::back_inserter(out), ";\r\n\tdkim={} header.d={} header.s={}", dkim::to_string(d.status),
-                     d.domain, d.selector);
-    any = true;
-  }
-  if (c.dmarc) {
-    fmt::format_to(std::back_inserter(out), ";\r\n\tdmarc={} header.from={}", auth::to_string(c.dmarc->result),
-                   c.dmarc->from_domain.empty() ? facts.from_domain : c.dmarc->from_domain);
-    any = true;
-  }
-  if (!any) out += "; none";
-  out += "\r\n";
-  return out;
 }
 
 // Removes the client's header fields that claim to be ours (RFC 8601 section
@@ -173,10 +146,7 @@ void Shard::start_checks(uint32_t slot, Verdict& v) {
     if (from.empty()) return;
     x.dmarc_started = true;
     ++x.outstanding;
-    auth::DmarcRequest req;
-    req.from_domain = from;
-    req.spf = *x.checks.spf;
-    for (const auto& d : *x.checks.dkim) req.dkim.push_back({to_lower(d.domain), d.status == dkim::DkimStatus::kPass});
+    auth::DmarcRequest req = scan::dmarc_request(x.scan->facts(), *x.checks.spf, *x.checks.dkim, x.msg->envelope.id);
     auth::check_dmarc(*resolver_, req, [this, tok, serial, find](auth::DmarcOutcome o) {
       if (Verdict* y = find(tok, serial)) {
         y->checks.dmarc = std::move(o);
@@ -199,7 +169,9 @@ void Shard::start_checks(uint32_t slot, Verdict& v) {
   v.dkim_names = v.scan->dkim().key_names();
   v.dkim_answers.assign(v.dkim_names.size(), {});
   if (v.dkim_names.empty()) {
-    v.checks.dkim = std::vector<dkim::DkimVerdict>{};
+    // No key to fetch, but maybe signatures that did not parse: each is
+    // still a permerror verdict, not "unsigned".
+    v.checks.dkim = v.scan->dkim().verify_with({}, now_ms_ / 1000);
   }
   for (size_t i = 0; i < v.dkim_names.size(); ++i) {
     ++v.outstanding;
@@ -339,7 +311,8 @@ void Shard::finish_verdict(uint32_t slot) {
   for (size_t i = 0; i < mv.per_recipient.size() && i < env.recipients.size(); ++i)
     if (mv.per_recipient[i] == scan::Action::kQuarantine) env.quarantined.push_back(env.recipients[i]);
   // Our headers go under our Received line, above the client's content.
-  std::string added = authentication_results(ctx_.config->hostname, env, v->checks, v->scan->facts());
+  std::string added =
+      scan::authentication_results(ctx_.config->hostname, env.sender, env.helo, v->checks, v->scan->facts());
   added += fmt::format("X-MxGuard-Score: {:.2f} {}\r\n", r.score, action);
   v->msg->data.insert(v->msg->content_offset, added);
   env.size = v->msg->data.size();

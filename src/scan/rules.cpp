@@ -170,6 +170,7 @@ Status check_builtin(const std::vector<std::string>& b) {
   if (name == "mime-limit") return one_of({"depth", "parts", "decoded-size", "header-size"});
   if (name == "size") return range(0.0, 1e12);
   if (name == "archive") return one_of({"encrypted"});
+  if (name == "from") return one_of({"multiple"});
   return Error{fmt::format("unknown builtin '{}'", name)};
 }
 

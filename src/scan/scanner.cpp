@@ -181,10 +181,14 @@ void MessageScan::on_header(const mime::PartInfo& part, std::string_view name, s
   if (lname == "subject" && facts_.subject.empty()) {
     facts_.subject = capped(value);
     scan_string(rules_->db(Target::kSubject), value);
-  } else if (lname == "from" && facts_.from.empty()) {
-    facts_.from = capped(value);
-    facts_.from_domain = from_domain_of(value);
-    scan_string(rules_->db(Target::kFrom), value);
+  } else if (lname == "from") {
+    // The first one is the author for the rules and DMARC; the count tells
+    // DMARC when there is more than one.
+    if (facts_.from_fields++ == 0) {
+      facts_.from = capped(value);
+      facts_.from_domain = from_domain_of(value);
+      scan_string(rules_->db(Target::kFrom), value);
+    }
   } else if (lname == "message-id" && facts_.message_id.empty()) {
     facts_.message_id = capped(trim(value));
   }
@@ -282,7 +286,9 @@ bool builtin_fires(const std::vector<std::string>& b, const CheckResults& c, con
     return fires;
   }
   if (name == "dkim-aligned") {
-    if (!c.dkim || facts.from_domain.empty()) return false;
+    // With two From fields a signature may cover one and the reader see the
+    // other: no signature vouches for "the" From domain.
+    if (!c.dkim || facts.from_domain.empty() || facts.from_fields > 1) return false;
     std::string org = auth::organisational_domain(facts.from_domain);
     for (const auto& v : *c.dkim) {
       if (v.status == dkim::DkimStatus::kPass && auth::organisational_domain(to_lower(v.domain)) == org) {
@@ -343,6 +349,11 @@ bool builtin_fires(const std::vector<std::string>& b, const CheckResults& c, con
   if (name == "size") {
     double lo = std::stod(b[1]), hi = std::stod(b[2]);
     return static_cast<double>(size) >= lo && static_cast<double>(size) < hi;
+  }
+  if (name == "from") {
+    if (b[1] != "multiple" || facts.from_fields < 2) return false;
+    detail = fmt::format("{} From fields", facts.from_fields);
+    return true;
   }
   if (name == "archive") {
     if (b[1] != "encrypted" || facts.encrypted_member.empty()) return false;

@@ -75,6 +75,11 @@ class ScanAuthTest(unittest.TestCase):
             "spf-fail.test": ['@ TXT "v=spf1 ip4:192.0.2.1 -all"'],
             # SPF fails, no signature, and the domain asks receivers to reject.
             "dm-reject.test": ['@ TXT "v=spf1 ip4:192.0.2.1 -all"', '_dmarc TXT "v=DMARC1; p=reject"'],
+            # The same, with the policy applied to half of the failing messages.
+            "dm-pct.test": ['@ TXT "v=spf1 ip4:192.0.2.1 -all"', '_dmarc TXT "v=DMARC1; p=reject; pct=50"'],
+            # Two DMARC records: no policy at all (RFC 7489 6.6.3).
+            "dm-two.test": ['@ TXT "v=spf1 ip4:192.0.2.1 -all"', '_dmarc TXT "v=DMARC1; p=reject"',
+                            '_dmarc TXT "v=DMARC1; p=none"'],
         }
         os.mkdir(os.path.join(cls.tmp.name, "knot"))
         cls.knot = Knot(os.path.join(cls.tmp.name, "knot"), zones)
@@ -194,6 +199,90 @@ class ScanAuthTest(unittest.TestCase):
         score = [l for l in lines if l.startswith("X-MxGuard-Score: ")]
         self.assertEqual(len(score), 1, lines)
         self.assertGreaterEqual(float(score[0].split()[1]), 8.0)
+
+    def score(self, lines):
+        found = [l for l in lines if l.startswith("X-MxGuard-Score: ")]
+        self.assertEqual(len(found), 1, lines)
+        return float(found[0].split()[1])
+
+    def test_malformed_dkim_signatures_are_permerror(self):
+        """A message whose every DKIM-Signature fails to parse has no key to
+        look up; it is still signed, so dkim=permerror (RFC 8601 reserves
+        none for unsigned mail) and it scores as an invalid signature."""
+        tail = "; d=signed.test; s=sel; bh=AAAA; b=AAAA"
+        cases = {
+            "rsa-sha1": "v=1; a=rsa-sha1; h=from:to" + tail,
+            "from-unsigned": "v=1; a=rsa-sha256; h=to:subject" + tail,
+            "unknown-a": "v=1; a=rsa-sha512; h=from" + tail,
+            "duplicate-tag": "v=1; a=rsa-sha256; h=from; h=to" + tail,
+            "v2": "v=2; a=rsa-sha256; h=from" + tail,
+            "x-before-t": "v=1; a=rsa-sha256; h=from; t=1700000000; x=1600000000" + tail,
+        }
+        for name, sig in cases.items():
+            with self.subTest(name):
+                qid = self.send("DKIM-Signature: %s\r\n%s" % (sig, message("alice@signed.test", "broken " + name)),
+                                "alice@signed.test")
+                lines, _ = self.stored(qid)
+                ours = self.our_results(lines)
+                self.assertEqual(len(ours), 1, lines)
+                # A tag list that does not parse names no signer.
+                self.assertIn("dkim=permerror" if name == "duplicate-tag" else
+                              "dkim=permerror header.d=signed.test header.s=sel", ours[0])
+                self.assertNotIn("dkim=none", ours[0])
+                reasons = self.reasons(qid)
+                self.assertEqual(reasons.get("DKIM_INVALID"), 1.0, reasons)
+                self.assertNotIn("DKIM_NONE", reasons)
+
+    def test_dmarc_pct_samples_by_message_id(self):
+        """pct=50: about half of the failing messages get the policy, the
+        others the next lower one; the Message-ID decides, so the same
+        message sent again gets the same answer."""
+        def send_one(i):
+            data = ("From: CEO <ceo@dm-pct.test>\r\nTo: bob@example.com\r\nSubject: pct %d\r\n"
+                    "Message-ID: <pct-%d@dm-pct.test>\r\n\r\nPay the invoice.\r\n") % (i, i)
+            reasons = self.reasons(self.send(data, "ceo@dm-pct.test"))
+            policies = [r for r in ("DMARC_FAIL_REJECT", "DMARC_FAIL_QUARANTINE") if r in reasons]
+            self.assertEqual(len(policies), 1, reasons)
+            return policies[0]
+        got = [send_one(i) for i in range(20)]
+        rejected = got.count("DMARC_FAIL_REJECT")
+        self.assertGreaterEqual(rejected, 4, got)
+        self.assertLessEqual(rejected, 16, got)
+        self.assertEqual([send_one(i) for i in range(3)], got[:3])
+
+    @unittest.skipIf(dkim is None, "dkimpy is not installed (Debian package python3-dkim)")
+    def test_two_from_fields_fail_dmarc(self):
+        """A From field prepended to a message signed for signed.test (p=reject):
+        the signature still verifies (it covers the last From), but RFC 5322
+        allows one From, so DMARC fails whatever the signature says."""
+        signed = self.sign(message("alice@signed.test", "two authors"))
+        qid = self.send(b"From: CEO <ceo@signed.test>\r\n" + signed, "alice@signed.test")
+        lines, _ = self.stored(qid)
+        ours = self.our_results(lines)
+        self.assertEqual(len(ours), 1, lines)
+        self.assertIn("dkim=pass header.d=signed.test", ours[0])
+        self.assertIn("dmarc=fail header.from=signed.test", ours[0])
+        reasons = self.reasons(qid)
+        self.assertEqual(reasons.get("DMARC_FAIL_REJECT"), 6.0, reasons)
+        self.assertEqual(reasons.get("FROM_MULTIPLE"), 3.0, reasons)
+        self.assertNotIn("DMARC_PASS", reasons)
+        self.assertNotIn("DKIM_ALIGNED", reasons)
+        self.assertGreaterEqual(self.score(lines), 8.0)
+        # The same message with its one From passes as before.
+        qid = self.send(signed, "alice@signed.test")
+        lines, _ = self.stored(qid)
+        self.assertIn("dmarc=pass header.from=signed.test", self.our_results(lines)[0])
+        self.assertNotIn("FROM_MULTIPLE", self.reasons(qid))
+
+    def test_two_dmarc_records_are_no_policy(self):
+        qid = self.send(message("ceo@dm-two.test", "two records"), "ceo@dm-two.test")
+        lines, _ = self.stored(qid)
+        ours = self.our_results(lines)
+        self.assertEqual(len(ours), 1, lines)
+        self.assertIn("dmarc=none header.from=dm-two.test", ours[0])
+        reasons = self.reasons(qid)
+        self.assertIn("DMARC_NONE", reasons)
+        self.assertFalse([r for r in reasons if r.startswith("DMARC_FAIL")], reasons)
 
     def test_forged_results_and_score_headers_are_removed(self):
         forged = ("Authentication-Results: %s; dkim=pass header.d=bank.test; spf=pass\r\n"

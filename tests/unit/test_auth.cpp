@@ -15,6 +15,7 @@
 #include "mxguard/auth/spf_record.hpp"
 #include "mxguard/dns/async_resolver.hpp"
 #include "mxguard/dns/names.hpp"
+#include "mxguard/dns/rdata.hpp"
 
 using namespace mxguard;
 using namespace mxguard::auth;
@@ -222,6 +223,75 @@ TEST_CASE("spf macros: long expansions lose labels from the left") {
                    ".email.example.com");
 }
 
+// RFC 7208 test suite, macro-mania-in-domain: %_ is a space, and the name
+// it makes is asked as it is (the DNS carries any octet in a label).
+TEST_CASE("spf macros: a name with spaces is still a name to ask") {
+  auto c = rfc_context();
+  std::string name = expand("macro%%percent%_%_space%-url-space.example.com", c);
+  CHECK(name == "macro%percent  space%20url-space.example.com");
+  CHECK(dns::is_query_name(name));
+  CHECK(dns::presentation_name(name) == "macro%percent\\032\\032space%20url-space.example.com");
+  // A local part with a backslash (quoted in SMTP) must reach the resolver
+  // as a backslash, not as the start of an escape.
+  c.local_part = "a\\b";
+  std::string with_backslash = expand("%{l}._l.example.com", c);
+  CHECK(with_backslash == "a\\b._l.example.com");
+  CHECK(dns::is_query_name(with_backslash));
+  CHECK(dns::presentation_name(with_backslash) == "a\\\\b._l.example.com");
+}
+
+namespace {
+
+// The wire form of a raw dotted name, built by hand for the round trip.
+std::string wire_of(const std::vector<std::string>& labels) {
+  std::string w;
+  for (const auto& l : labels) {
+    w += static_cast<char>(l.size());
+    w += l;
+  }
+  w += '\0';
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("query names: any octet in a label, the wire limits, and the escaped form") {
+  CHECK(dns::is_query_name("a b.example.com"));
+  CHECK(dns::is_query_name(std::string("nul\0byte.example", 16)));
+  CHECK(dns::is_query_name("tab\there.\x7f\xff.example"));
+  CHECK(dns::is_query_name(std::string(63, ' ') + ".example"));
+  CHECK_FALSE(dns::is_query_name(std::string(64, 'a') + ".example"));
+  std::string longest = std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." +
+                        std::string(61, 'd');
+  REQUIRE(longest.size() == 253);
+  CHECK(dns::is_query_name(longest));
+  CHECK_FALSE(dns::is_query_name(longest + "d"));
+  CHECK_FALSE(dns::is_query_name(""));
+  CHECK_FALSE(dns::is_query_name(".example"));
+  CHECK_FALSE(dns::is_query_name("a..example"));
+  CHECK_FALSE(dns::is_query_name("example."));
+
+  // The escaped form is what our own decoder makes of the same octets on the
+  // wire (it folds case, so these are lower case), and it has a backslash
+  // only where an escape starts.
+  const std::vector<std::vector<std::string>> names = {
+      {"macro%percent  space%20url-space", "example", "com"},
+      {"a\\b", "example"},
+      {std::string("nul\0", 4), "tab\t", "del\x7f", "high\xe9", "example"},
+      {"semi;colon(paren)\"quote\"@at$", "example"},
+  };
+  for (const auto& labels : names) {
+    std::string raw;
+    for (const auto& l : labels) raw += (raw.empty() ? "" : ".") + l;
+    CAPTURE(dns::presentation_name(raw));
+    REQUIRE(dns::is_query_name(raw));
+    auto decoded = dns::parse_name(wire_of(labels));
+    REQUIRE(decoded.ok());
+    CHECK(*decoded == dns::presentation_name(raw));
+  }
+  CHECK(dns::presentation_name("plain-name_1.example") == "plain-name_1.example");
+}
+
 // -- CIDR ------------------------------------------------------------------
 
 TEST_CASE("spf: CIDR matching") {
@@ -258,7 +328,10 @@ TEST_CASE("spf: initial domain check") {
   CHECK_FALSE(spf::is_valid_domain(""));
   CHECK_FALSE(spf::is_valid_domain("a..example.com"));
   CHECK_FALSE(spf::is_valid_domain(std::string(64, 'a') + ".com"));
-  CHECK_FALSE(spf::is_valid_domain("exa mple.com"));
+  // Only the DNS limits count: a space is an octet like any other (RFC 7208
+  // test suite, macro-mania-in-domain).
+  CHECK(spf::is_valid_domain("exa mple.com"));
+  CHECK_FALSE(spf::is_valid_domain("exa mple"));
 }
 
 // -- DMARC -------------------------------------------------------------------
@@ -390,6 +463,82 @@ TEST_CASE("dmarc: pct sampling is deterministic and roughly proportional") {
   }
   CHECK(in > 200);
   CHECK(in < 400);
+}
+
+// The engine used to build its DMARC request without a sample key, and an
+// empty key is always in the sample: 20 of 20 failing messages got reject
+// under pct=50. With the message id as the key about pct% are sampled, the
+// same id always the same way.
+TEST_CASE("dmarc: pct= samples failing messages by message id") {
+  dmarc::Record rec;
+  rec.p = DmarcPolicy::kReject;
+  DmarcRequest req;
+  req.from_domain = "example.com";
+  req.spf = {SpfResult::kFail, "example.com", ""};
+  auto policy_for = [&](const std::string& id, unsigned pct) {
+    rec.pct = pct;
+    req.sample_key = id;
+    auto o = dmarc::evaluate(rec, req, "example.com", "example.com", false);
+    REQUIRE(o.result == DmarcResult::kFail);
+    return o.policy;
+  };
+  int rejected = 0, all = 0, none = 0;
+  for (int i = 0; i < 200; ++i) {
+    std::string id = "<" + std::to_string(1000 + i) + ".report@mail.example.com>";
+    DmarcPolicy p = policy_for(id, 50);
+    CHECK(p == policy_for(id, 50));
+    CHECK((p == DmarcPolicy::kReject || p == DmarcPolicy::kQuarantine));
+    rejected += p == DmarcPolicy::kReject ? 1 : 0;
+    all += policy_for(id, 100) == DmarcPolicy::kReject ? 1 : 0;
+    none += policy_for(id, 0) == DmarcPolicy::kReject ? 1 : 0;
+  }
+  CHECK(rejected >= 70);
+  CHECK(rejected <= 130);
+  CHECK(all == 200);
+  CHECK(none == 0);
+}
+
+TEST_CASE("dmarc: discovery at one name") {
+  using Kind = dmarc::Discovery::Kind;
+  CHECK(dmarc::discover({}).kind == Kind::kNoRecord);
+  CHECK(dmarc::discover({"v=spf1 -all", "google-site-verification=x"}).kind == Kind::kNoRecord);
+  auto one = dmarc::discover({"v=spf1 -all", "v=DMARC1; p=quarantine; pct=20"});
+  REQUIRE(one.kind == Kind::kRecord);
+  CHECK(one.record.p == DmarcPolicy::kQuarantine);
+  CHECK(one.record.pct == 20);
+  // RFC 7489 6.6.3 step 5: two records mean no policy at all, not a broken one.
+  CHECK(dmarc::discover({"v=DMARC1; p=reject", "v=DMARC1; p=none"}).kind == Kind::kSeveral);
+  CHECK(dmarc::discover({"v=DMARC1; p=reject", "other", "v=DMARC1; p=reject"}).kind == Kind::kSeveral);
+  auto bad = dmarc::discover({"v=DMARC1; p=bogus"});
+  CHECK(bad.kind == Kind::kUnusable);
+  CHECK(bad.error == "no valid p= tag");
+}
+
+// RFC 5322 allows one From. With two, DMARC reads the first while a DKIM
+// signature binds the last, so a prepended From passed as aligned.
+TEST_CASE("dmarc: two From fields fail under reject whatever the signatures say") {
+  DmarcRequest req;
+  req.from_domain = "example.com";
+  req.spf = {SpfResult::kPass, "example.com", ""};
+  req.dkim = {{"example.com", true}};
+  req.from_fields = 2;
+  auto r = offline_resolver();
+  std::optional<DmarcOutcome> out;
+  check_dmarc(*r, req, [&](DmarcOutcome o) { out = o; });
+  CHECK_FALSE(out);  // answered from the loop, without a lookup
+  r->process();
+  REQUIRE(out);
+  CHECK(out->result == DmarcResult::kFail);
+  CHECK(out->policy == DmarcPolicy::kReject);
+  CHECK(out->from_domain == "example.com");
+  CHECK(out->detail.find("2 From fields") != std::string::npos);
+  CHECK(r->pending() == 0);
+
+  // One From field with the same results passes as before.
+  dmarc::Record rec;
+  rec.p = DmarcPolicy::kReject;
+  req.from_fields = 1;
+  CHECK(dmarc::evaluate(rec, req, "example.com", "example.com", false).result == DmarcResult::kPass);
 }
 
 // -- DNSBL and reverse names --------------------------------------------------

@@ -637,6 +637,43 @@ TEST_CASE("malformed signatures are permerror") {
   check_perm("DKIM-Signature:\r\n" + kMessage, "missing v=");
 }
 
+// The engine asks DNS for key_names() and then calls verify_with() with the
+// answers. When every signature is malformed there is no name to ask, and
+// verify_with() with no answers must still give one permerror per
+// signature: that is what tells a broken signature from an unsigned message.
+TEST_CASE("malformed signatures need no key and still get a permerror verdict each") {
+  const std::string good = sign(kMessage, {});
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {sign(kMessage, {.algorithm = "rsa-sha1"}), "weak algorithm rsa-sha1"},
+      {sign(kMessage, {.headers = {"to", "subject"}}), "From not signed"},
+      {sign(kMessage, {.algorithm = "rsa-sha512"}), "unsupported algorithm"},
+      {sign(kMessage, {.extra = "s=other; "}), "signature syntax: duplicate tag s="},
+      {replace_all(good, "v=1", "v=2"), "unsupported v="},
+      {sign(kMessage, {.extra = "t=1700000000; x=1600000000; "}), "x= before t="},
+  };
+  for (const auto& [msg, detail] : cases) {
+    CAPTURE(detail);
+    DkimVerifier v;
+    feed_all(v, msg, Chunks::kWhole);
+    CHECK(v.key_names().empty());
+    auto verdicts = v.verify_with({}, kNow);
+    REQUIRE(verdicts.size() == 1);
+    CHECK(verdicts[0].status == DkimStatus::kPermError);
+    CHECK(verdicts[0].detail == detail);
+    // A tag list that does not parse names no signer; the others still do.
+    if (!detail.starts_with("signature syntax")) CHECK(verdicts[0].domain == "example.com");
+  }
+  // Two broken signatures: two verdicts, still no lookup.
+  DkimVerifier two;
+  feed_all(two, sign(sign(kMessage, {.algorithm = "rsa-sha1"}), {.headers = {"to"}}), Chunks::kWhole);
+  CHECK(two.key_names().empty());
+  CHECK(two.verify_with({}, kNow).size() == 2);
+  // An unsigned message has no verdict at all: that, and only that, is dkim=none.
+  DkimVerifier none;
+  feed_all(none, kMessage, Chunks::kWhole);
+  CHECK(none.verify_with({}, kNow).empty());
+}
+
 TEST_CASE("i= must be within d=; t=s demands equality") {
   const Dns dns = Dns().key(rsa_key());
   CHECK(verdict(sign(kMessage, {.extra = "i=alice@example.com; "}), dns).status == DkimStatus::kPass);

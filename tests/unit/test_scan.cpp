@@ -1,13 +1,16 @@
 // Unit tests for the scan module: the rule-file parser and linker, bundles
-// (compile, serialise, sign, verify), verdicts, header hygiene and archive
-// members seen by the scanner.
+// (compile, serialise, sign, verify), verdicts, header hygiene, archive
+// members seen by the scanner, and the sender checks' report and scores.
 #include <doctest.h>
 #include <hs.h>
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
+#include "mxguard/scan/auth_results.hpp"
 #include "mxguard/scan/bundle.hpp"
 #include "mxguard/scan/header_hygiene.hpp"
 #include "mxguard/scan/rules.hpp"
@@ -443,4 +446,175 @@ TEST_CASE("rules: archive-member target and archive builtin") {
   CHECK(parse_error("rule A\n description d\n score 1\n target archive-member\n pattern /x/\n") == "");
   CHECK(parse_error("rule A\n description d\n score 1\n builtin archive encrypted\n") == "");
   CHECK(parse_error("rule A\n description d\n score 1\n builtin archive listed\n") != "");
+}
+
+// -- sender checks as the engine reports and scores them ----------------------
+
+namespace {
+
+// The factory's built-in rules with their shipped scores (the tests run in
+// tests/, see tests/meson.build).
+std::shared_ptr<const CompiledRules> factory_builtins() {
+  static const std::shared_ptr<const CompiledRules> rules = [] {
+    std::ifstream in("../rules/70-builtins.rules", std::ios::binary);
+    REQUIRE(in);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto parsed = parse_rules(text, "70-builtins.rules");
+    REQUIRE(parsed.ok());
+    auto set = link_rules(std::move(*parsed));
+    REQUIRE(set.ok());
+    auto compiled = CompiledRules::compile(std::move(*set));
+    REQUIRE(compiled.ok());
+    return std::shared_ptr<const CompiledRules>(*compiled);
+  }();
+  return rules;
+}
+
+const char* kAuthMessage =
+    "From: Alice <alice@example.com>\r\n"
+    "To: bob@example.net\r\n"
+    "Subject: figures\r\n"
+    "Message-ID: <figures.1@example.com>\r\n"
+    "\r\n"
+    "The figures are attached.\r\n";
+
+bool has_rule(const ScanResult& r, std::string_view id) {
+  return std::any_of(r.reasons.begin(), r.reasons.end(), [&](const Reason& x) { return x.rule == id; });
+}
+
+bool contains_text(std::string_view hay, std::string_view needle) { return hay.find(needle) != std::string_view::npos; }
+
+}  // namespace
+
+// Every DKIM-Signature of these fails to parse, so there is no key to look
+// up; the verdicts the engine gets without lookups are permerrors, reported
+// as dkim=permerror and scored as an invalid signature, not as unsigned.
+TEST_CASE("auth results: malformed DKIM signatures are dkim=permerror and score as invalid") {
+  const std::string tail = "; d=example.com; s=sel; bh=AAAA; b=AAAA\r\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"v=1; a=rsa-sha1; h=from:to" + tail, "rsa-sha1"},
+      {"v=1; a=rsa-sha256; h=to:subject" + tail, "From not signed"},
+      {"v=1; a=rsa-sha512; h=from" + tail, "unknown a="},
+      {"v=1; a=rsa-sha256; h=from; d=example.org" + tail, "duplicate tag"},
+      {"v=2; a=rsa-sha256; h=from" + tail, "v=2"},
+      {"v=1; a=rsa-sha256; h=from; t=1700000000; x=1600000000" + tail, "x before t"},
+  };
+  Scanner scanner(factory_builtins());
+  std::vector<double> scores;
+  for (const auto& [sig, what] : cases) {
+    CAPTURE(what);
+    MessageScan scan(scanner);
+    scan.feed("DKIM-Signature: " + sig + kAuthMessage);
+    scan.finish();
+    CHECK(scan.dkim().key_names().empty());
+    CheckResults checks;
+    checks.dkim = scan.dkim().verify_with({}, 1'767'225'600);
+    REQUIRE(checks.dkim->size() == 1);
+    CHECK(checks.dkim->front().status == dkim::DkimStatus::kPermError);
+    std::string ar = authentication_results("mx.test", "alice@example.com", "client.example", checks, scan.facts());
+    CHECK(contains_text(ar, "dkim=permerror"));
+    CHECK_FALSE(contains_text(ar, "dkim=none"));
+    auto r = scan.result(checks, nullptr);
+    CHECK(has_rule(r, "DKIM_INVALID"));
+    CHECK_FALSE(has_rule(r, "DKIM_NONE"));
+    // DKIM_INVALID (1.0) where an unsigned message gets DKIM_NONE (0.2).
+    scores.push_back(r.score);
+  }
+  // Unsigned: dkim=none and DKIM_NONE.
+  MessageScan scan(scanner);
+  scan.feed(kAuthMessage);
+  scan.finish();
+  CheckResults checks;
+  checks.dkim = scan.dkim().verify_with({}, 1'767'225'600);
+  CHECK(checks.dkim->empty());
+  CHECK(contains_text(authentication_results("mx.test", "alice@example.com", "h", checks, scan.facts()),
+                      ";\r\n\tdkim=none"));
+  auto unsigned_result = scan.result(checks, nullptr);
+  CHECK(has_rule(unsigned_result, "DKIM_NONE"));
+  for (double s : scores) CHECK(s - unsigned_result.score == doctest::Approx(0.8));
+}
+
+TEST_CASE("auth results: the field's layout and values that are no tokens") {
+  MessageFacts facts;
+  facts.from_domain = "example.com";
+  CheckResults c;
+  CHECK(authentication_results("mx.test", "a@example.com", "h", c, facts) ==
+        "Authentication-Results: mx.test; none\r\n");
+  c.spf = auth::SpfOutcome{auth::SpfResult::kPass, "example.com", ""};
+  c.dkim = std::vector<dkim::DkimVerdict>{{dkim::DkimStatus::kPass, "example.com", "sel", "rsa-sha256", ""},
+                                          {dkim::DkimStatus::kPermError, "", "", "", "missing d="}};
+  c.dmarc = auth::DmarcOutcome{auth::DmarcResult::kPass, auth::DmarcPolicy::kNone, "example.com", "example.com", ""};
+  CHECK(authentication_results("mx.test", "a@example.com", "h", c, facts) ==
+        "Authentication-Results: mx.test;\r\n\tspf=pass smtp.mailfrom=example.com;\r\n"
+        "\tdkim=pass header.d=example.com header.s=sel;\r\n\tdkim=permerror;\r\n"
+        "\tdmarc=pass header.from=example.com\r\n");
+  // What a sender wrote in s= or HELO cannot end the field or the value.
+  c.dkim = std::vector<dkim::DkimVerdict>{{dkim::DkimStatus::kPermError, "example.com", "s;x\r\nX-Evil: 1", "", ""}};
+  std::string ar = authentication_results("mx.test", "", "[192.0.2.1]", c, facts);
+  CHECK(contains_text(ar, "spf=pass smtp.helo=\"[192.0.2.1]\""));
+  CHECK(contains_text(ar, "header.s=\"s;x??X-Evil: 1\""));
+}
+
+TEST_CASE("dmarc request: the message id is the pct= sample key") {
+  Scanner scanner(factory_builtins());
+  MessageScan scan(scanner);
+  scan.feed(kAuthMessage);
+  scan.finish();
+  auth::SpfOutcome spf{auth::SpfResult::kFail, "example.com", ""};
+  std::vector<dkim::DkimVerdict> dkim = {{dkim::DkimStatus::kPass, "Example.COM", "sel", "rsa-sha256", ""},
+                                         {dkim::DkimStatus::kFail, "other.example", "s", "rsa-sha256", ""}};
+  auto req = dmarc_request(scan.facts(), spf, dkim, "Q123");
+  CHECK(req.from_domain == "example.com");
+  CHECK(req.from_fields == 1);
+  CHECK(req.sample_key == "<figures.1@example.com>");
+  CHECK(req.spf.result == auth::SpfResult::kFail);
+  REQUIRE(req.dkim.size() == 2);
+  CHECK(req.dkim[0].domain == "example.com");
+  CHECK(req.dkim[0].pass);
+  CHECK_FALSE(req.dkim[1].pass);
+  // Without a Message-ID the queue id still keys the sample.
+  MessageScan bare(scanner);
+  bare.feed("From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n");
+  bare.finish();
+  CHECK(dmarc_request(bare.facts(), spf, {}, "Q123").sample_key == "Q123");
+}
+
+// A From field prepended to a message signed for the other one: DMARC read
+// the first while DKIM bound the last, and a p=reject domain passed aligned.
+TEST_CASE("two From fields: counted, a DMARC fail that scores high, no DKIM alignment") {
+  Scanner scanner(factory_builtins());
+  const std::string two = std::string("From: CEO <ceo@example.com>\r\n") + kAuthMessage;
+  MessageScan scan(scanner);
+  scan.feed(two);
+  scan.finish();
+  CHECK(scan.facts().from_fields == 2);
+  CHECK(scan.facts().from_domain == "example.com");
+  CHECK(dmarc_request(scan.facts(), {}, {}, "Q1").from_fields == 2);
+
+  CheckResults c;
+  c.spf = auth::SpfOutcome{auth::SpfResult::kPass, "example.com", ""};
+  c.dkim = std::vector<dkim::DkimVerdict>{{dkim::DkimStatus::kPass, "example.com", "sel", "rsa-sha256", ""}};
+  // What check_dmarc answers for it (see test_auth.cpp).
+  c.dmarc = auth::DmarcOutcome{auth::DmarcResult::kFail, auth::DmarcPolicy::kReject, "example.com", "example.com",
+                               "2 From fields (RFC 5322 allows one)"};
+  auto r = scan.result(c, nullptr);
+  CHECK(has_rule(r, "DMARC_FAIL_REJECT"));
+  CHECK(has_rule(r, "FROM_MULTIPLE"));
+  CHECK_FALSE(has_rule(r, "DKIM_ALIGNED"));
+  CHECK_FALSE(has_rule(r, "DMARC_PASS"));
+  CHECK(r.score >= 8.0);
+  // The second From is a reason even when no DNS check ran.
+  CHECK(has_rule(scan.result({}, nullptr), "FROM_MULTIPLE"));
+
+  // One From with the same signature: aligned as before.
+  MessageScan one(scanner);
+  one.feed(kAuthMessage);
+  one.finish();
+  CHECK(one.facts().from_fields == 1);
+  c.dmarc = auth::DmarcOutcome{auth::DmarcResult::kPass, auth::DmarcPolicy::kNone, "example.com", "example.com", ""};
+  auto ok = one.result(c, nullptr);
+  CHECK(has_rule(ok, "DKIM_ALIGNED"));
+  CHECK(has_rule(ok, "DMARC_PASS"));
+  CHECK_FALSE(has_rule(ok, "FROM_MULTIPLE"));
+  CHECK(ok.score < 0);
 }

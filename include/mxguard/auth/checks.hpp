@@ -60,6 +60,10 @@ struct DmarcRequest {
   // message id, say), so a retried message gets the same decision. Empty:
   // the policy always applies.
   std::string sample_key;
+  // How many From fields the message has. More than one is a fail under
+  // p=reject without any lookup: which From the signatures cover is not the
+  // one a reader may see.
+  unsigned from_fields = 1;
 };
 void check_dmarc(dns::AsyncResolver& resolver, const DmarcRequest& request, std::function<void(DmarcOutcome)> done);
 // The organisational domain of a host name (libpsl registrable domain; the name itself when unknown).

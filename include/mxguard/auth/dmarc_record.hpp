@@ -3,6 +3,7 @@
 // in src/auth/dmarc.cpp.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,6 +35,18 @@ bool is_dmarc_record(std::string_view txt);
 // in which case the record is read as p=none. An error means "no usable
 // policy": the evaluator reports permerror and applies nothing.
 Result<Record> parse_record(std::string_view text);
+
+// What the TXT strings at one _dmarc name come to (RFC 7489 6.6.3 steps 2,
+// 5 and 6): strings that are no DMARC record are dropped; none left means
+// "look further" (the organisational domain); several mean no policy at
+// all (result none, no fallback); one that does not parse is unusable
+// (reported as permerror).
+struct Discovery {
+  enum class Kind : uint8_t { kNoRecord, kSeveral, kUnusable, kRecord } kind = Kind::kNoRecord;
+  Record record;      // kRecord
+  std::string error;  // kUnusable: why
+};
+Discovery discover(const std::vector<std::string>& txt);
 
 // Identifier alignment (RFC 7489 3.1): strict needs the same name, relaxed the
 // same organisational domain. Case and a trailing dot do not matter.

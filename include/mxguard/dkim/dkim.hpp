@@ -48,9 +48,11 @@ class DkimVerifier {
   void finish();
 
   // After finish(): "selector._domainkey.domain" for every signature that
-  // parsed, deduplicated, in order.
+  // parsed, deduplicated, in order. Empty when no signature parsed: call
+  // verify_with() all the same, or the malformed ones go unreported.
   std::vector<std::string> key_names() const;
-  // After finish(): one verdict per DKIM-Signature header (up to the maximum).
+  // After finish(): one verdict per DKIM-Signature header (up to the maximum);
+  // a signature that did not parse is a permerror. Empty: the message is unsigned.
   // `lookup` maps a key name to its answer; `now_unix` checks t= and x=.
   template <typename Lookup>
   std::vector<DkimVerdict> verify(Lookup&& lookup, int64_t now_unix) const {

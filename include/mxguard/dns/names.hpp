@@ -26,9 +26,17 @@ std::string reverse_name(const IpAddress& ip);
 // for host "mx.example" (no trailing dot) and port 25.
 std::string tlsa_name(std::string_view host, uint16_t port);
 
-// True when `name` (no trailing dot) can be asked as it is: 1..253 octets,
-// labels of 1..63 octets, printable ASCII other than space and backslash
-// (a backslash would be read as an escape by the resolver's name parser).
+// True when `name`, labels of raw octets separated by dots (no trailing
+// dot), fits a DNS question: labels of 1..63 octets and at most 253 octets
+// in all (255 in wire form). Any octet other than '.' may be in a label:
+// an SPF macro can expand to a space, and the DNS carries it (RFC 2181 11).
 bool is_query_name(std::string_view name);
+
+// The presentation form of such a raw name, as the resolvers take it: a
+// backslash becomes "\\", a space, a control octet or one above 0x7e
+// becomes "\DDD" (RFC 1035 5.1), so libunbound's parser reads back exactly
+// the octets we meant; '.' stays the label separator. parse_name() escapes
+// names in answers the same way (and folds case), so the two compare.
+std::string presentation_name(std::string_view name);
 
 }  // namespace mxguard::dns

@@ -67,6 +67,7 @@ struct MessageFacts {
   std::string subject;     // decoded Subject of the message
   std::string from;        // decoded From header
   std::string from_domain; // domain of the From address, lower case ("" when none)
+  unsigned from_fields = 0; // From fields in the message's header section (RFC 5322 allows one)
   std::string message_id;
   std::vector<std::string> url_hosts;  // distinct, in order, capped
   unsigned archive_members = 0;        // member names listed from archive attachments
