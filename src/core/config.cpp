@@ -242,9 +242,15 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
   }
 
   if (const toml::table* t = section("tls")) {
-    r.check_known(*t, "tls", {"certificate", "private_key"});
+    r.check_known(*t, "tls", {"certificate", "private_key", "ciphers", "ciphersuites"});
     if (auto n = t->get("certificate")) cfg.tls.certificate = r.str(*n, "tls.certificate");
     if (auto n = t->get("private_key")) cfg.tls.private_key = r.str(*n, "tls.private_key");
+    // Whether OpenSSL knows the names is checked where the context is made
+    // (the start and --check-config); an empty list would turn TLS off quietly.
+    if (auto n = t->get("ciphers")) cfg.tls.ciphers = r.str(*n, "tls.ciphers");
+    if (auto n = t->get("ciphersuites")) cfg.tls.ciphersuites = r.str(*n, "tls.ciphersuites");
+    if (cfg.tls.ciphers.empty()) r.fail("tls.ciphers", "must not be empty");
+    if (cfg.tls.ciphersuites.empty()) r.fail("tls.ciphersuites", "must not be empty");
     if (cfg.tls.certificate.empty() != cfg.tls.private_key.empty())
       r.fail(cfg.tls.certificate.empty() ? "tls.certificate" : "tls.private_key",
              "tls.certificate and tls.private_key must be set together");

@@ -1,19 +1,16 @@
 // mxguardd: loads the configuration, opens the listeners, starts one shard
 // per core, then waits for SIGTERM while feeding systemd's watchdog.
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/sysinfo.h>
 #include <systemd/sd-daemon.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <fmt/format.h>
 #include <future>
 #include <memory>
@@ -30,6 +27,8 @@
 #include "mxguard/scan/active.hpp"
 #include "mxguard/store/config_store.hpp"
 #include "mxguard/store/greylist.hpp"
+#include "instance_lock.hpp"
+#include "listeners.hpp"
 #include "rules_watch.hpp"
 #include "shard.hpp"
 
@@ -52,38 +51,13 @@ void usage() {
       "  --verbose        log connections and other debug events\n");
 }
 
-// One listening socket with SO_REUSEPORT, so each shard has its own.
-int open_listener(const ListenAddress& a) {
-  sockaddr_storage ss{};
-  socklen_t len;
-  int family;
-  if (a.host.find(':') != std::string::npos) {
-    auto& s6 = reinterpret_cast<sockaddr_in6&>(ss);
-    s6.sin6_family = AF_INET6;
-    s6.sin6_port = htons(a.port);
-    inet_pton(AF_INET6, a.host.c_str(), &s6.sin6_addr);
-    len = sizeof s6;
-    family = AF_INET6;
-  } else {
-    auto& s4 = reinterpret_cast<sockaddr_in&>(ss);
-    s4.sin_family = AF_INET;
-    s4.sin_port = htons(a.port);
-    inet_pton(AF_INET, a.host.c_str(), &s4.sin_addr);
-    len = sizeof s4;
-    family = AF_INET;
-  }
-  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) die(fmt::format("socket for {}: {}", a.to_string(), std::strerror(errno)));
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  // Accepted sockets inherit TCP_NODELAY: replies are whole and must not wait for an ACK.
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0)
-    die(fmt::format("cannot listen on {} (smtp.listen): {}", a.to_string(), std::strerror(errno)));
-  if (listen(fd, 4096) != 0) die(fmt::format("listen on {}: {}", a.to_string(), std::strerror(errno)));
-  return fd;
+// Loads the certificate and key as configured and logs what is doubtful
+// about them; --check-config and the start share it.
+Result<engine::SslCtxPtr> load_tls(const Config& cfg) {
+  auto ctx = engine::make_server_context(cfg.tls, std::time(nullptr));
+  if (!ctx) return Error{ctx.error()};
+  for (const auto& w : ctx->warnings) log::warn(w.event, "{}", w.fields);
+  return std::move(ctx->ctx);
 }
 
 // Every session is a descriptor: aim for smtp.max_connections plus headroom.
@@ -186,6 +160,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (check_only) {
+    // The files are read as a start reads them: a path that names nothing
+    // is not "OK".
+    if (cfg.tls.enabled()) {
+      auto tls = load_tls(cfg);
+      if (!tls) {
+        fmt::print(stderr, "mxguardd: {}\n", tls.error());
+        return 1;
+      }
+    }
     fmt::print("configuration OK\n");
     return 0;
   }
@@ -201,12 +184,17 @@ int main(int argc, char** argv) {
   log::start_async();
   raise_fd_limit(cfg.smtp.max_connections);
 
+  // Before anything in the state dir is touched: a second engine there would
+  // share the port through SO_REUSEPORT and take half the connections.
+  auto instance = engine::InstanceLock::acquire(cfg.state_dir);
+  if (!instance) die(instance.error());
+
   auto config_store = store::ConfigStore::open(cfg.state_dir);
   if (!config_store) die(fmt::format("state_dir {}: {}", cfg.state_dir, config_store.error()));
 
   engine::SslCtxPtr tls;
   if (cfg.tls.enabled()) {
-    auto ctx = engine::make_server_context(cfg.tls.certificate, cfg.tls.private_key);
+    auto ctx = load_tls(cfg);
     if (!ctx) die(ctx.error());
     tls = std::move(*ctx);
   }
@@ -216,10 +204,19 @@ int main(int argc, char** argv) {
                                cfg.smtp.max_message_rate});
   std::atomic<unsigned> connections{0};
 
-  // Listeners first: a port in use is reported before the slower start-up work.
+  // Listeners first: a port in use is reported before the slower start-up
+  // work. The probe leaves a moment between its close and the shards' binds;
+  // it is there for the engine started twice, not for a race to the port.
+  constexpr std::chrono::milliseconds kPortGrace{3000};
+  for (const auto& a : cfg.smtp.listen)
+    if (Status st = engine::check_address_free(a, kPortGrace); !st) die(st.error());
   std::vector<std::vector<int>> listeners(nshards);
   for (unsigned i = 0; i < nshards; ++i)
-    for (const auto& a : cfg.smtp.listen) listeners[i].push_back(open_listener(a));
+    for (const auto& a : cfg.smtp.listen) {
+      auto fd = engine::open_listener(a);
+      if (!fd) die(fd.error());
+      listeners[i].push_back(*fd);
+    }
 
   // The rules (the factory bundle on a new state dir), the shared Bayes model
   // and greylist, each opened once for the process and shared by the shards.

@@ -2,8 +2,17 @@
 #include "tls.hpp"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
 
 #include <fmt/format.h>
+
+#include "mxguard/core/log.hpp"
 
 namespace mxguard::engine {
 
@@ -18,9 +27,63 @@ std::string openssl_errors() {
   }
   return out.empty() ? "unknown OpenSSL error" : out;
 }
+
+constexpr std::time_t kExpiryWarning = 14 * 86'400;
+
+Result<struct stat> stat_file(std::string_view key, const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return Error{fmt::format("{} {}: {}", key, path, std::strerror(errno))};
+  if (!S_ISREG(st.st_mode)) return Error{fmt::format("{} {}: not a regular file", key, path)};
+  return st;
+}
+
+std::optional<std::time_t> epoch_of(const ASN1_TIME* t) {
+  struct tm tm {};
+  if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return std::nullopt;
+  return timegm(&tm);
+}
+
+std::string iso8601(std::time_t t) {
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::vector<TlsWarning> validity_warnings(X509* cert, const std::string& file, std::time_t now) {
+  std::vector<TlsWarning> out;
+  auto not_before = epoch_of(X509_get0_notBefore(cert));
+  auto not_after = epoch_of(X509_get0_notAfter(cert));
+  if (not_after && *not_after < now) {
+    out.push_back({"tls.certificate_expired", fmt::format("file={} not_after={} note=\"senders that verify will "
+                                                          "refuse it\"", log::q(file), iso8601(*not_after))});
+  } else if (not_after && *not_after - now < kExpiryWarning) {
+    out.push_back({"tls.certificate_expiring", fmt::format("file={} not_after={} days_left={}", log::q(file),
+                                                           iso8601(*not_after), (*not_after - now) / 86'400)});
+  }
+  if (not_before && *not_before > now)
+    out.push_back({"tls.certificate_not_yet_valid", fmt::format("file={} not_before={}", log::q(file),
+                                                                iso8601(*not_before))});
+  return out;
+}
+
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+
+size_t tls13_suites(SSL_CTX* ctx) {
+  size_t n = 0;
+  STACK_OF(SSL_CIPHER)* all = SSL_CTX_get_ciphers(ctx);
+  for (int i = 0; i < sk_SSL_CIPHER_num(all); ++i)
+    if (std::strcmp(SSL_CIPHER_get_version(sk_SSL_CIPHER_value(all, i)), "TLSv1.3") == 0) ++n;
+  return n;
+}
+
 }  // namespace
 
-Result<SslCtxPtr> make_server_context(const std::string& cert_file, const std::string& key_file) {
+Result<ServerContext> make_server_context(const TlsConfig& cfg, std::time_t now) {
+  ERR_clear_error();
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (!ctx) return Error{"SSL_CTX_new: " + openssl_errors()};
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
@@ -30,13 +93,40 @@ Result<SslCtxPtr> make_server_context(const std::string& cert_file, const std::s
   // would be shared mutable state between shards.
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
   SSL_CTX_set_num_tickets(ctx.get(), 0);
-  if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert_file.c_str()) != 1)
-    return Error{fmt::format("tls.certificate {}: {}", cert_file, openssl_errors())};
-  if (SSL_CTX_use_PrivateKey_file(ctx.get(), key_file.c_str(), SSL_FILETYPE_PEM) != 1)
-    return Error{fmt::format("tls.private_key {}: {}", key_file, openssl_errors())};
-  if (SSL_CTX_check_private_key(ctx.get()) != 1)
-    return Error{fmt::format("tls.private_key {} does not match tls.certificate {}", key_file, cert_file)};
-  return ctx;
+  // OpenSSL skips names it does not know as long as one matches; a list with
+  // none is an error here rather than a server that offers nothing.
+  if (SSL_CTX_set_cipher_list(ctx.get(), cfg.ciphers.c_str()) != 1)
+    return Error{fmt::format("tls.ciphers '{}': no cipher OpenSSL knows ({})", cfg.ciphers, openssl_errors())};
+  if (SSL_CTX_set_ciphersuites(ctx.get(), cfg.ciphersuites.c_str()) != 1 || tls13_suites(ctx.get()) == 0)
+    return Error{fmt::format("tls.ciphersuites '{}': no TLS 1.3 suite OpenSSL knows", cfg.ciphersuites)};
+
+  auto cert_stat = stat_file("tls.certificate", cfg.certificate);
+  if (!cert_stat) return Error{cert_stat.error()};
+  auto key_stat = stat_file("tls.private_key", cfg.private_key);
+  if (!key_stat) return Error{key_stat.error()};
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), cfg.certificate.c_str()) != 1)
+    return Error{fmt::format("tls.certificate {}: {}", cfg.certificate, openssl_errors())};
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(BIO_new_file(cfg.private_key.c_str(), "r"), BIO_free);
+  if (!key_bio) return Error{fmt::format("tls.private_key {}: {}", cfg.private_key, openssl_errors())};
+  std::unique_ptr<EVP_PKEY, PkeyDeleter> key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  if (!key)
+    return Error{fmt::format("tls.private_key {}: not a PEM private key without a passphrase ({})",
+                             cfg.private_key, openssl_errors())};
+  X509* cert = SSL_CTX_get0_certificate(ctx.get());
+  if (X509_check_private_key(cert, key.get()) != 1) {
+    ERR_clear_error();
+    return Error{fmt::format("tls.private_key {} does not match tls.certificate {}", cfg.private_key,
+                             cfg.certificate)};
+  }
+  if (SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1)
+    return Error{fmt::format("tls.private_key {}: {}", cfg.private_key, openssl_errors())};
+
+  ServerContext out{std::move(ctx), validity_warnings(cert, cfg.certificate, now)};
+  if (key_stat->st_mode & (S_IROTH | S_IWOTH))
+    out.warnings.push_back({"tls.private_key_permissions",
+                            fmt::format("file={} mode={:04o} note=\"other users can read the key; chmod 600 or 640\"",
+                                        log::q(cfg.private_key), key_stat->st_mode & 07777)});
+  return out;
 }
 
 TlsChannel::TlsChannel(SSL_CTX* ctx) {

@@ -4,11 +4,13 @@
 
 #include <openssl/ssl.h>
 
+#include <ctime>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "mxguard/core/config.hpp"
 #include "mxguard/core/result.hpp"
 #include "mxguard/smtp/session.hpp"
 
@@ -19,8 +21,25 @@ struct SslCtxDeleter {
 };
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 
-// Loads certificate and key; TLS 1.2 minimum. Fails with a message naming the file.
-Result<SslCtxPtr> make_server_context(const std::string& cert_file, const std::string& key_file);
+// Something about the certificate or key that works but should not go
+// unnoticed, as a log event and its key=value fields.
+struct TlsWarning {
+  std::string event;
+  std::string fields;
+};
+
+struct ServerContext {
+  SslCtxPtr ctx;
+  std::vector<TlsWarning> warnings;
+};
+
+// Loads tls.certificate and tls.private_key with the tls.ciphers and
+// tls.ciphersuites lists, TLS 1.2 minimum. Fails with a message naming the
+// key and the file (missing, unreadable, not PEM, key not matching the
+// certificate, a cipher list OpenSSL rejects); a certificate expired, not yet
+// valid or expiring within 14 days of `now`, and a key file other users may
+// read, come back as warnings. --check-config and the start both call it.
+Result<ServerContext> make_server_context(const TlsConfig& cfg, std::time_t now);
 
 // Client context for deliveries: TLS 1.2 or later, DANE enabled. Without
 // DANE nothing is verified: opportunistic TLS (RFC 7435) and policy

@@ -1,7 +1,9 @@
 // Configuration parsing: contract keys, defaults, and errors naming the key.
 #include <doctest.h>
 
+#include <algorithm>
 #include <string>
+#include <string_view>
 
 #include "mxguard/core/config.hpp"
 #include "mxguard/core/strings.hpp"
@@ -46,6 +48,9 @@ mx_hosts = ["mx1.example.net", "mx2.example.net"]
   CHECK(c.smtp.listen[1].port == 2525);
   CHECK(c.smtp.max_message_size == 35883008);
   CHECK(c.tls.enabled());
+  CHECK(c.tls.ciphersuites == TlsConfig::kDefaultCiphersuites);
+  CHECK(parse_config("[tls]\nciphers = \"ECDHE+AESGCM:AES128-GCM-SHA256\"\nciphersuites = \"TLS_AES_128_GCM_SHA256\"",
+                     "t").tls.ciphers == "ECDHE+AESGCM:AES128-GCM-SHA256");
   CHECK(c.delivery.retry_interval.count() == 15 * 60 * 1000);
   CHECK(c.delivery.max_queue_lifetime.count() == 7LL * 86400 * 1000);
   CHECK(c.onboarding.mx_hosts.size() == 2);
@@ -57,6 +62,15 @@ TEST_CASE("config: defaults") {
   CHECK(c.smtp.max_recipients == 100);
   CHECK(c.smtp.max_line_length == 1000);
   CHECK_FALSE(c.tls.enabled());
+  CHECK(c.tls.ciphers == TlsConfig::kDefaultCiphers);
+  // Every default suite has forward secrecy (ECDHE) and an AEAD cipher.
+  std::string_view list = c.tls.ciphers;
+  for (size_t n = 0; !list.empty() && n < 100; ++n) {
+    std::string_view suite = list.substr(0, list.find(':'));
+    list.remove_prefix(std::min(list.size(), suite.size() + 1));
+    CHECK(suite.substr(0, 6) == "ECDHE-");
+    CHECK((suite.find("-GCM-") != std::string_view::npos || suite.find("CHACHA20-POLY1305") != std::string_view::npos));
+  }
   CHECK(c.delivery.retry_interval.count() == 900000);
   CHECK(c.dns.timeout.count() == 5000);
   CHECK(parse_config("[dns]\ntimeout = \"1500ms\"", "t").dns.timeout.count() == 1500);
@@ -71,6 +85,9 @@ TEST_CASE("config: errors name the key") {
   CHECK(error_of("[smtp]\nbogus = 1").find("smtp.bogus") != std::string::npos);
   CHECK(error_of("[delivery]\nretry_interval = \"soon\"").find("delivery.retry_interval") != std::string::npos);
   CHECK(error_of("[tls]\ncertificate = \"/x\"").find("tls.") != std::string::npos);
+  CHECK(error_of("[tls]\nciphers = \"\"").find("tls.ciphers") != std::string::npos);
+  CHECK(error_of("[tls]\nciphersuites = \"\"").find("tls.ciphersuites") != std::string::npos);
+  CHECK(error_of("[tls]\nciphers = 3").find("tls.ciphers") != std::string::npos);
   CHECK(error_of("[dns]\nservers = [\"dns.example\"]").find("dns.servers") != std::string::npos);
   CHECK(error_of("[dns]\ntimeout = \"soon\"").find("dns.timeout") != std::string::npos);
   CHECK(error_of("[dns]\ntimeout = 0").find("dns.timeout") != std::string::npos);

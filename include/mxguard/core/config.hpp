@@ -52,8 +52,17 @@ struct SmtpConfig {
 };
 
 struct TlsConfig {
+  // Forward secrecy and AEAD only: no static-RSA key exchange, no CBC
+  // (LUCKY13). Operators who must take mail from older senders widen them.
+  static constexpr const char* kDefaultCiphers =
+      "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+      "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+  static constexpr const char* kDefaultCiphersuites =
+      "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
   std::string certificate;
   std::string private_key;
+  std::string ciphers = kDefaultCiphers;            // TLS 1.2, OpenSSL cipher list syntax
+  std::string ciphersuites = kDefaultCiphersuites;  // TLS 1.3
   bool enabled() const { return !certificate.empty(); }
 };
 
