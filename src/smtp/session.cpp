@@ -450,6 +450,11 @@ void Session::finish_content() {
     error_reply(550, "5.6.0", "Message refused: bare <LF> line ending (RFC 5321 2.3.8)");
     return;
   }
+  if (r.nul()) {
+    reset_transaction();
+    error_reply(550, "5.6.0", "Message refused: NUL character in the content (BINARYMIME is not offered)");
+    return;
+  }
   if (r.line_too_long()) {
     reset_transaction();
     error_reply(550, "5.6.0",
