@@ -288,6 +288,19 @@ void Session::do_rcpt(std::string_view args) {
     return;
   }
   Mailbox& rcpt = std::get<RcptTo>(parsed).recipient;
+  if (rcpt.domain.empty()) {
+    // The parser lets only "postmaster" through without a domain; it must be
+    // accepted (RFC 5321 4.5.1), and the envelope needs a routable address.
+    auto pm = host_.postmaster();
+    if (auto* none = std::get_if<RcptDecision>(&pm)) {
+      if (*none == RcptDecision::kUnknownUser)
+        error_reply(550, "5.1.1", "<postmaster>: Recipient address rejected: no postmaster address is set up here");
+      else
+        apply_rcpt(rcpt, *none);
+      return;
+    }
+    rcpt = std::move(std::get<Mailbox>(pm));
+  }
   RcptDecision d = rcpt.domain.empty() || rcpt.domain_is_literal()
                        ? RcptDecision::kRelayDenied
                        : host_.check_recipient(rcpt, tx_->mail.sender, client_.ip);
