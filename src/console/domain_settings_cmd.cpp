@@ -58,6 +58,9 @@ Status apply_setting(store::Domain& d, std::string_view assignment) {
   } else if (key == "recipients") {
     if (auto s = check_choice("recipients", v, {"accept-all", "callout", "list"}); !s) return s;
     d.recipients_mode = std::string(v);
+  } else if (key == "recipient_delimiter") {
+    if (auto s = store::check_recipient_delimiter(v); !s) return s;
+    d.recipient_delimiter = std::string(v);
   } else if (key == "reject_threshold" || key == "quarantine_threshold" || key == "greylist_threshold") {
     auto score = parse_score(key, v);
     if (!score) return Error{score.error()};
@@ -76,8 +79,9 @@ Status apply_setting(store::Domain& d, std::string_view assignment) {
       return Error{fmt::format("quarantine_days: '{}' is not a number of days from 1 to 3650", v)};
     d.quarantine_days = days;
   } else {
-    return Error{fmt::format("unknown setting '{}' (backend, tls, trust, auth_user, recipients, reject_threshold, "
-                             "quarantine_threshold, greylist_threshold, digest_from, quarantine_days)", key)};
+    return Error{fmt::format("unknown setting '{}' (backend, tls, trust, auth_user, recipients, recipient_delimiter, "
+                             "reject_threshold, quarantine_threshold, greylist_threshold, digest_from, "
+                             "quarantine_days)", key)};
   }
   return {};
 }
@@ -158,7 +162,8 @@ void add_domain_settings_commands(CLI::App& group, Commands& out) {
   CLI::App* cmd = group.add_subcommand("set", "Change domain settings: KEY=VALUE ...");
   cmd->add_option("DOMAIN", set->domain, "Domain name")->required();
   cmd->add_option("SETTINGS", set->assignments, "backend=HOST[:PORT] tls=... trust=... auth_user=... "
-                                                "recipients=... reject_threshold=N quarantine_threshold=N "
+                                                "recipients=... recipient_delimiter=CHARS reject_threshold=N "
+                                                "quarantine_threshold=N "
                                                 "greylist_threshold=N digest_from=ADDR quarantine_days=N");
   cmd->add_option("--auth-password-file", set->auth_password_file,
                   "Read the SMTP AUTH password from this file ('-' = stdin); an empty one keeps the stored password");

@@ -33,6 +33,7 @@ nlohmann::ordered_json domain_json(const Config& cfg, const store::Domain& d) {
             {"auth_user", d.auth_user},
             {"auth_password_set", !d.auth_password.empty()}}},
           {"recipients", d.recipients_mode},
+          {"recipient_delimiter", d.recipient_delimiter},
           {"thresholds",
            {{"reject", d.reject_threshold}, {"quarantine", d.quarantine_threshold}, {"greylist", d.greylist_threshold}}},
           {"digest_from", d.digest_from},
@@ -54,6 +55,7 @@ void print_domain_details(const Config& cfg, const store::Domain& d) {
     print_field("auth password", d.auth_password.empty() ? "not set" : "set");
   }
   print_field("recipients", d.recipients_mode);
+  print_field("delimiter", d.recipient_delimiter.empty() ? "none" : d.recipient_delimiter);
   print_field("thresholds", fmt::format("reject {} / quarantine {} / greylist {}", d.reject_threshold,
                                         d.quarantine_threshold, d.greylist_threshold));
   print_field("digest from", d.digest_from.empty() ? "postmaster@" + d.name : d.digest_from);

@@ -189,7 +189,7 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
                    "max_connections", "greeting_delay", "command_timeout", "data_timeout",
                    "session_timeout", "shutdown_timeout", "commit_delay", "pin_shards",
                    "max_connection_rate", "max_message_rate", "ipv6_prefix", "min_data_rate",
-                   "data_rate_window"});
+                   "data_rate_window", "postmaster"});
     if (auto n = t->get("listen")) {
       s.listen.clear();
       for (const auto& spec : r.strings(*n, "smtp.listen")) {
@@ -234,6 +234,23 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
     if (auto n = t->get("pin_shards")) {
       if (!n->is_boolean()) r.fail("smtp.pin_shards", "must be true or false");
       s.pin_shards = *n->value<bool>();
+    }
+    if (auto n = t->get("postmaster")) {
+      // It becomes an envelope recipient as it is, so only a plain
+      // local@domain: an unquoted local part without relay characters.
+      s.postmaster = r.str(*n, "smtp.postmaster");
+      size_t at = s.postmaster.rfind('@');
+      bool ok = at != std::string::npos && at > 0 && at <= 64 && valid_hostname(s.postmaster.substr(at + 1)) &&
+                s.postmaster.front() != '.' && s.postmaster[at - 1] != '.' &&
+                s.postmaster.find("..") == std::string::npos;
+      for (size_t i = 0; ok && i < at; ++i) {
+        char c = s.postmaster[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             std::string_view("#$&'*+-/=?^_`{|}~.").find(c) != std::string_view::npos;
+      }
+      if (!ok)
+        r.fail("smtp.postmaster", fmt::format("'{}' is not an address such as postmaster@example.com", s.postmaster));
+      s.postmaster = s.postmaster.substr(0, at + 1) + to_lower(s.postmaster.substr(at + 1));
     }
     if (s.command_timeout.count() == 0) r.fail("smtp.command_timeout", "must be positive");
     if (s.data_timeout.count() == 0) r.fail("smtp.data_timeout", "must be positive");

@@ -831,15 +831,42 @@ smtp::RcptDecision Shard::check_recipient_at(uint32_t slot, const smtp::Mailbox&
     case store::DomainStatus::kSuspended: return smtp::RcptDecision::kSuspended;
     case store::DomainStatus::kPendingVerification: return smtp::RcptDecision::kRelayDenied;
   }
-  if (p->list_mode && !p->recipient_known) return smtp::RcptDecision::kUnknownUser;
+  // RFC 5321 4.5.1: postmaster@ every domain we accept mail for must be
+  // accepted, so it is neither looked up nor asked of the backend. The block
+  // lists still apply: blocking a sender is the operator's decision about
+  // that sender, and the RFC allows blocking postmaster mail in such cases.
+  bool postmaster = smtp::is_postmaster(rcpt.local);
+  if (p->list_mode && !p->recipient_known && !postmaster) return smtp::RcptDecision::kUnknownUser;
   if (p->lists == store::ListVerdict::kBlock) return smtp::RcptDecision::kBlocked;
   smtp::RcptDecision accept = p->lists == store::ListVerdict::kAllow ? smtp::RcptDecision::kAcceptAllowlisted
                                                                      : smtp::RcptDecision::kAccept;
-  if (p->callout_mode && slot != UINT32_MAX) {
-    smtp::RcptDecision c = start_callout(slot, fmt::format("{}@{}", rcpt.local, *domain), *domain);
+  if (p->callout_mode && !postmaster && slot != UINT32_MAX) {
+    // A subaddress is verified by its base address (bob+news@ by bob@): a
+    // backend need not know about subaddressing to answer for it.
+    const std::string& local = p->base_local.empty() ? rcpt.local : p->base_local;
+    smtp::RcptDecision c = start_callout(slot, fmt::format("{}@{}", local, *domain), *domain);
     return c == smtp::RcptDecision::kAccept ? accept : c;
   }
   return accept;
+}
+
+// smtp.postmaster when set, else postmaster@ the oldest active domain.
+std::variant<smtp::Mailbox, smtp::RcptDecision> Shard::postmaster() {
+  const std::string& configured = ctx_.config->smtp.postmaster;
+  if (!configured.empty()) {
+    size_t at = configured.rfind('@');
+    return smtp::Mailbox{configured.substr(0, at), configured.substr(at + 1)};
+  }
+  auto oldest = config_reader_->oldest_active_domain();
+  if (!oldest) {
+    log::error("config.lookup_failed", "shard={} what=postmaster error={}", index_, log::q(oldest.error()));
+    return smtp::RcptDecision::kTempFail;
+  }
+  if (!*oldest) {
+    log::warn("smtp.no_postmaster", "shard={} reason={}", index_, log::q("no active domain and no smtp.postmaster"));
+    return smtp::RcptDecision::kUnknownUser;
+  }
+  return smtp::Mailbox{"postmaster", **oldest};
 }
 
 std::string Shard::new_message_id() {

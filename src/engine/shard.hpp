@@ -65,6 +65,7 @@ class Shard final : public smtp::SessionHost {
   smtp::SenderDecision check_sender(const smtp::Mailbox& sender, std::string_view client_ip) override;
   smtp::RcptDecision check_recipient(const smtp::Mailbox& rcpt, const smtp::Mailbox& sender,
                                      std::string_view client_ip) override;
+  std::variant<smtp::Mailbox, smtp::RcptDecision> postmaster() override;
   std::string new_message_id() override;
   int64_t now_ms() override { return now_ms_; }
   bool allow_message(uint32_t slot);

@@ -46,6 +46,7 @@ struct Shard::ConnHost final : smtp::SessionHost {
   smtp::RcptDecision check_recipient(const smtp::Mailbox& r, const smtp::Mailbox& s, std::string_view ip) override {
     return shard.check_recipient_at(slot, r, s, ip);
   }
+  std::variant<smtp::Mailbox, smtp::RcptDecision> postmaster() override { return shard.postmaster(); }
   std::string new_message_id() override { return shard.new_message_id(); }
   int64_t now_ms() override { return shard.now_ms(); }
   bool allow_message() override { return shard.allow_message(slot); }

@@ -168,7 +168,7 @@ std::variant<PathParse, PathError> parse_path(std::string_view s, bool is_rcpt, 
 
   if (i >= path.size()) {
     // RFC 5321 4.5.1: "postmaster" without a domain must be accepted as a recipient.
-    if (is_rcpt && iequals(local, "postmaster")) {
+    if (is_rcpt && is_postmaster(local)) {
       out.box.local = std::string(local);
       return out;
     }
@@ -202,6 +202,8 @@ std::string_view next_word(std::string_view& s) {
 }
 
 }  // namespace
+
+bool is_postmaster(std::string_view local) { return iequals(local, "postmaster"); }
 
 bool valid_domain(std::string_view d, bool allow_utf8) {
   if (d.empty() || d.size() > 253) return false;

@@ -1,12 +1,19 @@
 // Dot-unstuffing and end-of-data detection for DATA (RFC 5321 4.5.2), and the
 // same limits for BDAT chunks (RFC 3030). Only CRLF.CRLF ends DATA: a bare LF
 // never does, and a bare LF anywhere is flagged so the message can be refused
-// (SMTP smuggling defence).
+// (SMTP smuggling defence). A NUL is flagged the same way: without BINARYMIME
+// it is not allowed, and a backend that drops NULs before it looks for the end
+// of data would read "<CRLF><NUL>.<CRLF>" as one.
 #include "mxguard/smtp/data_reader.hpp"
+
+#include <cstring>
 
 namespace mxguard::smtp {
 
 void DataReader::emit(std::string& out, std::string_view bytes) {
+  // Every content byte passes here, in both modes; checked before the size
+  // limit so the flag does not depend on where the limit cut.
+  if (!nul_ && std::memchr(bytes.data(), '\0', bytes.size()) != nullptr) nul_ = true;
   size_ += bytes.size();
   if (too_big_) return;
   if (size_ > limits_.max_size) {

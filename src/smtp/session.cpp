@@ -297,6 +297,19 @@ void Session::do_rcpt(std::string_view args) {
     return;
   }
   Mailbox& rcpt = std::get<RcptTo>(parsed).recipient;
+  if (rcpt.domain.empty()) {
+    // The parser lets only "postmaster" through without a domain; it must be
+    // accepted (RFC 5321 4.5.1), and the envelope needs a routable address.
+    auto pm = host_.postmaster();
+    if (auto* none = std::get_if<RcptDecision>(&pm)) {
+      if (*none == RcptDecision::kUnknownUser)
+        error_reply(550, "5.1.1", "<postmaster>: Recipient address rejected: no postmaster address is set up here");
+      else
+        apply_rcpt(rcpt, *none);
+      return;
+    }
+    rcpt = std::move(std::get<Mailbox>(pm));
+  }
   RcptDecision d = rcpt.domain.empty() || rcpt.domain_is_literal()
                        ? RcptDecision::kRelayDenied
                        : host_.check_recipient(rcpt, tx_->mail.sender, client_.ip);
@@ -457,6 +470,11 @@ void Session::finish_content() {
   if (r.bare_lf()) {
     reset_transaction();
     error_reply(550, "5.6.0", "Message refused: bare <LF> line ending (RFC 5321 2.3.8)");
+    return;
+  }
+  if (r.nul()) {
+    reset_transaction();
+    error_reply(550, "5.6.0", "Message refused: NUL character in the content (BINARYMIME is not offered)");
     return;
   }
   if (r.line_too_long()) {

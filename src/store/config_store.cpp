@@ -56,6 +56,7 @@ std::string encode_domain(const Domain& d) {
                            {"backend_host", d.backend_host},
                            {"backend_port", d.backend_port},
                            {"recipients", d.recipients_mode},
+                           {"recipient_delimiter", d.recipient_delimiter},
                            {"tls", d.tls_policy},
                            {"trust", d.trust},
                            {"auth_user", d.auth_user},
@@ -82,6 +83,8 @@ Result<Domain> decode_domain(std::string_view bytes) {
     d.backend_host = j->value("backend_host", "");
     d.backend_port = j->value("backend_port", uint16_t{25});
     d.recipients_mode = j->value("recipients", "accept-all");
+    // Added without a new record version: a record without it means the default.
+    d.recipient_delimiter = j->value("recipient_delimiter", "+");
     d.tls_policy = j->value("tls", "may");
     d.trust = j->value("trust", "ip");
     d.auth_user = j->value("auth_user", "");
@@ -458,8 +461,14 @@ Result<RcptPolicy> ConfigReader::rcpt_policy(const PolicyQuery& q) {
     p.status = static_cast<uint8_t>((*d)->status);
     p.list_mode = (*d)->recipients_mode == "list";
     p.callout_mode = (*d)->recipients_mode == "callout";
-    if (p.list_mode)
+    // Only the local part is cut: a delimiter character in the domain means nothing.
+    auto base = base_local_part(q.rcpt_local, (*d)->recipient_delimiter);
+    if (base) p.base_local = std::string(*base);
+    if (p.list_mode) {
       p.recipient_known = has_key(txn, store_.recipients_dbi(), recipient_key(q.rcpt_domain, q.rcpt_local));
+      if (!p.recipient_known && base)
+        p.recipient_known = has_key(txn, store_.recipients_dbi(), recipient_key(q.rcpt_domain, *base));
+    }
     p.lists = scope_verdict(txn, store_.lists_dbi(), q.rcpt_domain, q);
     if (p.lists == ListVerdict::kNone) p.lists = scope_verdict(txn, store_.lists_dbi(), "", q);
   } else if (rc != MDB_NOTFOUND) {
@@ -476,6 +485,43 @@ Result<ListVerdict> ConfigReader::global_policy(const PolicyQuery& q) {
   ListVerdict v = scope_verdict(txn, store_.lists_dbi(), "", q);
   mdb_txn_reset(txn);
   return v;
+}
+
+// The oldest rather than the first by name: a customer who adds a domain that
+// sorts before the operator's must not receive the gateway's postmaster mail.
+// A record that does not decode is skipped, so one bad record cannot leave
+// postmaster mail with nowhere to go.
+Result<std::optional<std::string>> ConfigReader::oldest_active_domain() {
+  MDB_txn* txn = begin();
+  if (!txn) return Error{"cannot begin config read transaction"};
+  size_t id = mdb_txn_id(txn);
+  if (oldest_active_ && oldest_active_->txn_id == id) {
+    mdb_txn_reset(txn);
+    return oldest_active_->name;
+  }
+  MDB_cursor* cur;
+  if (int rc = mdb_cursor_open(txn, store_.domains_dbi(), &cur); rc != 0) {
+    mdb_txn_reset(txn);
+    return Error{lmdb_error("config domains", rc)};
+  }
+  std::optional<std::string> best;
+  int64_t best_created = 0;
+  MDB_val k, v;
+  int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+  for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    auto d = decoded(from_val(k), from_val(v));
+    if (!d || (*d)->status != DomainStatus::kActive) continue;
+    // Keys come in name order, so on equal times the first seen wins.
+    if (!best || (*d)->created_ms < best_created) {
+      best = (*d)->name;
+      best_created = (*d)->created_ms;
+    }
+  }
+  mdb_cursor_close(cur);
+  mdb_txn_reset(txn);
+  if (rc != MDB_NOTFOUND) return Error{lmdb_error("config domains", rc)};
+  oldest_active_ = OldestActive{id, best};
+  return best;
 }
 
 Result<std::optional<Domain>> ConfigReader::domain(std::string_view name) {

@@ -28,6 +28,12 @@ bool ldh_domain(std::string_view d) {
   }
   return d.find('.') != std::string_view::npos;
 }
+
+// One byte of user input for an error message: as itself when printable, else escaped.
+std::string shown_char(char c) {
+  unsigned char u = static_cast<unsigned char>(c);
+  return u > ' ' && u < 0x7f ? std::string(1, c) : fmt::format("\\x{:02x}", u);
+}
 }  // namespace
 
 std::string_view to_string(ListAction a) { return a == ListAction::kAllow ? "allow" : "block"; }
@@ -114,6 +120,34 @@ Result<ListEntry> decode_list_entry(std::string_view key, std::string_view value
   if (j.is_discarded() || !j.is_object()) return Error{"corrupt list record"};
   e.added_ms = j.value("added_ms", int64_t{0});
   return e;
+}
+
+std::optional<std::string_view> base_local_part(std::string_view local, std::string_view delimiters) {
+  if (delimiters.empty() || local.empty() || local.front() == '"') return std::nullopt;
+  size_t cut = local.find_first_of(delimiters);
+  if (cut == std::string_view::npos || cut == 0) return std::nullopt;
+  return local.substr(0, cut);
+}
+
+Status check_recipient_delimiter(std::string_view delimiters) {
+  // The characters of RFC 5322 atext that are not letters or digits, and the
+  // dot: anything else cannot occur in an unquoted local part, so it would
+  // never cut anything. '%' and '!' are relay characters the SMTP parser
+  // refuses in a recipient; accepting them here would promise what never happens.
+  constexpr std::string_view kAllowed = "#$&'*+-/=?^_`{|}~.";
+  constexpr size_t kMaxDelimiters = 4;
+  if (delimiters.size() > kMaxDelimiters)
+    return Error{fmt::format("recipient_delimiter: at most {} characters, got {}", kMaxDelimiters, delimiters.size())};
+  for (size_t i = 0; i < delimiters.size(); ++i) {
+    char c = delimiters[i];
+    if (kAllowed.find(c) == std::string_view::npos)
+      return Error{fmt::format("recipient_delimiter: '{}' cannot be a delimiter (use one or more of {}, or "
+                               "nothing for none)",
+                               shown_char(c), kAllowed)};
+    if (delimiters.find(c) != i)
+      return Error{fmt::format("recipient_delimiter: '{}' is given twice", c)};
+  }
+  return {};
 }
 
 }  // namespace mxguard::store

@@ -24,6 +24,7 @@ class FuzzHost : public SessionHost {
     if (r.domain == "s.example") return RcptDecision::kSuspended;
     return RcptDecision::kRelayDenied;
   }
+  std::variant<Mailbox, RcptDecision> postmaster() override { return Mailbox{"postmaster", "example.com"}; }
   std::string new_message_id() override { return "0.s0"; }
   int64_t now_ms() override { return 0; }
 };

@@ -122,3 +122,19 @@ TEST_CASE("durations and host:port") {
   CHECK_FALSE(parse_host_port("[::1", 25, h, p));
   CHECK_FALSE(parse_host_port(":25", 25, h, p));
 }
+
+TEST_CASE("config: smtp.postmaster is a plain address, its domain lower-cased") {
+  CHECK(parse_config("", "t").smtp.postmaster.empty());
+  CHECK(parse_config("[smtp]\npostmaster = \"Hostmaster@Ops.Example\"", "t").smtp.postmaster ==
+        "Hostmaster@ops.example");
+  CHECK(parse_config("[smtp]\npostmaster = \"first.last+pm@example.com\"", "t").smtp.postmaster ==
+        "first.last+pm@example.com");
+  for (const char* bad : {"postmaster", "@example.com", "pm@", "pm@bad host", "a b@example.com", "x%y@example.com",
+                          "\"q\"@example.com", ".pm@example.com", "pm.@example.com", "p..m@example.com",
+                          "pm@example.com@other.example"}) {
+    CAPTURE(bad);
+    // A TOML literal string, so the quotes in a bad address stay part of it.
+    CHECK(error_of(std::string("[smtp]\npostmaster = '") + bad + "'").find("smtp.postmaster") != std::string::npos);
+  }
+  CHECK(error_of("[smtp]\npostmaster = 3").find("smtp.postmaster") != std::string::npos);
+}

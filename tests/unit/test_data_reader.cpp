@@ -100,3 +100,35 @@ TEST_CASE("bdat: raw chunks keep dots and flag bare LF across chunks") {
   r.feed_raw("x\ny", out);
   CHECK(r.bare_lf());
 }
+
+TEST_CASE("data: a NUL anywhere is flagged, at every split point") {
+  // RFC 5321 without BINARYMIME allows no NUL; a backend that drops NULs
+  // before it looks for the end of data would see "<CRLF>.<CRLF>" here.
+  using namespace std::string_literals;
+  const std::string smuggle = "a\r\n\0.\r\nMAIL FROM:<x@y>\r\n.\r\n"s;
+  for (size_t step = 1; step <= smuggle.size(); ++step) {
+    CAPTURE(step);
+    Outcome o = feed_in_steps(smuggle, step);
+    CHECK(o.done);
+    CHECK(o.reader.nul());
+    CHECK_FALSE(o.reader.bare_lf());
+  }
+  // In the stuffed-dot position, after a CR, and past the size limit.
+  CHECK(feed_in_steps(".\0x\r\n.\r\n"s, 1).reader.nul());
+  CHECK(feed_in_steps("a\r\0\n\r\n.\r\n"s, 2).reader.nul());
+  CHECK(feed_in_steps(std::string(3000, 'x') + "\0\r\n.\r\n"s, 700, {1000, 100000}).reader.nul());
+  // 8-bit content without NUL is not flagged.
+  Outcome clean = feed_in_steps("caf\xc3\xa9 \xff\x01\x7f\r\n.\r\n", 3);
+  CHECK(clean.done);
+  CHECK_FALSE(clean.reader.nul());
+}
+
+TEST_CASE("bdat: a NUL in a chunk is flagged") {
+  using namespace std::string_literals;
+  DataReader r({1 << 20, 1000});
+  std::string out;
+  r.feed_raw("caf\xc3\xa9\r\n", out);
+  CHECK_FALSE(r.nul());
+  r.feed_raw("a\r\n\0.\r\n"s, out);
+  CHECK(r.nul());
+}

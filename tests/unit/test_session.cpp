@@ -39,6 +39,11 @@ class TestHost : public SessionHost {
     if (r.domain == "callout.example") return RcptDecision::kPending;
     return RcptDecision::kRelayDenied;  // unknown or pending
   }
+  std::variant<Mailbox, RcptDecision> postmaster() override {
+    if (postmaster_answer) return *postmaster_answer;
+    return Mailbox{"postmaster", "example.com"};
+  }
+  std::optional<RcptDecision> postmaster_answer;  // set: there is no postmaster address
   std::string new_message_id() override { return "0000000000001.s0"; }
   int64_t now_ms() override { return 1'700'000'000'000; }
 };
@@ -137,6 +142,11 @@ void run_dialogue(const std::string& path) {
       else if (key == "max_line_length") limits.max_line_length = v;
       else if (key == "tls") params.tls_available = v != 0;
       else if (key == "banner") banner = v != 0;
+      else if (key == "postmaster") {
+        // 1: the host names one; 0: there is none; 2: its lookup failed.
+        if (v == 1) host.postmaster_answer.reset();
+        else host.postmaster_answer = v == 0 ? RcptDecision::kUnknownUser : RcptDecision::kTempFail;
+      }
       else FAIL("unknown !set key");
       continue;
     }

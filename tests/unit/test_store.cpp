@@ -684,3 +684,133 @@ TEST_CASE("store: a rollback goes back one activation, not to the next lower num
   CHECK(active() == 9u);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("policy: the base local part is cut at the first delimiter character") {
+  CHECK(base_local_part("bob+news", "+") == "bob");
+  CHECK(base_local_part("bob+news+more", "+") == "bob");
+  CHECK_FALSE(base_local_part("bob", "+").has_value());
+  CHECK_FALSE(base_local_part("bob+news", "").has_value());     // no delimiter set
+  CHECK_FALSE(base_local_part("+news", "+").has_value());       // nothing before it
+  CHECK_FALSE(base_local_part("\"bob+news\"", "+").has_value());  // quoted: not a delimiter
+  CHECK(base_local_part("bob-news+x", "+-") == "bob");          // whichever comes first
+  CHECK(base_local_part("bob+news-x", "+-") == "bob");
+  CHECK(base_local_part("bob.smith-x", "+-") == "bob.smith");
+}
+
+TEST_CASE("policy: recipient_delimiter values") {
+  for (const char* ok : {"", "+", "-", "+-", "._", "#$&'", "=?^`", "{|}~", "/*"}) {
+    CAPTURE(ok);
+    CHECK(check_recipient_delimiter(ok).ok());
+  }
+  for (const char* bad : {"a", "Z", "0", "@", " ", "+ ", "\t", "+++", "+-_=/", "%", "!", "\"", "\\", "(", ",",
+                          "\xc3\xa9", "<"}) {
+    CAPTURE(bad);
+    auto s = check_recipient_delimiter(bad);
+    CHECK_FALSE(s.ok());
+    CHECK(s.error().find("recipient_delimiter") != std::string::npos);
+  }
+}
+
+TEST_CASE("store: list-mode lookups try the address, then its base at the domain's delimiter") {
+  using mxguard::IpAddress;
+  char tmpl[] = "/tmp/mxg-delim-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto cs = ConfigStore::open(dir);
+  REQUIRE(cs.ok());
+  ConfigStore& store = **cs;
+  Domain d;
+  d.name = "acme.test";
+  d.customer = "acme";
+  d.status = DomainStatus::kActive;
+  d.recipients_mode = "list";
+  CHECK(d.recipient_delimiter == "+");  // the default
+  REQUIRE(store.put_domain(d).ok());
+  // A delimiter character in the domain part means nothing.
+  Domain dashed = d;
+  dashed.name = "a-b.test";
+  dashed.recipient_delimiter = "+-";
+  REQUIRE(store.put_domain(dashed).ok());
+  REQUIRE(*store.add_recipient("acme.test", "bob"));
+  REQUIRE(*store.add_recipient("acme.test", "news+team"));
+  REQUIRE(*store.add_recipient("a-b.test", "bob"));
+
+  ConfigReader reader(store);
+  auto ask = [&](std::string_view domain, std::string_view local) {
+    PolicyQuery q{domain, local, "s@client.example", "client.example", IpAddress::parse("198.51.100.1")};
+    return *reader.rcpt_policy(q);
+  };
+  RcptPolicy exact = ask("acme.test", "bob");
+  CHECK(exact.recipient_known);
+  CHECK(exact.base_local.empty());
+  RcptPolicy cut = ask("acme.test", "Bob+News");
+  CHECK(cut.recipient_known);
+  CHECK(cut.base_local == "Bob");
+  CHECK_FALSE(ask("acme.test", "alice+x").recipient_known);
+  CHECK(ask("acme.test", "alice+x").base_local == "alice");
+  CHECK(ask("acme.test", "news+team").recipient_known);  // listed with its delimiter: exact match first
+  CHECK_FALSE(ask("acme.test", "bob-news").recipient_known);  // '-' is not this domain's delimiter
+  CHECK(ask("a-b.test", "bob-news").recipient_known);
+  CHECK(ask("a-b.test", "bob+news").recipient_known);
+  CHECK_FALSE(ask("a-b.test", "b").recipient_known);
+  CHECK_FALSE(ask("a-b.test", "bo").recipient_known);
+
+  // No delimiter: only the exact address.
+  REQUIRE(store.update_domain("acme.test", [](Domain& x) -> mxguard::Status {
+                  x.recipient_delimiter = "";
+                  return {};
+                }).ok());
+  CHECK_FALSE(ask("acme.test", "bob+news").recipient_known);
+  CHECK(ask("acme.test", "bob+news").base_local.empty());
+  CHECK(ask("acme.test", "bob").recipient_known);
+  CHECK((*store.domain("acme.test"))->recipient_delimiter.empty());
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("store: a domain record written before recipient_delimiter means '+'") {
+  Domain d;
+  d.name = "old.example";
+  d.customer = "acme";
+  d.recipient_delimiter = "-";
+  std::string bytes = encode_domain(d);
+  auto removed = bytes.find(",\"recipient_delimiter\":\"-\"");
+  REQUIRE(removed != std::string::npos);
+  bytes.erase(removed, std::string(",\"recipient_delimiter\":\"-\"").size());
+  REQUIRE(bytes.find("recipient_delimiter") == std::string::npos);
+  auto old = decode_domain(bytes);
+  REQUIRE(old.ok());
+  CHECK(old->recipient_delimiter == "+");
+  auto now = decode_domain(encode_domain(d));
+  REQUIRE(now.ok());
+  CHECK(now->recipient_delimiter == "-");
+}
+
+TEST_CASE("store: the oldest active domain, seen again after a write") {
+  char tmpl[] = "/tmp/mxg-oldest-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto cs = ConfigStore::open(dir);
+  REQUIRE(cs.ok());
+  ConfigStore& store = **cs;
+  ConfigReader reader(store);
+  CHECK_FALSE(reader.oldest_active_domain()->has_value());
+  auto put = [&](const char* name, DomainStatus st, int64_t created) {
+    Domain d;
+    d.name = name;
+    d.customer = "acme";
+    d.status = st;
+    d.created_ms = created;
+    REQUIRE(store.put_domain(d).ok());
+  };
+  put("pending.example", DomainStatus::kPendingVerification, 100);
+  CHECK_FALSE(reader.oldest_active_domain()->has_value());
+  put("zeta.example", DomainStatus::kActive, 200);
+  put("alpha.example", DomainStatus::kActive, 300);  // first by name, but added later
+  CHECK(**reader.oldest_active_domain() == "zeta.example");
+  CHECK(**reader.oldest_active_domain() == "zeta.example");  // the cached answer
+  put("zeta.example", DomainStatus::kSuspended, 200);
+  CHECK(**reader.oldest_active_domain() == "alpha.example");
+  put("beta.example", DomainStatus::kActive, 300);  // same time: the name decides
+  CHECK(**reader.oldest_active_domain() == "alpha.example");
+  REQUIRE(*store.remove_domain("alpha.example"));
+  CHECK(**reader.oldest_active_domain() == "beta.example");
+  std::filesystem::remove_all(dir);
+}

@@ -49,6 +49,8 @@ struct SmtpConfig {
   // Pin shard i to CPU i. Off by default: it helps a dedicated box, and hurts
   // when other busy processes (a load generator, the storage writers) share the cores.
   bool pin_shards = false;  // extra wait to grow a commit batch (0 = commit as soon as idle)
+  // Where RCPT TO:<postmaster> (no domain) goes; "" = postmaster@ the oldest active domain.
+  std::string postmaster;
 };
 
 struct TlsConfig {

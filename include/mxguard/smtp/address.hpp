@@ -46,6 +46,9 @@ std::variant<MailFrom, PathError> parse_mail_from(std::string_view args);
 // `smtputf8` says whether the transaction declared SMTPUTF8.
 std::variant<RcptTo, PathError> parse_rcpt_to(std::string_view args, bool smtputf8);
 
+// Whether a local part is "postmaster", which RFC 5321 4.5.1 says is case-insensitive.
+bool is_postmaster(std::string_view local);
+
 // Validates a domain name as sent in a path (LDH labels, or UTF-8 labels when
 // allowed); exposed for tests and for HELO checks.
 bool valid_domain(std::string_view domain, bool allow_utf8);

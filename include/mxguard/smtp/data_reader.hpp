@@ -31,6 +31,7 @@ class DataReader {
   bool too_big() const { return too_big_; }
   bool line_too_long() const { return line_too_long_; }
   bool bare_lf() const { return bare_lf_; }
+  bool nul() const { return nul_; }  // a NUL octet anywhere in the content
   uint64_t size() const { return size_; }
 
  private:
@@ -47,6 +48,7 @@ class DataReader {
   bool too_big_ = false;
   bool line_too_long_ = false;
   bool bare_lf_ = false;
+  bool nul_ = false;
 };
 
 }  // namespace mxguard::smtp

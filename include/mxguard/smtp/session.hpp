@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "mxguard/core/config.hpp"
@@ -41,6 +42,10 @@ class SessionHost {
   virtual bool client_blocked(std::string_view client_ip) = 0;
   virtual SenderDecision check_sender(const Mailbox& sender, std::string_view client_ip) = 0;
   virtual RcptDecision check_recipient(const Mailbox& rcpt, const Mailbox& sender, std::string_view client_ip) = 0;
+  // The address RCPT TO:<postmaster> (no domain, RFC 5321 4.5.1) stands for,
+  // which the session then checks like any other; or, when there is none,
+  // the answer: kUnknownUser (nowhere to send it) or kTempFail (lookup failed).
+  virtual std::variant<Mailbox, RcptDecision> postmaster() = 0;
   virtual std::string new_message_id() = 0;
   virtual int64_t now_ms() = 0;
   // Counts a new transaction (MAIL, the null sender too) against the

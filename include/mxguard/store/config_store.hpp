@@ -36,6 +36,9 @@ struct Domain {
   std::string backend_host;
   uint16_t backend_port = 25;
   std::string recipients_mode = "accept-all";  // accept-all | callout | list
+  // Subaddress delimiters for list and callout lookups ("" = none): bob+news@
+  // is known when bob@ is. Records written before the setting existed mean "+".
+  std::string recipient_delimiter = "+";
   std::string tls_policy = "may";              // none | may | encrypt | dane
   std::string trust = "ip";                    // ip | auth
   std::string auth_user;
@@ -168,6 +171,10 @@ class ConfigReader {
   Result<RcptPolicy> rcpt_policy(const PolicyQuery& q);
   // Global lists only: for the connection (ip) and MAIL FROM (sender).
   Result<ListVerdict> global_policy(const PolicyQuery& q);
+  // The active domain added first (the earliest created_ms, then the name),
+  // nullopt when no domain is active: where the bare RCPT TO:<postmaster>
+  // goes when smtp.postmaster is not set.
+  Result<std::optional<std::string>> oldest_active_domain();
 
  private:
   MDB_txn* begin();
@@ -184,6 +191,13 @@ class ConfigReader {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, CachedDomain, NameHash, std::equal_to<>> domains_;
+  // oldest_active_domain()'s answer and the snapshot (LMDB transaction id) it
+  // was read in: it walks every domain, so it walks again only after a write.
+  struct OldestActive {
+    size_t txn_id = 0;
+    std::optional<std::string> name;
+  };
+  std::optional<OldestActive> oldest_active_;
 };
 
 }  // namespace mxguard::store

@@ -55,8 +55,22 @@ struct RcptPolicy {
   uint8_t status = 0;        // DomainStatus
   bool list_mode = false;    // recipients = list
   bool callout_mode = false; // recipients = callout: ask the backend
-  bool recipient_known = false;
+  bool recipient_known = false;  // list mode: the address, or its base address, is listed
+  // The local part cut at the domain's recipient delimiter ("bob" for
+  // "bob+news"), empty when nothing was cut: what a callout asks the backend.
+  std::string base_local;
   ListVerdict lists = ListVerdict::kNone;  // the domain's own lists, then global
 };
+
+// Subaddressing (RFC 5233 style): the local part up to the first of the
+// `delimiters` characters, or nullopt when there is nothing to cut (no
+// delimiter set, none in the local part, one at its very start, or a quoted
+// local part, whose characters are not delimiters).
+std::optional<std::string_view> base_local_part(std::string_view local, std::string_view delimiters);
+
+// A domain's recipient_delimiter setting: empty (no subaddressing) or up to
+// four distinct characters that may appear in an unquoted local part and are
+// not letters or digits; the error says why not.
+Status check_recipient_delimiter(std::string_view delimiters);
 
 }  // namespace mxguard::store
