@@ -47,6 +47,32 @@ class ConsoleEdges(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertNotIn("did you mean", p.stderr)
 
+    def test_customer_remove_and_rename(self):
+        # acme owns example.com (from the harness) and a customer-admin.
+        self.d.console("user", "add", "boss", "--role", "customer-admin", "--customer", "acme")
+        p = self.cli("customer", "remove", "acme")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("still has 1 domain and 1 user", p.stderr)
+        p = self.cli("--as", "boss", "customer", "rename", "acme", "other")
+        self.assertEqual(p.returncode, 5, p.stderr)
+        self.d.console("customer", "add", "taken")
+        p = self.cli("customer", "rename", "acme", "taken")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("customer taken already exists", p.stderr)
+        self.d.console("customer", "rename", "acme", "globex")
+        domains = [json.loads(l) for l in self.d.console("domain", "list", "--json").stdout.splitlines()]
+        self.assertEqual([d["customer"] for d in domains], ["globex"])
+        users = [json.loads(l) for l in self.d.console("user", "list", "--json").stdout.splitlines()]
+        self.assertEqual([u["customer"] for u in users if u["name"] == "boss"], ["globex"])
+        names = [json.loads(l)["name"] for l in self.d.console("customer", "list", "--json").stdout.splitlines()]
+        self.assertEqual(sorted(names), ["globex", "taken"])
+        self.d.console("customer", "remove", "taken")
+        p = self.cli("customer", "remove", "taken")
+        self.assertIn("no such customer: taken", p.stderr)
+        actions = [json.loads(l)["action"] for l in self.d.console("audit", "--json").stdout.splitlines()]
+        self.assertIn("customer.rename", actions)
+        self.assertIn("customer.remove", actions)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
