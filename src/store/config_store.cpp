@@ -392,6 +392,20 @@ Result<std::vector<ListEntry>> ConfigStore::list_entries(std::string_view scope,
   return out;
 }
 
+Result<bool> ConfigStore::set_user_password(std::string_view name, std::string_view password_hash) {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  auto raw = txn->get(dbis_.users, name);
+  if (!raw) return Error{raw.error()};
+  if (!*raw) return false;
+  auto u = decode_user(**raw);
+  if (!u) return Error{u.error()};
+  u->password_hash = std::string(password_hash);
+  if (auto s = txn->put(dbis_.users, name, encode_user(*u)); !s) return Error{s.error()};
+  if (auto s = txn->commit(); !s) return Error{s.error()};
+  return true;
+}
+
 Result<bool> ConfigStore::add_user(const User& u) {
   std::string value = encode_user(u);
   return toggle_key(env_, dbis_.users, u.name, &value);

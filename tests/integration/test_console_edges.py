@@ -73,6 +73,29 @@ class ConsoleEdges(unittest.TestCase):
         self.assertIn("customer.rename", actions)
         self.assertIn("customer.remove", actions)
 
+    def test_user_passwd_from_stdin(self):
+        self.d.console("domain", "add", "other.test", "--customer", "rival", "--backend", "127.0.0.1:2")
+        self.d.console("user", "add", "boss", "--role", "customer-admin", "--customer", "acme")
+        self.d.console("user", "add", "pm", "--role", "postmaster", "--domain", "example.com")
+        self.d.console("user", "add", "stranger", "--role", "postmaster", "--domain", "other.test")
+        def has_password(name):
+            for line in self.d.console("user", "list", "--json").stdout.splitlines():
+                u = json.loads(line)
+                if u["name"] == name:
+                    return u["has_password"]
+        self.assertFalse(has_password("pm"))
+        self.d.console("user", "passwd", "pm", input="correct horse battery\n")
+        self.assertTrue(has_password("pm"))
+        p = self.cli("user", "passwd", "pm", input="short\n")
+        self.assertEqual(p.returncode, 2)
+        self.d.console("--as", "boss", "user", "passwd", "pm", input="another long one\n")
+        p = self.cli("--as", "boss", "user", "passwd", "stranger", input="another long one\n")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("no such user: stranger", p.stderr)
+        self.assertFalse(has_password("stranger"))
+        actions = [json.loads(l)["action"] for l in self.d.console("audit", "--json").stdout.splitlines()]
+        self.assertEqual(actions.count("user.passwd"), 2)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -117,6 +117,8 @@ class ConfigStore {
   Result<std::optional<User>> user(std::string_view name) const;
   Result<std::vector<User>> users() const;
   Result<bool> remove_user(std::string_view name);
+  // Replaces a stored user's password hash; false when there is no such user.
+  Result<bool> set_user_password(std::string_view name, std::string_view password_hash);
 
   // The audit log, oldest first. Entries are only ever appended.
   Status append_audit(const AuditEntry& e);
