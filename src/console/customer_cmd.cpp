@@ -1,10 +1,12 @@
 // `mxguard customer ...`: the customer accounts (tenants) that own domains.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 
 #include "console.hpp"
+#include "onboarding.hpp"
 #include "output.hpp"
 #include "validate.hpp"
 
@@ -14,6 +16,10 @@ namespace {
 
 struct AddOptions {
   std::string name;
+};
+
+struct RenameOptions {
+  std::string from, to;
 };
 
 struct ListOptions {
@@ -32,6 +38,49 @@ int run_add(const Context& ctx, const AddOptions& o) {
   if (auto s = audit(**store, ctx.principal, "customer.add", o.name, nullptr, {{"name", o.name}}); !s)
     return runtime_error(s.error());
   fmt::print("Added customer {}.\n", o.name);
+  return kExitOk;
+}
+
+// Refuses while the customer still owns domains or users: removing them is a
+// decision the operator takes one by one, not a side effect.
+int run_remove(const Context& ctx, const std::string& name) {
+  if (!is_operator(ctx.principal)) return fail(kExitNotPermitted, not_permitted("removing customers"));
+  auto store = open_config_store(ctx);
+  if (!store) return runtime_error(store.error());
+  auto before = (*store)->customer(name);
+  if (!before) return runtime_error(before.error());
+  auto removed = (*store)->remove_customer(name);
+  if (!removed) return runtime_error(removed.error());
+  using Change = store::ConfigStore::CustomerChange;
+  if (*removed == Change::kNoCustomer) return usage_error(fmt::format("no such customer: {}", name));
+  if (*removed == Change::kInUse) {
+    auto domains = (*store)->domains();
+    auto users = (*store)->users();
+    if (!domains || !users) return runtime_error(!domains ? domains.error() : users.error());
+    size_t nd = std::count_if(domains->begin(), domains->end(), [&](const store::Domain& d) { return d.customer == name; });
+    size_t nu = std::count_if(users->begin(), users->end(), [&](const store::User& u) { return u.customer == name; });
+    return fail(kExitTaken, fmt::format("customer {} still has {} and {}; remove them first (domain remove, user remove)",
+                                        name, count_of(nd, "domain", "domains"), count_of(nu, "user", "users")));
+  }
+  nlohmann::ordered_json was = {{"name", name}, {"created", iso8601((*before)->created_ms)}};
+  if (auto s = audit(**store, ctx.principal, "customer.remove", name, was, nullptr); !s) return runtime_error(s.error());
+  fmt::print("Removed customer {}.\n", name);
+  return kExitOk;
+}
+
+int run_rename(const Context& ctx, const RenameOptions& o) {
+  if (!is_operator(ctx.principal)) return fail(kExitNotPermitted, not_permitted("renaming customers"));
+  if (auto s = check_customer_name(o.to); !s) return usage_error(s.error());
+  auto store = open_config_store(ctx);
+  if (!store) return runtime_error(store.error());
+  auto renamed = (*store)->rename_customer(o.from, o.to);
+  if (!renamed) return runtime_error(renamed.error());
+  using Change = store::ConfigStore::CustomerChange;
+  if (*renamed == Change::kNoCustomer) return usage_error(fmt::format("no such customer: {}", o.from));
+  if (*renamed == Change::kNameTaken) return fail(kExitTaken, fmt::format("customer {} already exists", o.to));
+  if (auto s = audit(**store, ctx.principal, "customer.rename", o.from, {{"name", o.from}}, {{"name", o.to}}); !s)
+    return runtime_error(s.error());
+  fmt::print("Renamed customer {} to {}; its domains and users moved with it.\n", o.from, o.to);
   return kExitOk;
 }
 
@@ -89,6 +138,17 @@ void add_customer_commands(CLI::App& root, Commands& out) {
   CLI::App* add_cmd = group->add_subcommand("add", "Add a customer account");
   add_cmd->add_option("NAME", add->name, "Customer name: 1 to 64 of A-Z a-z 0-9 . _ -")->required();
   out.push_back({add_cmd, [add](const Context& ctx) { return run_add(ctx, *add); }});
+
+  auto remove = std::make_shared<std::string>();
+  CLI::App* remove_cmd = group->add_subcommand("remove", "Remove a customer that has no domains or users left");
+  remove_cmd->add_option("NAME", *remove, "Customer name")->required();
+  out.push_back({remove_cmd, [remove](const Context& ctx) { return run_remove(ctx, *remove); }});
+
+  auto rename = std::make_shared<RenameOptions>();
+  CLI::App* rename_cmd = group->add_subcommand("rename", "Rename a customer; its domains and users follow");
+  rename_cmd->add_option("OLD", rename->from, "Current name")->required();
+  rename_cmd->add_option("NEW", rename->to, "New name: 1 to 64 of A-Z a-z 0-9 . _ -")->required();
+  out.push_back({rename_cmd, [rename](const Context& ctx) { return run_rename(ctx, *rename); }});
 
   auto list = std::make_shared<ListOptions>();
   CLI::App* list_cmd = group->add_subcommand("list", "List customer accounts");

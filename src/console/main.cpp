@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "console.hpp"
 #include "onboarding.hpp"
@@ -62,6 +65,62 @@ CLI::App* selected_app(CLI::App& root) {
   return at;
 }
 
+// Edit distance with adjacent transpositions counted as one edit, since
+// "domian" and "lsit" are the typos people make.
+size_t typo_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+// After a failed parse: the first word that names no subcommand of the group
+// it was typed under, with the closest subcommand name if one is near enough.
+// Returns nothing when the error was about something else.
+std::optional<std::string> unknown_command_message(CLI::App& root, int argc, char** argv) {
+  CLI::App* at = &root;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view word = argv[i];
+    if (word.starts_with("-")) {
+      // Skip the value of an option given as "--config FILE".
+      const CLI::Option* opt = word.find('=') == std::string_view::npos
+                                   ? at->get_option_no_throw(std::string(word))
+                                   : nullptr;
+      if (opt == nullptr) opt = root.get_option_no_throw(std::string(word));
+      if (opt != nullptr && opt->get_type_size_min() > 0) ++i;
+      continue;
+    }
+    if (at->get_subcommands({}).empty()) return std::nullopt;  // a leaf: the word is its argument
+    auto subs = at->get_subcommands({});
+    auto next = std::find_if(subs.begin(), subs.end(), [&](const CLI::App* s) { return s->check_name(std::string(word)); });
+    if (next != subs.end()) {
+      at = *next;
+      continue;
+    }
+    if (!at->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty()) return std::nullopt;
+    std::string best;
+    size_t best_distance = 3;  // more than two edits away is another word, not a typo
+    for (const CLI::App* sub : subs) {
+      size_t distance = typo_distance(word, sub->get_name());
+      if (distance < best_distance && distance < word.size()) {
+        best_distance = distance;
+        best = sub->get_name();
+      }
+    }
+    std::string message = fmt::format("unknown command '{}'", word);
+    if (!best.empty()) message += fmt::format("; did you mean '{}'?", best);
+    else message += fmt::format(" (see mxguard{}{} --help)", at == &root ? "" : " ", at == &root ? "" : at->get_name());
+    return message;
+  }
+  return std::nullopt;
+}
+
 // A bare group ("mxguard domain") is a request for guidance: show its help,
 // then fail, so scripts do not mistake it for a successful command.
 int missing_subcommand(CLI::App& at, bool is_root) {
@@ -77,6 +136,7 @@ int parse_and_run(int argc, char** argv) {
   // Fallthrough lets global options such as --config follow the subcommand.
   app.fallthrough();
   app.require_subcommand(0, 1);
+  app.set_version_flag("--version", "mxguard " MXGUARD_VERSION, "Print the version and exit");
   std::string config_path, as_user;
   app.add_option("--as", as_user, "Run the command with this user's rights (tenant isolation)");
   app.add_option("--config", config_path,
@@ -102,6 +162,7 @@ int parse_and_run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // --help and friends are "errors" with exit code 0: CLI11 prints the help.
     if (e.get_exit_code() == 0) return app.exit(e);
+    if (auto unknown = unknown_command_message(app, argc, argv)) return usage_error(*unknown);
     return usage_error(e.what());
   }
 

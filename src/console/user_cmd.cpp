@@ -166,6 +166,31 @@ int run_remove(const Context& ctx, const UserOptions& o) {
   return kExitOk;
 }
 
+// The new password comes from stdin so it never shows in `ps` or shell history.
+// Another tenant's user is reported as missing, not as forbidden, so the
+// answer does not reveal that the name exists.
+int run_passwd(const Context& ctx, const UserOptions& o) {
+  auto store = open_config_store(ctx);
+  if (!store) return runtime_error(store.error());
+  auto u = (*store)->user(o.name);
+  if (!u) return runtime_error(u.error());
+  if (!*u || !may_see_user(ctx.principal, **u)) return usage_error(fmt::format("no such user: {}", o.name));
+  if (!is_operator(ctx.principal) && (*u)->role == store::Role::kCustomerAdmin && (*u)->name != ctx.principal.name)
+    return fail(kExitNotPermitted, not_permitted("changing another customer-admin's password"));
+  auto pw = read_password("-");
+  if (!pw) return usage_error(pw.error());
+  auto hash = hash_password(*pw);
+  sodium_memzero(pw->data(), pw->size());
+  if (!hash) return runtime_error(hash.error());
+  auto changed = (*store)->set_user_password(o.name, *hash);
+  if (!changed) return runtime_error(changed.error());
+  if (!*changed) return usage_error(fmt::format("no such user: {}", o.name));
+  if (auto s = audit(**store, ctx.principal, "user.passwd", o.name, nullptr, {{"name", o.name}}); !s)
+    return runtime_error(s.error());
+  fmt::print("Changed the password of {}.\n", o.name);
+  return kExitOk;
+}
+
 int run_audit(const Context& ctx, bool json) {
   if (!is_operator(ctx.principal)) return fail(kExitNotPermitted, not_permitted("reading the audit log"));
   auto store = open_config_store(ctx);
@@ -209,6 +234,10 @@ void add_user_commands(CLI::App& root, Commands& out) {
   CLI::App* rm = group->add_subcommand("remove", "Remove a user");
   rm->add_option("NAME", r->name, "User name")->required();
   out.push_back({rm, [r](const Context& ctx) { return run_remove(ctx, *r); }});
+  auto pw = std::make_shared<UserOptions>();
+  CLI::App* passwd = group->add_subcommand("passwd", "Set a user's password, read from stdin");
+  passwd->add_option("USER", pw->name, "User name")->required();
+  out.push_back({passwd, [pw](const Context& ctx) { return run_passwd(ctx, *pw); }});
 }
 
 void add_audit_commands(CLI::App& root, Commands& out) {

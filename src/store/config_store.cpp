@@ -195,6 +195,66 @@ Result<bool> ConfigStore::add_customer(const Customer& c) {
   return true;
 }
 
+// Keys and records of `dbi` whose owner (as `owner_of` reads it) is `customer`.
+template <typename T, typename Decode, typename Owner>
+static Result<std::vector<std::pair<std::string, T>>> owned_by(Txn& txn, MDB_dbi dbi, std::string_view customer,
+                                                               Decode decode, Owner owner_of) {
+  std::vector<std::pair<std::string, T>> out;
+  Cursor cur(txn, dbi);
+  for (bool ok = cur.seek(""); ok; ok = cur.next()) {
+    auto rec = decode(cur.value());
+    if (!rec) return Error{fmt::format("{}: {}", cur.key(), rec.error())};
+    if (owner_of(*rec) == customer) out.emplace_back(std::string(cur.key()), std::move(*rec));
+  }
+  return out;
+}
+
+Result<ConfigStore::CustomerChange> ConfigStore::remove_customer(std::string_view name) {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  auto existing = txn->get(dbis_.customers, name);
+  if (!existing) return Error{existing.error()};
+  if (!*existing) return CustomerChange::kNoCustomer;
+  auto domains = owned_by<Domain>(*txn, dbis_.domains, name, decode_domain, [](const Domain& d) { return d.customer; });
+  if (!domains) return Error{domains.error()};
+  auto users = owned_by<User>(*txn, dbis_.users, name, decode_user, [](const User& u) { return u.customer; });
+  if (!users) return Error{users.error()};
+  if (!domains->empty() || !users->empty()) return CustomerChange::kInUse;
+  if (auto d = txn->del(dbis_.customers, name); !d) return Error{d.error()};
+  if (auto s = txn->commit(); !s) return Error{s.error()};
+  return CustomerChange::kDone;
+}
+
+Result<ConfigStore::CustomerChange> ConfigStore::rename_customer(std::string_view from, std::string_view to) {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  auto old_raw = txn->get(dbis_.customers, from);
+  if (!old_raw) return Error{old_raw.error()};
+  if (!*old_raw) return CustomerChange::kNoCustomer;
+  auto taken = txn->get(dbis_.customers, to);
+  if (!taken) return Error{taken.error()};
+  if (*taken) return CustomerChange::kNameTaken;
+  auto c = decode_customer(**old_raw);
+  if (!c) return Error{c.error()};
+  c->name = std::string(to);
+  auto domains = owned_by<Domain>(*txn, dbis_.domains, from, decode_domain, [](const Domain& d) { return d.customer; });
+  if (!domains) return Error{domains.error()};
+  auto users = owned_by<User>(*txn, dbis_.users, from, decode_user, [](const User& u) { return u.customer; });
+  if (!users) return Error{users.error()};
+  for (auto& [key, d] : *domains) {
+    d.customer = c->name;
+    if (auto s = txn->put(dbis_.domains, key, encode_domain(d)); !s) return Error{s.error()};
+  }
+  for (auto& [key, u] : *users) {
+    u.customer = c->name;
+    if (auto s = txn->put(dbis_.users, key, encode_user(u)); !s) return Error{s.error()};
+  }
+  if (auto s = txn->put(dbis_.customers, to, encode_customer(*c)); !s) return Error{s.error()};
+  if (auto d = txn->del(dbis_.customers, from); !d) return Error{d.error()};
+  if (auto s = txn->commit(); !s) return Error{s.error()};
+  return CustomerChange::kDone;
+}
+
 Result<ConfigStore::AddOutcome> ConfigStore::add_domain(const Domain& d, bool create_customer) {
   auto txn = Txn::begin(env_, false);
   if (!txn) return Error{txn.error()};
@@ -330,6 +390,20 @@ Result<std::vector<ListEntry>> ConfigStore::list_entries(std::string_view scope,
     out.push_back(std::move(*e));
   }
   return out;
+}
+
+Result<bool> ConfigStore::set_user_password(std::string_view name, std::string_view password_hash) {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  auto raw = txn->get(dbis_.users, name);
+  if (!raw) return Error{raw.error()};
+  if (!*raw) return false;
+  auto u = decode_user(**raw);
+  if (!u) return Error{u.error()};
+  u->password_hash = std::string(password_hash);
+  if (auto s = txn->put(dbis_.users, name, encode_user(*u)); !s) return Error{s.error()};
+  if (auto s = txn->commit(); !s) return Error{s.error()};
+  return true;
 }
 
 Result<bool> ConfigStore::add_user(const User& u) {

@@ -72,6 +72,13 @@ class ConfigStore {
 
   // Adds a customer that must not exist yet; false (nothing written) when it does.
   Result<bool> add_customer(const Customer& c);
+  // Removing or renaming a customer checks and writes in one transaction, so
+  // a domain added meanwhile cannot be left pointing at a missing customer.
+  enum class CustomerChange : uint8_t { kDone, kNoCustomer, kInUse, kNameTaken };
+  // Refuses (kInUse) while any domain or user still belongs to the customer.
+  Result<CustomerChange> remove_customer(std::string_view name);
+  // Moves the customer's domains and users to the new name with it.
+  Result<CustomerChange> rename_customer(std::string_view from, std::string_view to);
 
   Result<std::optional<Domain>> domain(std::string_view name) const;
   Status put_domain(const Domain& d);
@@ -110,6 +117,8 @@ class ConfigStore {
   Result<std::optional<User>> user(std::string_view name) const;
   Result<std::vector<User>> users() const;
   Result<bool> remove_user(std::string_view name);
+  // Replaces a stored user's password hash; false when there is no such user.
+  Result<bool> set_user_password(std::string_view name, std::string_view password_hash);
 
   // The audit log, oldest first. Entries are only ever appended.
   Status append_audit(const AuditEntry& e);
