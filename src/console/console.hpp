@@ -34,6 +34,9 @@ struct Context {
 struct Command {
   CLI::App* app;
   std::function<int(const Context&)> run;
+  // Backup and restore work on the state dir's files: opening the config
+  // store first would create the very state dir a restore must find absent.
+  bool needs_store = true;
 };
 using Commands = std::vector<Command>;
 
@@ -51,6 +54,7 @@ void add_scan_commands(CLI::App& root, Commands& out);
 void add_feed_commands(CLI::App& root, Commands& out);
 void add_quarantine_commands(CLI::App& root, Commands& out);
 void add_console_menu_commands(CLI::App& root, Commands& out);
+void add_backup_commands(CLI::App& root, Commands& out);
 
 // Prints "mxguard: <message>" as exactly one line on stderr and returns `code`.
 int fail(int code, std::string_view message);

@@ -156,6 +156,7 @@ int parse_and_run(int argc, char** argv) {
   add_feed_commands(app, commands);
   add_quarantine_commands(app, commands);
   add_console_menu_commands(app, commands);
+  add_backup_commands(app, commands);
 
   try {
     app.parse(argc, argv);
@@ -175,6 +176,15 @@ int parse_and_run(int argc, char** argv) {
     ctx.config = resolve_config(config_path);
   } catch (const ConfigError& e) {
     return usage_error(e.what());
+  }
+  // Said on stderr so scripts reading stdout are unaffected, and said at all
+  // so a new user knows where the state dir the console creates comes from.
+  if (config_source(config_path).empty())
+    fail(kExitOk, fmt::format("no --config and no /etc/mxguard/mxguard.toml: using the demo configuration "
+                              "(state in {})", ctx.config.state_dir));
+  if (!cmd->needs_store) {
+    if (!as_user.empty()) return usage_error(fmt::format("'{}' is for the operator only, not with --as", at->get_name()));
+    return cmd->run(ctx);
   }
   {
     auto store = open_config_store(ctx);

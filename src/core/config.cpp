@@ -376,10 +376,16 @@ Config load_config_file(const std::string& path) {
   return parse_config(text, path);
 }
 
+std::string config_source(const std::string& cli_path) {
+  if (!cli_path.empty()) return cli_path;
+  if (const char* env = std::getenv("MXGUARD_CONFIG"); env && *env) return env;
+  if (access("/etc/mxguard/mxguard.toml", R_OK) == 0) return "/etc/mxguard/mxguard.toml";
+  return {};
+}
+
 Config resolve_config(const std::string& cli_path) {
-  if (!cli_path.empty()) return load_config_file(cli_path);
-  if (const char* env = std::getenv("MXGUARD_CONFIG"); env && *env) return load_config_file(env);
-  if (access("/etc/mxguard/mxguard.toml", R_OK) == 0) return load_config_file("/etc/mxguard/mxguard.toml");
+  std::string path = config_source(cli_path);
+  if (!path.empty()) return load_config_file(path);
   return parse_config(kDemoConfig, "<embedded demo config>");
 }
 

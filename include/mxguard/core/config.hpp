@@ -137,6 +137,8 @@ extern const char* const kDemoConfig;
 // Which config a command-line tool uses: the --config value if given, else
 // $MXGUARD_CONFIG, else /etc/mxguard/mxguard.toml if it exists, else the demo.
 Config resolve_config(const std::string& cli_path);
+// The file resolve_config reads, or empty when it falls back to the embedded demo.
+std::string config_source(const std::string& cli_path);
 
 // Parses "host:port", "[v6]:port" or a bare host (default port).
 bool parse_host_port(std::string_view s, uint16_t default_port, std::string& host, uint16_t& port);

@@ -1,0 +1,55 @@
+#!/usr/bin/python3
+"""mxguard backup while the engine runs, restore into a new state dir, refusals (issue 16)."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mxg import MXGUARD, Daemon  # noqa: E402
+
+
+class BackupRestore(unittest.TestCase):
+    def test_backup_live_restore_new_dir(self):
+        d = Daemon()
+        tmp = tempfile.mkdtemp(prefix="mxg-bk-")
+        try:
+            d.console("list", "allow", "add", "ip", "127.0.9.9")
+            d.start()
+            archive = os.path.join(tmp, "state.tar")
+            d.console("backup", archive, "--with-spools")
+            # Restoring onto the state dir of the running engine is refused even with --force.
+            live = d.console("restore", archive, "--force", check=False)
+            self.assertNotEqual(live.returncode, 0)
+            self.assertIn("in use", live.stderr)
+            cfg2 = os.path.join(tmp, "b.toml")
+            state2 = os.path.join(tmp, "state2")
+            with open(cfg2, "w") as f:
+                f.write('hostname = "mx.test.local"\nstate_dir = "%s"\n' % state2)
+            bad = os.path.join(tmp, "bad.tar")
+            with open(archive, "rb") as f:
+                data = bytearray(f.read())
+            data[4000] ^= 0xFF
+            with open(bad, "wb") as f:
+                f.write(data)
+            r = subprocess.run([MXGUARD, "--config", cfg2, "restore", bad], capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertFalse(os.path.exists(state2))
+            r = subprocess.run([MXGUARD, "--config", cfg2, "restore", archive], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out = subprocess.run([MXGUARD, "--config", cfg2, "domain", "list"], capture_output=True, text=True,
+                                 timeout=60).stdout
+            self.assertIn("example.com", out)
+            out = subprocess.run([MXGUARD, "--config", cfg2, "list", "allow", "show"], capture_output=True,
+                                 text=True, timeout=60).stdout
+            self.assertIn("127.0.9.9", out)
+        finally:
+            d.stop()
+            d.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
