@@ -222,6 +222,15 @@ class SlowClients(unittest.TestCase):
         code, text = c.reply()
         return time.monotonic() - start, code, text
 
+    def in_data(self):
+        """A session that has just been told 354."""
+        c, _, _ = greet(self.d.port)
+        for line, code in (("EHLO c.example", 250), ("MAIL FROM:<a@c.example>", 250),
+                           ("RCPT TO:<u@example.com>", 250), ("DATA", 354)):
+            c.line(line)
+            c.expect(code)
+        return c
+
     def test_slowloris_command_cut_at_command_timeout(self):
         c, code, _ = greet(self.d.port)
         self.assertEqual(code, 220)
@@ -245,11 +254,7 @@ class SlowClients(unittest.TestCase):
         c.close()
 
     def test_slow_data_cut_by_min_data_rate(self):
-        c, _, _ = greet(self.d.port)
-        for line, code in (("EHLO c.example", 250), ("MAIL FROM:<a@c.example>", 250),
-                           ("RCPT TO:<u@example.com>", 250), ("DATA", 354)):
-            c.line(line)
-            c.expect(code)
+        c = self.in_data()
         # 10 bytes every 0.5 s = 20 bytes/s, well under 1000 bytes/s.
         start = time.monotonic()
         c.s.settimeout(0.5)
@@ -271,11 +276,7 @@ class SlowClients(unittest.TestCase):
         self.assertIn("smtp.data_too_slow", self.d.wait_log("smtp.data_too_slow"))
 
     def test_fast_data_is_not_cut(self):
-        c, _, _ = greet(self.d.port)
-        for line, code in (("EHLO c.example", 250), ("MAIL FROM:<a@c.example>", 250),
-                           ("RCPT TO:<u@example.com>", 250), ("DATA", 354)):
-            c.line(line)
-            c.expect(code)
+        c = self.in_data()
         # 40 KiB over 3 s (two windows) at about 13 KiB/s: above the minimum.
         body = b"Subject: steady\r\n\r\n" + b"".join(b"line %05d of a steady sender\r\n" % i for i in range(1400))
         for i in range(0, len(body), 4096):
