@@ -6,6 +6,7 @@ wildcard allow/block entries and check-mx wording for a backup role."""
 import json
 import os
 import shutil
+import subprocess
 import sys
 import unittest
 
@@ -31,6 +32,24 @@ class ConsoleEdges(unittest.TestCase):
 
     def cli(self, *args, input=None):
         return self.d.console(*args, check=False, input=input)
+
+    def test_demo_configuration_is_announced(self):
+        """No --config, no $MXGUARD_CONFIG, no /etc/mxguard/mxguard.toml: the
+        console says on stderr that it uses the demo configuration, and its
+        stdout stays as it was."""
+        if os.path.exists("/etc/mxguard/mxguard.toml"):
+            self.skipTest("/etc/mxguard/mxguard.toml exists on this machine")
+        work = self.d.dir
+        env = {k: v for k, v in os.environ.items() if k != "MXGUARD_CONFIG"}
+        p = subprocess.run([os.path.abspath(mxg.MXGUARD), "domain", "list", "--json"], cwd=work, env=env, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("using the demo configuration (state in ./mxguard-state)", p.stderr)
+        self.assertEqual(p.stdout, "")
+        self.assertTrue(os.path.isdir(os.path.join(work, "mxguard-state")))
+        # With a configuration named, nothing is said.
+        p = self.d.console("domain", "list")
+        self.assertNotIn("demo configuration", p.stderr)
 
     def test_version_and_suggestions(self):
         p = self.cli("--version")
