@@ -8,11 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -327,6 +329,20 @@ Status write_file(const std::string& path, std::string_view data) {
   return st;
 }
 
+// The user the restored files must belong to: root (the operator's console)
+// restoring into the engine's state dir would otherwise leave root-owned envs
+// the engine, which runs as its own user, cannot open. The owner of the state
+// dir being replaced, else of the directory it is made in.
+std::optional<struct stat> state_owner(const std::string& state) {
+  if (::geteuid() != 0) return std::nullopt;
+  struct stat st {};
+  const size_t slash = state.find_last_of('/');
+  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : state.substr(0, slash);
+  if (::stat(state.c_str(), &st) != 0 && ::stat(parent.c_str(), &st) != 0) return std::nullopt;
+  if (st.st_uid == 0) return std::nullopt;
+  return st;
+}
+
 int run_restore(const Context& ctx, const RestoreOptions& o) {
   std::string state = ctx.config.state_dir;
   while (state.size() > 1 && state.back() == '/') state.pop_back();
@@ -359,6 +375,20 @@ int run_restore(const Context& ctx, const RestoreOptions& o) {
     if (!st) {
       cleanup();
       return runtime_error(fmt::format("restore failed, state_dir untouched: {}", st.error()));
+    }
+  }
+  if (auto owner = state_owner(state)) {
+    std::vector<std::string> paths{tmp};
+    for (const auto& [name, _] : *files) {
+      paths.push_back(tmp + "/" + name.substr(0, name.find('/')));
+      paths.push_back(tmp + "/" + name);
+    }
+    for (const auto& p : paths) {
+      if (::lchown(p.c_str(), owner->st_uid, owner->st_gid) != 0) {
+        std::string why = errno_text(p);
+        cleanup();
+        return runtime_error(fmt::format("restore failed, state_dir untouched: {}", why));
+      }
     }
   }
   std::string kept;

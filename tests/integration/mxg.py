@@ -212,3 +212,19 @@ def strip_received(raw):
             if raw[pos:pos + 1] not in (b" ", b"\t"):
                 break
     return raw[:pos], raw[pos:]
+
+
+def push_bundle(daemon, directory, name, extra_rules):
+    """Signs a bundle of the factory rules plus extra_rules (rule-file text)
+    with a new key the daemon's state trusts, and pushes it; returns its path."""
+    key = os.path.join(directory, "signing-%s.key" % name)
+    pub = daemon.console("rules", "keygen", "-o", key).stdout.strip().splitlines()[-1].split()[-1]
+    daemon.console("rules", "trust", "key-" + name, pub)
+    rules = os.path.join(directory, "rules-" + name)
+    shutil.copytree(os.path.join(ROOT, "rules"), rules)
+    with open(os.path.join(rules, "99-%s.rules" % name), "w") as f:
+        f.write(extra_rules)
+    bundle = os.path.join(directory, name + ".bundle")
+    daemon.console("rules", "build", rules, "-o", bundle, "--key", key, "--name", name)
+    daemon.console("rules", "push", bundle)
+    return bundle

@@ -50,6 +50,35 @@ class BackupRestore(unittest.TestCase):
             d.cleanup()
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def test_restore_as_root_keeps_the_engine_user_as_owner(self):
+        """root's console restoring into the engine's state dir leaves the envs
+        to the dir's owner (the engine runs as its own user and could not open
+        root-owned files)."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        d = Daemon()
+        tmp = tempfile.mkdtemp(prefix="mxg-bk-")
+        try:
+            archive = os.path.join(tmp, "state.tar")
+            d.console("backup", archive)
+            cfg2 = os.path.join(tmp, "b.toml")
+            state2 = os.path.join(tmp, "state2")
+            os.mkdir(state2)
+            with open(os.path.join(state2, "old-file"), "w") as f:
+                f.write("x")
+            os.chown(state2, 65534, 65534)
+            with open(cfg2, "w") as f:
+                f.write('hostname = "mx.test.local"\nstate_dir = "%s"\n' % state2)
+            r = subprocess.run([MXGUARD, "--config", cfg2, "restore", archive, "--force"], capture_output=True,
+                               text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            for p in (state2, os.path.join(state2, "config"), os.path.join(state2, "config", "data.mdb")):
+                st = os.stat(p)
+                self.assertEqual((st.st_uid, st.st_gid), (65534, 65534), p)
+        finally:
+            d.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
+
 
 if __name__ == "__main__":
     unittest.main()
