@@ -5,11 +5,13 @@
 #include <fcntl.h>
 #include <sodium.h>
 #include <sys/file.h>
+#include <sys/sysinfo.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -343,6 +345,24 @@ std::optional<struct stat> state_owner(const std::string& state) {
   return st;
 }
 
+// An engine opens spool-0 .. spool-(shards-1) only: mail restored into a
+// spool beyond them would wait, unseen, until the engine runs that many shards.
+void warn_unserved_spools(const Config& cfg, const std::map<std::string, std::string>& files) {
+  const unsigned shards = cfg.smtp.shards ? cfg.smtp.shards : static_cast<unsigned>(get_nprocs());
+  std::string beyond;
+  for (const auto& [name, _] : files) {
+    if (name.rfind("spool-", 0) != 0) continue;
+    const std::string env = name.substr(0, name.find('/'));
+    unsigned long n = std::strtoul(env.c_str() + 6, nullptr, 10);
+    if (n >= shards) beyond += (beyond.empty() ? "" : ", ") + env;
+  }
+  if (!beyond.empty())
+    fmt::print(stderr,
+               "mxguard: warning: this configuration runs {} shard(s); the mail in {} is delivered only by an "
+               "engine with more (set smtp.shards)\n",
+               shards, beyond);
+}
+
 int run_restore(const Context& ctx, const RestoreOptions& o) {
   std::string state = ctx.config.state_dir;
   while (state.size() > 1 && state.back() == '/') state.pop_back();
@@ -406,6 +426,7 @@ int run_restore(const Context& ctx, const RestoreOptions& o) {
     return runtime_error(fmt::format("restore failed, state_dir untouched: {}", why));
   }
   fmt::print("restored {} files from {} into {}\n", files->size(), o.file, state);
+  warn_unserved_spools(ctx.config, *files);
   if (!kept.empty()) fmt::print("the previous state_dir is kept as {}\n", kept);
   return kExitOk;
 }

@@ -27,7 +27,7 @@ class BackupRestore(unittest.TestCase):
             cfg2 = os.path.join(tmp, "b.toml")
             state2 = os.path.join(tmp, "state2")
             with open(cfg2, "w") as f:
-                f.write('hostname = "mx.test.local"\nstate_dir = "%s"\n' % state2)
+                f.write('hostname = "mx.test.local"\nstate_dir = "%s"\n[smtp]\nshards = 2\n' % state2)
             bad = os.path.join(tmp, "bad.tar")
             with open(archive, "rb") as f:
                 data = bytearray(f.read())
@@ -39,6 +39,16 @@ class BackupRestore(unittest.TestCase):
             self.assertFalse(os.path.exists(state2))
             r = subprocess.run([MXGUARD, "--config", cfg2, "restore", archive], capture_output=True, text=True, timeout=60)
             self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn("warning", r.stderr)
+            # Into a configuration with fewer shards than spools: said on stderr.
+            cfg3 = os.path.join(tmp, "c.toml")
+            with open(cfg3, "w") as f:
+                f.write('hostname = "mx.test.local"\nstate_dir = "%s"\n[smtp]\nshards = 1\n'
+                        % os.path.join(tmp, "state3"))
+            r3 = subprocess.run([MXGUARD, "--config", cfg3, "restore", archive], capture_output=True, text=True,
+                                timeout=60)
+            self.assertEqual(r3.returncode, 0, r3.stderr)
+            self.assertIn("runs 1 shard(s); the mail in spool-1 is delivered only by an engine with more", r3.stderr)
             out = subprocess.run([MXGUARD, "--config", cfg2, "domain", "list"], capture_output=True, text=True,
                                  timeout=60).stdout
             self.assertIn("example.com", out)
