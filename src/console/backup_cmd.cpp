@@ -16,6 +16,7 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,26 +55,56 @@ struct Fd {
   Fd(const Fd&) = delete;
 };
 
-std::string sha256_hex(std::string_view data) {
-  unsigned char h[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(h, reinterpret_cast<const unsigned char*>(data.data()), data.size());
-  std::string out;
-  for (unsigned char c : h) out += fmt::format("{:02x}", c);
-  return out;
+// SHA-256 of data fed in pieces (env copies and archive members are streamed,
+// never held whole: a spool can hold gigabytes of queued mail).
+class Sha256 {
+ public:
+  Sha256() { crypto_hash_sha256_init(&state_); }
+  void add(std::string_view d) {
+    crypto_hash_sha256_update(&state_, reinterpret_cast<const unsigned char*>(d.data()), d.size());
+  }
+  std::string hex() {
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&state_, h);
+    std::string out;
+    for (unsigned char c : h) out += fmt::format("{:02x}", c);
+    return out;
+  }
+
+ private:
+  crypto_hash_sha256_state state_;
+};
+
+constexpr size_t kChunk = size_t{1} << 20;
+
+// Exactly n bytes at offset off; a file that ends sooner is an error.
+Status read_at(int fd, char* buf, size_t n, uint64_t off, const std::string& path) {
+  while (n > 0) {
+    ssize_t r = ::pread(fd, buf, n, static_cast<off_t>(off));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return Error{errno_text(path)};
+    }
+    if (r == 0) return Error{fmt::format("{}: unexpected end of file", path)};
+    buf += r;
+    n -= static_cast<size_t>(r);
+    off += static_cast<uint64_t>(r);
+  }
+  return {};
 }
 
-Result<std::string> read_whole(const std::string& path) {
-  Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (f.fd < 0) return Error{errno_text(path)};
-  std::string out;
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(f.fd, buf, sizeof buf);
-    if (n < 0) return Error{errno_text(path)};
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
+// Feeds the bytes [off, off + size) of fd to fn in pieces of at most kChunk.
+template <typename Fn>
+Status each_chunk(int fd, uint64_t off, uint64_t size, const std::string& path, Fn&& fn) {
+  std::vector<char> buf(static_cast<size_t>(std::min<uint64_t>(size, kChunk)));
+  while (size > 0) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(size, buf.size()));
+    if (Status st = read_at(fd, buf.data(), n, off, path); !st) return st;
+    if (Status st = fn(std::string_view(buf.data(), n)); !st) return st;
+    off += n;
+    size -= n;
   }
-  return out;
+  return {};
 }
 
 Status write_all(int fd, std::string_view data, const std::string& path) {
@@ -107,9 +138,18 @@ std::vector<std::string> envs_to_copy(const std::string& state_dir, bool with_sp
   return out;
 }
 
+// One env's compacted copy: an unlinked scratch file (nothing is left behind
+// on any exit), its size and SHA-256.
+struct EnvCopy {
+  std::string name;  // in the archive: ENV/data.mdb
+  std::shared_ptr<Fd> file;
+  uint64_t size = 0;
+  std::string sha256;
+};
+
 // A consistent, compacted copy of one env: mdb_env_copyfd2 reads it in one
 // read transaction, so writers of the running engine go on meanwhile.
-Result<std::string> copy_env(const std::string& dir, const std::string& tmp_file) {
+Result<EnvCopy> copy_env(const std::string& dir, const std::string& name, const std::string& scratch) {
   MDB_env* env = nullptr;
   int rc = mdb_env_create(&env);
   if (rc) return Error{fmt::format("{}: {}", dir, mdb_strerror(rc))};
@@ -121,15 +161,26 @@ Result<std::string> copy_env(const std::string& dir, const std::string& tmp_file
     mdb_env_close(env);
     return Error{fmt::format("cannot open {}: {}", dir, mdb_strerror(rc))};
   }
-  Fd out(::open(tmp_file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (out.fd < 0) {
+  auto out = std::make_shared<Fd>(::open(scratch.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (out->fd < 0) {
     mdb_env_close(env);
-    return Error{errno_text(tmp_file)};
+    return Error{errno_text(scratch)};
   }
-  rc = mdb_env_copyfd2(env, out.fd, MDB_CP_COMPACT);
+  ::unlink(scratch.c_str());
+  rc = mdb_env_copyfd2(env, out->fd, MDB_CP_COMPACT);
   mdb_env_close(env);
   if (rc) return Error{fmt::format("copy of {}: {}", dir, mdb_strerror(rc))};
-  return read_whole(tmp_file);
+  struct stat st {};
+  if (::fstat(out->fd, &st) != 0) return Error{errno_text(scratch)};
+  EnvCopy c{name + "/data.mdb", out, static_cast<uint64_t>(st.st_size), {}};
+  Sha256 h;
+  Status read = each_chunk(out->fd, 0, c.size, scratch, [&h](std::string_view d) {
+    h.add(d);
+    return Status{};
+  });
+  if (!read) return Error{read.error()};
+  c.sha256 = h.hex();
+  return c;
 }
 
 void put_octal(char* field, size_t width, uint64_t value) {
@@ -144,25 +195,24 @@ unsigned header_sum(const char* h) {
   return sum;
 }
 
-// One ustar member: header, data, padding to the block size.
-std::string tar_member(const std::string& name, std::string_view data, time_t mtime) {
+// A ustar member's header; its data follows, padded to the block size.
+std::string tar_header(const std::string& name, uint64_t size, time_t mtime) {
   char h[kBlock] = {};
   std::memcpy(h, name.data(), std::min<size_t>(name.size(), 99));
   put_octal(h + 100, 8, 0640);
   put_octal(h + 108, 8, 0);
   put_octal(h + 116, 8, 0);
-  put_octal(h + 124, 12, data.size());
+  put_octal(h + 124, 12, size);
   put_octal(h + 136, 12, static_cast<uint64_t>(mtime));
   h[156] = '0';
   std::memcpy(h + 257, "ustar", 6);
   std::memcpy(h + 263, "00", 2);
   put_octal(h + 148, 7, header_sum(h));
   h[155] = ' ';
-  std::string out(h, kBlock);
-  out.append(data);
-  out.append((kBlock - data.size() % kBlock) % kBlock, '\0');
-  return out;
+  return std::string(h, kBlock);
 }
+
+std::string tar_padding(uint64_t size) { return std::string((kBlock - size % kBlock) % kBlock, '\0'); }
 
 std::string host_name() {
   char h[256] = {};
@@ -186,12 +236,11 @@ int run_backup(const Context& ctx, const BackupOptions& o) {
     return runtime_error(fmt::format("state_dir {} has no config env to back up", state));
   std::string tmp = o.file + ".tmp";
   std::string scratch = o.file + ".copy.tmp";
-  std::vector<std::pair<std::string, std::string>> files;  // archive name, contents
+  std::vector<EnvCopy> copies;
   for (const auto& e : envs) {
-    auto copy = copy_env(state + "/" + e, scratch);
-    ::unlink(scratch.c_str());
+    auto copy = copy_env(state + "/" + e, e, scratch);
     if (!copy) return runtime_error(copy.error());
-    files.emplace_back(e + "/data.mdb", std::move(*copy));
+    copies.push_back(std::move(*copy));
   }
   nlohmann::ordered_json manifest = {{"version", kArchiveVersion},
                                      {"created", iso_now()},
@@ -199,14 +248,18 @@ int run_backup(const Context& ctx, const BackupOptions& o) {
                                      {"state_dir", state},
                                      {"with_spools", o.with_spools},
                                      {"files", nlohmann::ordered_json::array()}};
-  for (const auto& [name, data] : files)
-    manifest["files"].push_back({{"name", name}, {"size", data.size()}, {"sha256", sha256_hex(data)}});
+  for (const auto& c : copies)
+    manifest["files"].push_back({{"name", c.name}, {"size", c.size}, {"sha256", c.sha256}});
   time_t now = std::time(nullptr);
   Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (out.fd < 0) return runtime_error(errno_text(tmp));
-  Status st = write_all(out.fd, tar_member("manifest.json", manifest.dump(2) + "\n", now), tmp);
-  for (const auto& [name, data] : files)
-    if (st) st = write_all(out.fd, tar_member(name, data, now), tmp);
+  const std::string text = manifest.dump(2) + "\n";
+  Status st = write_all(out.fd, tar_header("manifest.json", text.size(), now) + text + tar_padding(text.size()), tmp);
+  for (const auto& c : copies) {
+    if (st) st = write_all(out.fd, tar_header(c.name, c.size, now), tmp);
+    if (st) st = each_chunk(c.file->fd, 0, c.size, scratch, [&](std::string_view d) { return write_all(out.fd, d, tmp); });
+    if (st) st = write_all(out.fd, tar_padding(c.size), tmp);
+  }
   if (st) st = write_all(out.fd, std::string(2 * kBlock, '\0'), tmp);
   if (st && ::fsync(out.fd) != 0) st = Error{errno_text(tmp)};
   if (!st) {
@@ -218,14 +271,16 @@ int run_backup(const Context& ctx, const BackupOptions& o) {
     return runtime_error(errno_text(o.file));
   }
   uint64_t total = 0;
-  for (const auto& f : files) total += f.second.size();
-  fmt::print("backup written: {} ({} files, {} bytes of data)\n", o.file, files.size(), total);
+  for (const auto& c : copies) total += c.size;
+  fmt::print("backup written: {} ({} files, {} bytes of data)\n", o.file, copies.size(), total);
   return kExitOk;
 }
 
+// Where a member's data lies in the archive, and its SHA-256 as read.
 struct Member {
-  std::string name;
-  std::string data;
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  std::string sha256;
 };
 
 Result<uint64_t> parse_octal(const char* field, size_t width) {
@@ -237,13 +292,20 @@ Result<uint64_t> parse_octal(const char* field, size_t width) {
   return v;
 }
 
-// The members of a ustar archive, every header's checksum checked.
-Result<std::vector<Member>> read_tar(std::string_view a) {
-  std::vector<Member> out;
-  size_t at = 0;
-  for (;;) {
-    if (at + kBlock > a.size()) return Error{"truncated archive (no end marker)"};
-    const char* h = a.data() + at;
+// The members of a ustar archive after the first, every header's checksum
+// checked and every member's data hashed; the first member's data (the
+// manifest, small) goes to `first`.
+Result<std::map<std::string, Member>> read_tar(int fd, const std::string& path, std::string& first_name,
+                                               std::string& first) {
+  struct stat fs {};
+  if (::fstat(fd, &fs) != 0) return Error{errno_text(path)};
+  const uint64_t total = static_cast<uint64_t>(fs.st_size);
+  std::map<std::string, Member> out;
+  uint64_t at = 0;
+  for (bool is_first = true;; is_first = false) {
+    if (at + kBlock > total) return Error{"truncated archive (no end marker)"};
+    char h[kBlock];
+    if (Status st = read_at(fd, h, kBlock, at, path); !st) return Error{st.error()};
     if (std::all_of(h, h + kBlock, [](char c) { return c == '\0'; })) break;
     auto sum = parse_octal(h + 148, 8);
     if (!sum || *sum != header_sum(h)) return Error{fmt::format("corrupt tar header at offset {}", at)};
@@ -251,10 +313,25 @@ Result<std::vector<Member>> read_tar(std::string_view a) {
     if (!size) return Error{size.error()};
     std::string name(h, strnlen(h, 100));
     at += kBlock;
-    if (*size > a.size() - at) return Error{fmt::format("truncated archive in {}", name)};
-    out.push_back({name, std::string(a.substr(at, *size))});
+    if (*size > total - at) return Error{fmt::format("truncated archive in {}", name)};
+    if (is_first) {
+      if (*size > (size_t{16} << 20)) return Error{fmt::format("first member {} is too large for a manifest", name)};
+      first_name = name;
+      first.resize(static_cast<size_t>(*size));
+      if (Status st = read_at(fd, first.data(), first.size(), at, path); !st) return Error{st.error()};
+    } else {
+      if (out.count(name)) return Error{fmt::format("{} is in the archive twice", name)};
+      Sha256 hash;
+      Status st = each_chunk(fd, at, *size, path, [&hash](std::string_view d) {
+        hash.add(d);
+        return Status{};
+      });
+      if (!st) return Error{st.error()};
+      out[name] = Member{at, *size, hash.hex()};
+    }
     at += (*size + kBlock - 1) / kBlock * kBlock;
   }
+  if (first_name.empty()) return Error{"empty archive"};
   return out;
 }
 
@@ -269,31 +346,28 @@ bool safe_name(const std::string& n) {
 
 // The archive's files once the manifest and every checksum agree; nothing
 // is written before this returns.
-Result<std::map<std::string, std::string>> verify_archive(const std::string& path) {
-  auto bytes = read_whole(path);
-  if (!bytes) return Error{bytes.error()};
-  auto members = read_tar(*bytes);
-  if (!members) return Error{fmt::format("{}: {}", path, members.error())};
-  if (members->empty() || (*members)[0].name != "manifest.json")
+Result<std::map<std::string, Member>> verify_archive(int fd, const std::string& path) {
+  std::string first_name, manifest;
+  auto files = read_tar(fd, path, first_name, manifest);
+  if (!files) return Error{fmt::format("{}: {}", path, files.error())};
+  if (first_name != "manifest.json")
     return Error{fmt::format("{}: not an mxguard backup (no manifest.json first)", path)};
-  nlohmann::json m = nlohmann::json::parse((*members)[0].data, nullptr, false);
+  nlohmann::json m = nlohmann::json::parse(manifest, nullptr, false);
   if (m.is_discarded() || !m.is_object() || !m.contains("files") || !m["files"].is_array())
     return Error{fmt::format("{}: manifest.json is not valid", path)};
   if (m.value("version", 0) != kArchiveVersion)
     return Error{fmt::format("{}: archive version {} is not supported", path, m.value("version", 0))};
-  std::map<std::string, std::string> files;
-  for (size_t i = 1; i < members->size(); ++i) files[(*members)[i].name] = std::move((*members)[i].data);
-  if (files.size() != m["files"].size())
-    return Error{fmt::format("{}: {} files in the archive, {} in the manifest", path, files.size(), m["files"].size())};
+  if (files->size() != m["files"].size())
+    return Error{fmt::format("{}: {} files in the archive, {} in the manifest", path, files->size(), m["files"].size())};
   for (const auto& f : m["files"]) {
-    std::string name = f.value("name", "");
+    std::string name = f.is_object() ? f.value("name", "") : "";
     if (!safe_name(name)) return Error{fmt::format("{}: unexpected file name '{}' in the manifest", path, name)};
-    auto it = files.find(name);
-    if (it == files.end()) return Error{fmt::format("{}: {} is in the manifest but not in the archive", path, name)};
-    if (it->second.size() != f.value("size", uint64_t{0}) || sha256_hex(it->second) != f.value("sha256", ""))
+    auto it = files->find(name);
+    if (it == files->end()) return Error{fmt::format("{}: {} is in the manifest but not in the archive", path, name)};
+    if (it->second.size != f.value("size", uint64_t{0}) || it->second.sha256 != f.value("sha256", ""))
       return Error{fmt::format("{}: checksum mismatch for {}: the archive is damaged", path, name)};
   }
-  if (files.find("config/data.mdb") == files.end()) return Error{fmt::format("{}: no config env in the archive", path)};
+  if (files->find("config/data.mdb") == files->end()) return Error{fmt::format("{}: no config env in the archive", path)};
   return files;
 }
 
@@ -323,11 +397,18 @@ bool has_data(const std::string& state) {
   return any;
 }
 
-Status write_file(const std::string& path, std::string_view data) {
+// One member's data into a new file, hashed again on the way (the archive
+// could have changed since it was checked), then synced.
+Status write_member(int archive, const std::string& archive_path, const Member& m, const std::string& path) {
   Fd f(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
   if (f.fd < 0) return Error{errno_text(path)};
-  Status st = write_all(f.fd, data, path);
-  if (st && ::fsync(f.fd) != 0) return Error{errno_text(path)};
+  Sha256 hash;
+  Status st = each_chunk(archive, m.offset, m.size, archive_path, [&](std::string_view d) {
+    hash.add(d);
+    return write_all(f.fd, d, path);
+  });
+  if (st && hash.hex() != m.sha256) st = Error{fmt::format("{} changed while it was restored", archive_path)};
+  if (st && ::fsync(f.fd) != 0) st = Error{errno_text(path)};
   return st;
 }
 
@@ -347,7 +428,7 @@ std::optional<struct stat> state_owner(const std::string& state) {
 
 // An engine opens spool-0 .. spool-(shards-1) only: mail restored into a
 // spool beyond them would wait, unseen, until the engine runs that many shards.
-void warn_unserved_spools(const Config& cfg, const std::map<std::string, std::string>& files) {
+void warn_unserved_spools(const Config& cfg, const std::map<std::string, Member>& files) {
   const unsigned shards = cfg.smtp.shards ? cfg.smtp.shards : static_cast<unsigned>(get_nprocs());
   std::string beyond;
   for (const auto& [name, _] : files) {
@@ -366,7 +447,9 @@ void warn_unserved_spools(const Config& cfg, const std::map<std::string, std::st
 int run_restore(const Context& ctx, const RestoreOptions& o) {
   std::string state = ctx.config.state_dir;
   while (state.size() > 1 && state.back() == '/') state.pop_back();
-  auto files = verify_archive(o.file);
+  Fd archive(::open(o.file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (archive.fd < 0) return runtime_error(fmt::format("restore refused: {}", errno_text(o.file)));
+  auto files = verify_archive(archive.fd, o.file);
   if (!files) return runtime_error(fmt::format("restore refused: {}", files.error()));
   auto lock = lock_state_dir(state);
   if (!lock) return runtime_error(fmt::format("restore refused: {}", lock.error()));
@@ -388,10 +471,10 @@ int run_restore(const Context& ctx, const RestoreOptions& o) {
     ::rmdir(tmp.c_str());
   };
   ::chmod(tmp.c_str(), 0750);
-  for (const auto& [name, data] : *files) {
+  for (const auto& [name, member] : *files) {
     std::string dir = tmp + "/" + name.substr(0, name.find('/'));
     Status st = ::mkdir(dir.c_str(), 0750) == 0 ? Status{} : Status{Error{errno_text(dir)}};
-    if (st) st = write_file(tmp + "/" + name, data);
+    if (st) st = write_member(archive.fd, o.file, member, tmp + "/" + name);
     if (!st) {
       cleanup();
       return runtime_error(fmt::format("restore failed, state_dir untouched: {}", st.error()));

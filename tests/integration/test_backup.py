@@ -36,6 +36,18 @@ class BackupRestore(unittest.TestCase):
                 f.write(data)
             r = subprocess.run([MXGUARD, "--config", cfg2, "restore", bad], capture_output=True, text=True, timeout=60)
             self.assertNotEqual(r.returncode, 0)
+            self.assertIn("restore refused", r.stderr)
+            self.assertFalse(os.path.exists(state2))
+            # Cut short (a copy that did not finish): refused too, nothing written.
+            short = os.path.join(tmp, "short.tar")
+            with open(archive, "rb") as f:
+                whole = f.read()
+            with open(short, "wb") as f:
+                f.write(whole[:len(whole) // 2])
+            r = subprocess.run([MXGUARD, "--config", cfg2, "restore", short], capture_output=True, text=True,
+                               timeout=60)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("truncated archive", r.stderr)
             self.assertFalse(os.path.exists(state2))
             r = subprocess.run([MXGUARD, "--config", cfg2, "restore", archive], capture_output=True, text=True, timeout=60)
             self.assertEqual(r.returncode, 0, r.stderr)
