@@ -4,7 +4,10 @@
 #include <doctest.h>
 #include <hs.h>
 
+#include <stdlib.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -754,4 +757,32 @@ TEST_CASE("bundle: a local layer changes scores and adds rules on top of a compi
   refused = CompiledRules::with_layer(fresh, bad->rules, bad->overrides);
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error().find("/l/b.rules:1: rule BAD_RE: pattern does not compile") == 0);
+}
+
+TEST_CASE("rules: a directory's overrides apply over its files; a missing local dir is an empty layer") {
+  char tmpl[] = "/tmp/mxg-rulesdir-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  {
+    std::ofstream(dir + "/10-a.rules") << "rule A_ONE\n description a\n score 1\n builtin spf fail\n";
+    std::ofstream(dir + "/20-b.rules") << "# site\nscore A_ONE -3\n";
+  }
+  auto set = load_rules_dir(dir);
+  REQUIRE(set.ok());
+  REQUIRE(set->rules.size() == 1);
+  CHECK(set->rules[0].score == -3);
+  auto layer = read_rules_dir(dir, false, true);
+  REQUIRE(layer.ok());
+  REQUIRE(layer->overrides.size() == 1);
+  CHECK(layer->overrides[0].file == dir + "/20-b.rules");  // whole paths for the local layer
+  CHECK(layer->rules[0].file == dir + "/10-a.rules");
+  { std::ofstream(dir + "/30-c.rules") << "score NOPE 1\n"; }
+  auto bad = load_rules_dir(dir);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error() == "30-c.rules:1: score override of unknown rule NOPE");
+  std::filesystem::remove_all(dir);
+  auto none = read_rules_dir(dir, false, true);
+  REQUIRE(none.ok());
+  CHECK(none->rules.empty());
+  CHECK(none->overrides.empty());
+  CHECK_FALSE(read_rules_dir(dir, true, false).ok());
 }
