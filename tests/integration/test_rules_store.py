@@ -285,6 +285,12 @@ class RulesStoreTest(unittest.TestCase):
         code, text = self.send(work_from_home(1))
         self.assertEqual(code, 250, text)
         self.assertEqual(self.reasons_of("note 1").get(FACTORY_RULE), 1.0)
+        # Fixed and reloaded, the layer is in force without a restart.
+        self.write_local("10-broken.rules", "score %s 12\n" % FACTORY_RULE)
+        d.console("rules", "local", "reload")
+        self.wait_log_count("rules.local_reloaded", 1)
+        code, text = self.send(work_from_home(2))
+        self.assertEqual(code, 550, text)
 
 
 if __name__ == "__main__":
