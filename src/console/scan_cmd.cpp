@@ -70,7 +70,10 @@ int run_scan(const Context& ctx, const ScanCmdOptions& o) {
   auto model = bayes::Model::open(ctx.config.state_dir);
   if (!model) return runtime_error(model.error());
 
-  scan::Scanner scanner(active->rules);
+  // The engine's rules: the active bundle with the local layer on top.
+  auto layered = scan::with_local_layer(active->rules, ctx.config.rules.local_dir);
+  if (!layered) return runtime_error(layered.error());
+  scan::Scanner scanner(*layered);
   scan::ScanOptions options;
   options.dkim = false;  // offline: no resolver to fetch keys, so no DKIM, SPF, DMARC or DNSBL
   options.limits = limits_for(ctx.config);

@@ -170,7 +170,8 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
   Reader r(origin);
   Config cfg;
   r.check_known(root, "",
-                {"hostname", "state_dir", "smtp", "tls", "dns", "delivery", "quarantine", "onboarding", "scan"});
+                {"hostname", "state_dir", "smtp", "tls", "dns", "delivery", "quarantine", "onboarding", "scan",
+                 "rules"});
 
   if (auto n = root.get("hostname")) {
     cfg.hostname = r.str(*n, "hostname");
@@ -369,6 +370,17 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
     if (auto n = t->get("mime_max_depth")) sc.mime_max_depth = static_cast<unsigned>(r.integer(*n, "scan.mime_max_depth", 1, 100));
     if (auto n = t->get("mime_max_parts")) sc.mime_max_parts = static_cast<unsigned>(r.integer(*n, "scan.mime_max_parts", 1, 100000));
   }
+  if (const toml::table* t = section("rules")) {
+    r.check_known(*t, "rules", {"keep", "local_dir"});
+    if (auto n = t->get("keep")) cfg.rules.keep = static_cast<unsigned>(r.integer(*n, "rules.keep", 1, 1000));
+    if (auto n = t->get("local_dir")) {
+      cfg.rules.local_dir = r.str(*n, "rules.local_dir");
+      if (cfg.rules.local_dir.empty()) r.fail("rules.local_dir", "must not be empty (leave it out for the default)");
+    }
+  }
+  // The local layer lives on the data partition by default: an appliance's
+  // root (and /etc) is read-only.
+  if (cfg.rules.local_dir.empty()) cfg.rules.local_dir = cfg.state_dir + "/rules/local";
   return cfg;
 }
 

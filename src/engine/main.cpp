@@ -222,11 +222,9 @@ int main(int argc, char** argv) {
   // and greylist, each opened once for the process and shared by the shards.
   auto active = scan::load_active(**config_store, scan::rules_dir_for(cfg.scan));
   if (!active) die(fmt::format("rules: {}", active.error()));
+  // The watcher puts the local layer (rules.local_dir) on top and publishes.
   engine::RulesHolder rules;
-  rules.set(active->rules);
-  log::info("rules.active", "bundle={} name={} rules={} digest={}", active->seq, log::q(active->info.name),
-            active->info.rules, active->info.digest.substr(0, 12));
-  engine::RulesWatcher rules_watcher(**config_store, rules, active->seq);
+  engine::RulesWatcher rules_watcher(**config_store, rules, cfg.rules.local_dir, std::move(*active));
   auto bayes = bayes::Model::open(cfg.state_dir);
   if (!bayes) die(fmt::format("bayes: {}", bayes.error()));
   auto greylist = store::GreylistStore::open(cfg.state_dir);

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "mxguard/scan/active.hpp"
 #include "mxguard/scan/bundle.hpp"
 #include "mxguard/store/config_store.hpp"
 
@@ -37,21 +38,30 @@ class RulesHolder {
   std::atomic<uint64_t> generation_{0};
 };
 
-// Polls the config store's active bundle number once a second; a new one is
-// loaded (signature checked, databases deserialised) off the shards and
-// published. A bundle that fails to load is logged and the old one stays.
+// Publishes the active bundle with the operator's local layer on top, then
+// polls the config store once a second: a new active bundle number, or a
+// new local rules generation (`mxguard rules local reload`), is loaded
+// (signature checked, databases deserialised, the local layer compiled) off
+// the shards and published. A bundle or a local layer that fails is logged
+// and the set in force stays.
 class RulesWatcher {
  public:
-  RulesWatcher(const store::ConfigStore& store, RulesHolder& holder, uint64_t active_seq);
+  RulesWatcher(const store::ConfigStore& store, RulesHolder& holder, std::string local_dir, scan::ActiveRules active);
   ~RulesWatcher();
   RulesWatcher(const RulesWatcher&) = delete;
 
  private:
   void run();
+  // Puts the local layer on `base` and publishes it; false when the layer fails.
+  bool publish(const scan::ActiveRules& base, uint64_t local_gen, bool at_start);
+
   const store::ConfigStore& store_;
   RulesHolder& holder_;
-  uint64_t seq_;
-  uint64_t failed_seq_ = 0;
+  std::string local_dir_;
+  scan::ActiveRules base_;     // the bundle in force, without the local layer
+  uint64_t local_gen_ = 0;     // the local rules generation in force
+  uint64_t failed_seq_ = 0;    // a bundle that did not load (not tried again)
+  std::pair<uint64_t, uint64_t> failed_layer_{0, 0};  // bundle and generation whose layer failed
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

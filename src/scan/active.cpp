@@ -104,6 +104,16 @@ Result<std::string> build_bundle_file(const std::string& dir, const std::string&
   return file;
 }
 
+Result<std::shared_ptr<const CompiledRules>> with_local_layer(const std::shared_ptr<const CompiledRules>& base,
+                                                              const std::string& local_dir, RuleFile* layer) {
+  auto files = read_rules_dir(local_dir, false, true);
+  if (!files) return Error{fmt::format("local rules: {}", files.error())};
+  if (layer) *layer = *files;
+  auto out = CompiledRules::with_layer(base, std::move(files->rules), files->overrides);
+  if (!out) return Error{fmt::format("local rules: {}", out.error())};
+  return out;
+}
+
 namespace {
 
 // The factory bundle built with the binaries for these rules, when there is one.

@@ -168,10 +168,63 @@ struct CompileGroup {
   std::vector<uint32_t> rules;
 };
 
+// The pattern rules of a set grouped by what they scan: one database each.
+std::vector<CompileGroup> pattern_groups(const RuleSet& rules) {
+  std::vector<CompileGroup> groups;
+  for (uint32_t i = 0; i < rules.rules.size(); ++i) {
+    const Rule& r = rules.rules[i];
+    if (r.kind != RuleKind::kPattern) continue;
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const CompileGroup& g) {
+      return g.target == r.target && g.header == r.header;
+    });
+    if (it == groups.end()) {
+      groups.push_back({r.target, r.header, {}});
+      it = groups.end() - 1;
+    }
+    it->rules.push_back(i);
+  }
+  return groups;
+}
+
+std::shared_ptr<hs_database> owned_db(hs_database_t* db) {
+  return std::shared_ptr<hs_database>(db, [](hs_database_t* d) { hs_free_database(d); });
+}
+
+// One group's patterns in one database; the pattern ids are rule indexes.
+Result<std::shared_ptr<hs_database>> compile_group(const RuleSet& rules, const CompileGroup& g,
+                                                   const hs_platform_info_t* target) {
+  std::vector<const char*> exprs;
+  std::vector<unsigned> flags, ids;
+  for (uint32_t i : g.rules) {
+    exprs.push_back(rules.rules[i].pattern.c_str());
+    flags.push_back(hs_flags(rules.rules[i].flags));
+    ids.push_back(i);
+  }
+  unsigned mode = is_stream_target(g.target) ? HS_MODE_STREAM : HS_MODE_BLOCK;
+  hs_database_t* db = nullptr;
+  hs_compile_error_t* err = nullptr;
+  if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()), mode, target,
+                       &db, &err) != HS_SUCCESS) {
+    std::string msg;
+    if (err && err->expression >= 0 && static_cast<size_t>(err->expression) < g.rules.size()) {
+      const Rule& r = rules.rules[g.rules[err->expression]];
+      msg = fmt::format("{}:{}: rule {}: pattern does not compile: {}", r.file, r.line, r.id, err->message);
+    } else {
+      msg = fmt::format("target {}: hyperscan: {}", to_string(g.target), err ? err->message : "unknown error");
+    }
+    hs_free_compile_error(err);
+    return Error{msg};
+  }
+  return owned_db(db);
+}
+
 }  // namespace
 
-CompiledRules::~CompiledRules() {
-  for (auto& d : dbs_) hs_free_database(d.db);
+CompiledRules::~CompiledRules() = default;
+
+void CompiledRules::add_db(Target target, std::string header, std::shared_ptr<hs_database> db, size_t patterns) {
+  dbs_.push_back({target, std::move(header), db.get(), patterns});
+  owned_.push_back(std::move(db));
 }
 
 const hs_database* CompiledRules::header_db(std::string_view lower_name) const {
@@ -198,43 +251,11 @@ Result<std::shared_ptr<const CompiledRules>> CompiledRules::compile(RuleSet rule
   portable.cpu_features = 0;
   const hs_platform_info_t* target = platform == Platform::kPortable ? &portable : nullptr;
   std::shared_ptr<CompiledRules> out(new CompiledRules());
-  std::vector<CompileGroup> groups;
-  for (uint32_t i = 0; i < rules.rules.size(); ++i) {
-    const Rule& r = rules.rules[i];
-    if (r.kind != RuleKind::kPattern) continue;
-    auto it = std::find_if(groups.begin(), groups.end(), [&](const CompileGroup& g) {
-      return g.target == r.target && g.header == r.header;
-    });
-    if (it == groups.end()) {
-      groups.push_back({r.target, r.header, {}});
-      it = groups.end() - 1;
-    }
-    it->rules.push_back(i);
-  }
+  std::vector<CompileGroup> groups = pattern_groups(rules);
   for (const auto& g : groups) {
-    std::vector<const char*> exprs;
-    std::vector<unsigned> flags, ids;
-    for (uint32_t i : g.rules) {
-      exprs.push_back(rules.rules[i].pattern.c_str());
-      flags.push_back(hs_flags(rules.rules[i].flags));
-      ids.push_back(i);
-    }
-    unsigned mode = is_stream_target(g.target) ? HS_MODE_STREAM : HS_MODE_BLOCK;
-    hs_database_t* db = nullptr;
-    hs_compile_error_t* err = nullptr;
-    if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()), mode, target,
-                         &db, &err) != HS_SUCCESS) {
-      std::string msg;
-      if (err && err->expression >= 0 && static_cast<size_t>(err->expression) < g.rules.size()) {
-        const Rule& r = rules.rules[g.rules[err->expression]];
-        msg = fmt::format("{}:{}: rule {}: pattern does not compile: {}", r.file, r.line, r.id, err->message);
-      } else {
-        msg = fmt::format("target {}: hyperscan: {}", to_string(g.target), err ? err->message : "unknown error");
-      }
-      hs_free_compile_error(err);
-      return Error{msg};
-    }
-    out->dbs_.push_back({g.target, g.header, db, g.rules.size()});
+    auto db = compile_group(rules, g, target);
+    if (!db) return Error{db.error()};
+    out->add_db(g.target, g.header, std::move(*db), g.rules.size());
   }
   out->rules_ = std::move(rules);
   (void)out->build_indexes();
@@ -304,7 +325,7 @@ Result<std::shared_ptr<const CompiledRules>> CompiledRules::deserialize(std::str
       break;
     }
     if (e != HS_SUCCESS) return Error{"rule bundle database is corrupt"};
-    out->dbs_.push_back({static_cast<Target>(target), std::move(header), db, 0});
+    out->add_db(static_cast<Target>(target), std::move(header), owned_db(db), 0);
   }
   if (!rd.ok) return Error{"rule bundle truncated in the databases"};
   // The databases must be exactly the ones the rules need, or matches would
@@ -322,6 +343,40 @@ Result<std::shared_ptr<const CompiledRules>> CompiledRules::deserialize(std::str
     for (auto& d : out->dbs_) d.patterns = want[{static_cast<uint8_t>(d.target), d.header}];
   }
   if (recompile) return compile(std::move(*linked));
+  out->rules_ = std::move(*linked);
+  (void)out->build_indexes();
+  return std::shared_ptr<const CompiledRules>(std::move(out));
+}
+
+Result<std::shared_ptr<const CompiledRules>> CompiledRules::with_layer(const std::shared_ptr<const CompiledRules>& base,
+                                                                       std::vector<Rule> extra,
+                                                                       const std::vector<ScoreOverride>& overrides) {
+  if (extra.empty() && overrides.empty()) return base;
+  // Which databases gain patterns: those are compiled again, with the base's
+  // patterns of that target and the new ones.
+  std::vector<std::pair<Target, std::string>> touched;
+  for (const auto& r : extra)
+    if (r.kind == RuleKind::kPattern &&
+        std::find(touched.begin(), touched.end(), std::pair{r.target, r.header}) == touched.end())
+      touched.emplace_back(r.target, r.header);
+  std::vector<Rule> all = base->rules_.rules;
+  for (auto& r : extra) all.push_back(std::move(r));
+  auto linked = link_rules(std::move(all));
+  if (!linked) return Error{linked.error()};
+  if (auto st = apply_overrides(*linked, overrides); !st) return Error{st.error()};
+
+  std::shared_ptr<CompiledRules> out(new CompiledRules());
+  for (size_t i = 0; i < base->dbs_.size(); ++i) {
+    const TargetDb& d = base->dbs_[i];
+    if (std::find(touched.begin(), touched.end(), std::pair{d.target, d.header}) != touched.end()) continue;
+    out->add_db(d.target, d.header, base->owned_[i], d.patterns);
+  }
+  for (const auto& g : pattern_groups(*linked)) {
+    if (std::find(touched.begin(), touched.end(), std::pair{g.target, g.header}) == touched.end()) continue;
+    auto db = compile_group(*linked, g, nullptr);
+    if (!db) return Error{db.error()};
+    out->add_db(g.target, g.header, std::move(*db), g.rules.size());
+  }
   out->rules_ = std::move(*linked);
   (void)out->build_indexes();
   return std::shared_ptr<const CompiledRules>(std::move(out));

@@ -262,8 +262,9 @@ bool is_stream_target(Target t) {
   return t == Target::kText || t == Target::kHtml || t == Target::kRaw || t == Target::kAttachmentContent;
 }
 
-Result<std::vector<Rule>> parse_rules(std::string_view text, std::string_view file) {
-  std::vector<Rule> rules;
+Result<RuleFile> parse_rule_file(std::string_view text, std::string_view file) {
+  RuleFile out;
+  std::vector<Rule>& rules = out.rules;
   // Which directives the open rule has seen, to report missing or repeated ones.
   struct Seen {
     bool description = false, score = false, target = false, pattern = false, combine = false, builtin = false;
@@ -309,6 +310,19 @@ Result<std::vector<Rule>> parse_rules(std::string_view text, std::string_view fi
       return fail(lineno, "control character in line");
     auto [key, value] = split_key(line);
 
+    // `score RULE_ID N` (two words) overrides another rule's score wherever
+    // it stands; `score N` inside a rule is that rule's own.
+    if (key == "score" && value.find_first_of(" \t") != std::string_view::npos) {
+      auto [id, number] = split_key(value);
+      if (!valid_id(id))
+        return Error{fmt::format("{}:{}: score override: '{}' is not a rule id (score RULE_ID N)", file, lineno, id)};
+      auto v = parse_number(number);
+      if (!v || *v < -100 || *v > 100)
+        return Error{fmt::format("{}:{}: score override of {}: '{}' is not a number in [-100, 100]", file, lineno, id,
+                                 number)};
+      out.overrides.push_back({std::string(id), *v, std::string(file), lineno});
+      continue;
+    }
     if (key == "rule") {
       if (auto st = close_rule(lineno); !st) return Error{st.error()};
       if (!valid_id(value))
@@ -377,7 +391,34 @@ Result<std::vector<Rule>> parse_rules(std::string_view text, std::string_view fi
     }
   }
   if (auto st = close_rule(lineno); !st) return Error{st.error()};
-  return rules;
+  return out;
+}
+
+Result<std::vector<Rule>> parse_rules(std::string_view text, std::string_view file) {
+  auto parsed = parse_rule_file(text, file);
+  if (!parsed) return Error{parsed.error()};
+  if (!parsed->overrides.empty()) {
+    const ScoreOverride& o = parsed->overrides.front();
+    return Error{fmt::format("{}:{}: a score override of {} is not allowed here", o.file, o.line, o.rule)};
+  }
+  return std::move(parsed->rules);
+}
+
+Status apply_overrides(RuleSet& set, const std::vector<ScoreOverride>& overrides) {
+  std::map<std::string_view, uint32_t> ids;
+  for (uint32_t i = 0; i < set.rules.size(); ++i) ids.emplace(set.rules[i].id, i);
+  std::map<std::string_view, const ScoreOverride*> seen;
+  for (const auto& o : overrides) {
+    auto it = ids.find(o.rule);
+    if (it == ids.end())
+      return Error{fmt::format("{}:{}: score override of unknown rule {}", o.file, o.line, o.rule)};
+    auto [prev, fresh] = seen.emplace(o.rule, &o);
+    if (!fresh)
+      return Error{fmt::format("{}:{}: rule {} is overridden already at {}:{}", o.file, o.line, o.rule,
+                               prev->second->file, prev->second->line)};
+    set.rules[it->second].score = o.score;
+  }
+  return {};
 }
 
 Result<RuleSet> link_rules(std::vector<Rule> rules) {
@@ -432,26 +473,37 @@ Result<RuleSet> link_rules(std::vector<Rule> rules) {
   return set;
 }
 
-Result<RuleSet> load_rules_dir(const std::string& dir) {
+Result<RuleFile> read_rules_dir(const std::string& dir, bool must_exist, bool full_paths) {
   namespace fs = std::filesystem;
   std::error_code ec;
+  RuleFile all;
+  if (!must_exist && !fs::exists(dir, ec)) return all;
   std::vector<fs::path> files;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     if (it->path().extension() == ".rules" && it->is_regular_file()) files.push_back(it->path());
   }
   if (ec) return Error{fmt::format("{}: {}", dir, ec.message())};
-  if (files.empty()) return Error{fmt::format("{}: no *.rules files", dir)};
+  if (files.empty() && must_exist) return Error{fmt::format("{}: no *.rules files", dir)};
   std::sort(files.begin(), files.end());
-  std::vector<Rule> all;
   for (const auto& f : files) {
     std::ifstream in(f, std::ios::binary);
     if (!in) return Error{fmt::format("{}: cannot read", f.string())};
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto parsed = parse_rules(text, f.filename().string());
+    auto parsed = parse_rule_file(text, full_paths ? f.string() : f.filename().string());
     if (!parsed) return Error{parsed.error()};
-    for (auto& r : *parsed) all.push_back(std::move(r));
+    for (auto& r : parsed->rules) all.rules.push_back(std::move(r));
+    for (auto& o : parsed->overrides) all.overrides.push_back(std::move(o));
   }
-  return link_rules(std::move(all));
+  return all;
+}
+
+Result<RuleSet> load_rules_dir(const std::string& dir) {
+  auto files = read_rules_dir(dir, true, false);
+  if (!files) return Error{files.error()};
+  auto set = link_rules(std::move(files->rules));
+  if (!set) return Error{set.error()};
+  if (auto st = apply_overrides(*set, files->overrides); !st) return Error{st.error()};
+  return set;
 }
 
 bool evaluate(const std::vector<ExprOp>& program, const std::vector<bool>& fired) {

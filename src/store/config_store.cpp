@@ -4,7 +4,10 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <chrono>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
@@ -629,6 +632,12 @@ constexpr std::string_view kActiveBundleKey = "active_bundle";
 constexpr std::string_view kBundleHistoryKey = "bundle_history";
 constexpr size_t kBundleHistoryMax = 64;
 constexpr std::string_view kTrustedKeyPrefix = "trusted_key:";
+constexpr std::string_view kLocalRulesGenerationKey = "local_rules_generation";
+
+int64_t now_ms_since_epoch() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // Bundle keys are big-endian sequence numbers, so a cursor walks them in order.
 std::string seq_key(uint64_t seq) {
@@ -720,36 +729,48 @@ RollbackPlan plan_rollback(const Txn& txn, MDB_dbi bundles, MDB_dbi settings) {
 
 }  // namespace
 
-Result<uint64_t> ConfigStore::add_bundle(std::string_view file, std::string_view meta, size_t keep) {
+Result<ConfigStore::StoredBundle> ConfigStore::store_bundle(std::string_view file, std::string_view meta, size_t keep,
+                                                            const std::vector<uint64_t>& never_prune) {
   auto txn = Txn::begin(env_, false);
   if (!txn) return Error{txn.error()};
-  uint64_t seq = 1;
+  StoredBundle out;
+  out.seq = 1;
   std::vector<uint64_t> existing;
   {
     Cursor cur(*txn, dbis_.bundles);
     for (bool ok = cur.seek(""); ok; ok = cur.next()) existing.push_back(key_seq(cur.key()));
   }
-  if (!existing.empty()) seq = existing.back() + 1;
+  if (!existing.empty()) out.seq = existing.back() + 1;
   std::string value(1, static_cast<char>(kBundleRecordVersion));
   uint32_t len = static_cast<uint32_t>(meta.size());
   for (int i = 0; i < 4; ++i) value += static_cast<char>((len >> (8 * (3 - i))) & 0xff);
   value.append(meta);
   value.append(file);
-  if (auto st = txn->put(dbis_.bundles, seq_key(seq), value); !st) return Error{st.error()};
+  if (auto st = txn->put(dbis_.bundles, seq_key(out.seq), value); !st) return Error{st.error()};
   if (auto was = active_in(*txn, dbis_.settings)) {
     auto history = history_in(*txn, dbis_.settings).value_or(std::vector<uint64_t>{});
     history.push_back(*was);
     if (auto st = put_history(*txn, dbis_.settings, history); !st) return Error{st.error()};
   }
-  if (auto st = txn->put(dbis_.settings, kActiveBundleKey, seq_key(seq)); !st) return Error{st.error()};
-  // The new one is active; drop the oldest beyond `keep`.
-  existing.push_back(seq);
-  while (existing.size() > keep && existing.size() > 1) {
-    if (auto d = txn->del(dbis_.bundles, seq_key(existing.front())); !d) return Error{d.error()};
-    existing.erase(existing.begin());
+  if (auto st = txn->put(dbis_.settings, kActiveBundleKey, seq_key(out.seq)); !st) return Error{st.error()};
+  // The new one is active; drop the oldest beyond the newest `keep`, never
+  // the new one nor those the caller protects.
+  existing.push_back(out.seq);
+  size_t newest_from = existing.size() > keep ? existing.size() - keep : 0;
+  for (size_t i = 0; i < newest_from; ++i) {
+    uint64_t seq = existing[i];
+    if (seq == out.seq || std::find(never_prune.begin(), never_prune.end(), seq) != never_prune.end()) continue;
+    if (auto d = txn->del(dbis_.bundles, seq_key(seq)); !d) return Error{d.error()};
+    out.pruned.push_back(seq);
   }
   if (auto st = txn->commit(); !st) return Error{st.error()};
-  return seq;
+  return out;
+}
+
+Result<uint64_t> ConfigStore::add_bundle(std::string_view file, std::string_view meta, size_t keep) {
+  auto stored = store_bundle(file, meta, std::max<size_t>(keep, 1), {});
+  if (!stored) return Error{stored.error()};
+  return stored->seq;
 }
 
 Result<std::vector<ConfigStore::BundleRecord>> ConfigStore::bundles() const {
@@ -801,8 +822,48 @@ Result<std::optional<uint64_t>> ConfigStore::rollback_bundle() {
   return plan.target;
 }
 
+Result<bool> ConfigStore::activate_bundle(uint64_t seq) {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  auto stored = txn->get(dbis_.bundles, seq_key(seq));
+  if (!stored) return Error{stored.error()};
+  if (!*stored) return false;
+  auto was = active_in(*txn, dbis_.settings);
+  if (was && *was == seq) return true;
+  if (was) {
+    auto history = history_in(*txn, dbis_.settings).value_or(std::vector<uint64_t>{});
+    history.push_back(*was);
+    if (auto st = put_history(*txn, dbis_.settings, history); !st) return Error{st.error()};
+  }
+  if (auto st = txn->put(dbis_.settings, kActiveBundleKey, seq_key(seq)); !st) return Error{st.error()};
+  if (auto st = txn->commit(); !st) return Error{st.error()};
+  return true;
+}
+
+Result<uint64_t> ConfigStore::local_rules_generation() const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  auto v = txn->get(dbis_.settings, kLocalRulesGenerationKey);
+  if (!v) return Error{v.error()};
+  if (!*v || (*v)->size() != 8) return uint64_t{0};
+  return key_seq(**v);
+}
+
+Result<uint64_t> ConfigStore::bump_local_rules_generation() {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  auto v = txn->get(dbis_.settings, kLocalRulesGenerationKey);
+  if (!v) return Error{v.error()};
+  uint64_t gen = (*v && (*v)->size() == 8 ? key_seq(**v) : 0) + 1;
+  if (auto st = txn->put(dbis_.settings, kLocalRulesGenerationKey, seq_key(gen)); !st) return Error{st.error()};
+  if (auto st = txn->commit(); !st) return Error{st.error()};
+  return gen;
+}
+
+// A trusted key's value: the base64 key, then (since keys record it) a
+// blank and the time it was added in ms.
 Result<bool> ConfigStore::add_trusted_key(std::string_view name, std::string_view key) {
-  std::string value(key);
+  std::string value = fmt::format("{} {}", key, now_ms_since_epoch());
   return toggle_key(env_, dbis_.settings, std::string(kTrustedKeyPrefix) + std::string(name), &value);
 }
 
@@ -814,9 +875,29 @@ Result<std::vector<std::pair<std::string, std::string>>> ConfigStore::trusted_ke
   auto txn = Txn::begin(env_, true);
   if (!txn) return Error{txn.error()};
   std::vector<std::pair<std::string, std::string>> out;
+  auto records = trusted_key_records();
+  if (!records) return Error{records.error()};
+  for (auto& r : *records) out.emplace_back(std::move(r.name), std::move(r.key));
+  return out;
+}
+
+Result<std::vector<ConfigStore::TrustedKey>> ConfigStore::trusted_key_records() const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  std::vector<TrustedKey> out;
   Cursor cur(*txn, dbis_.settings);
-  for (bool ok = cur.seek(kTrustedKeyPrefix); ok && cur.key().starts_with(kTrustedKeyPrefix); ok = cur.next())
-    out.emplace_back(std::string(cur.key().substr(kTrustedKeyPrefix.size())), std::string(cur.value()));
+  for (bool ok = cur.seek(kTrustedKeyPrefix); ok && cur.key().starts_with(kTrustedKeyPrefix); ok = cur.next()) {
+    TrustedKey k;
+    k.name = std::string(cur.key().substr(kTrustedKeyPrefix.size()));
+    std::string_view v = cur.value();
+    size_t sp = v.find(' ');
+    k.key = std::string(v.substr(0, sp));
+    if (sp != std::string_view::npos) {
+      std::string_view ms = v.substr(sp + 1);
+      std::from_chars(ms.data(), ms.data() + ms.size(), k.added_ms);
+    }
+    out.push_back(std::move(k));
+  }
   return out;
 }
 

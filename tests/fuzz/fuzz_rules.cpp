@@ -1,5 +1,5 @@
 // Fuzz target: the rule-file parser and linker (combination expressions,
-// builtins, pattern delimiters) and the bundle file splitter.
+// builtins, pattern delimiters, score overrides) and the bundle file splitter.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -9,10 +9,10 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  auto parsed = mxguard::scan::parse_rules(text, "fuzz.rules");
+  auto parsed = mxguard::scan::parse_rule_file(text, "fuzz.rules");
   if (parsed) {
-    auto linked = mxguard::scan::link_rules(std::move(*parsed));
-    if (linked) {
+    auto linked = mxguard::scan::link_rules(std::move(parsed->rules));
+    if (linked && mxguard::scan::apply_overrides(*linked, parsed->overrides)) {
       std::vector<bool> fired(linked->rules.size(), true);
       for (uint32_t i : linked->combine_order) (void)mxguard::scan::evaluate(linked->programs[i], fired);
     }

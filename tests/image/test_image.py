@@ -781,16 +781,16 @@ class ImageTest(unittest.TestCase):
               (seq, pushed, back[0], time.monotonic() - start - pushed))
 
     def make_test_bundle(self, app):
-        """Makes (once) a signing key and a bundle of the shipped rules/ plus
-        one test rule on the host, and trusts the key on the appliance over
-        SSH, as an operator would; returns the bundle's path."""
+        """Makes (once) a signing key and the shipped rules/ plus one test
+        rule on the host, and trusts the key on the appliance over SSH, as an
+        operator would; returns the path of a new bundle built from them."""
         if getattr(self, "_bundle", None):
-            return self._bundle
+            return self.build_test_bundle()
         d = os.path.join(WORK, "rules-push")
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
         mxguard = os.path.join(MXBUILD, "src/console/mxguard")
-        key, bundle, rules = os.path.join(d, "signing.key"), os.path.join(d, "test.bundle"), os.path.join(d, "rules")
+        key, rules = os.path.join(d, "signing.key"), os.path.join(d, "rules")
         out = subprocess.run([mxguard, "rules", "keygen", "-o", key], cwd=d, capture_output=True, text=True,
                              check=True).stdout
         pub = out.strip().splitlines()[-1].split()[-1]
@@ -798,9 +798,18 @@ class ImageTest(unittest.TestCase):
         with open(os.path.join(rules, "99-image-test.rules"), "w") as f:
             f.write("rule IMAGE_TEST_PUSHED\n  description only in the bundle the image test pushes\n"
                     "  score 0.1\n  target subject\n  pattern /imagetestpush/i\n")
+        app.ssh("mxguard rules trust image-test %s" % pub)
+        self._bundle_src = (mxguard, d, key, rules)
+        return self.build_test_bundle()
+
+    def build_test_bundle(self):
+        """A new build of the test bundle: each has a digest of its own (the
+        build time is in it), since pushing a stored digest again is a no-op."""
+        mxguard, d, key, rules = self._bundle_src
+        self._bundle_builds = getattr(self, "_bundle_builds", 0) + 1
+        bundle = os.path.join(d, "test-%d.bundle" % self._bundle_builds)
         subprocess.run([mxguard, "rules", "build", rules, "-o", bundle, "--key", key, "--name", "image-test"],
                        cwd=d, capture_output=True, text=True, check=True)
-        app.ssh("mxguard rules trust image-test %s" % pub)
         self._bundle = bundle
         return bundle
 

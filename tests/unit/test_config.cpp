@@ -138,3 +138,16 @@ TEST_CASE("config: smtp.postmaster is a plain address, its domain lower-cased") 
   }
   CHECK(error_of("[smtp]\npostmaster = 3").find("smtp.postmaster") != std::string::npos);
 }
+
+TEST_CASE("config: [rules] keep and local_dir") {
+  Config d = parse_config("state_dir = \"/srv/mx\"\n", "t.toml");
+  CHECK(d.rules.keep == 10);
+  CHECK(d.rules.local_dir == "/srv/mx/rules/local");  // the data partition, not the read-only /etc
+  Config c = parse_config("[rules]\nkeep = 3\nlocal_dir = \"/var/lib/site-rules\"\n", "t.toml");
+  CHECK(c.rules.keep == 3);
+  CHECK(c.rules.local_dir == "/var/lib/site-rules");
+  CHECK_THROWS_WITH_AS(parse_config("[rules]\nkeep = 0\n", "t.toml"), doctest::Contains("rules.keep"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse_config("[rules]\nlocal_dir = \"\"\n", "t.toml"), doctest::Contains("rules.local_dir"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(parse_config("[rules]\nkept = 3\n", "t.toml"), doctest::Contains("kept"), ConfigError);
+}

@@ -4,11 +4,16 @@
 #include <doctest.h>
 #include <hs.h>
 
+#include <stdlib.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "mxguard/scan/auth_results.hpp"
 #include "mxguard/scan/bundle.hpp"
@@ -617,4 +622,167 @@ TEST_CASE("two From fields: counted, a DMARC fail that scores high, no DKIM alig
   CHECK(has_rule(ok, "DMARC_PASS"));
   CHECK_FALSE(has_rule(ok, "FROM_MULTIPLE"));
   CHECK(ok.score < 0);
+}
+
+namespace {
+
+// What a message scores against `rules`, as "RULE=score" strings, sorted.
+std::vector<std::string> scored(const std::shared_ptr<const CompiledRules>& rules, std::string_view msg) {
+  Scanner scanner(rules);
+  MessageScan scan(scanner);
+  scan.feed(msg);
+  scan.finish();
+  std::vector<std::string> out;
+  for (const auto& r : scan.result({}, nullptr).reasons) out.push_back(fmt::format("{}={:g}", r.rule, r.score));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::shared_ptr<const CompiledRules> compiled_good() {
+  auto set = link_rules(*parse_rules(kGood, "t.rules"));
+  REQUIRE(set.ok());
+  auto compiled = CompiledRules::compile(std::move(*set));
+  REQUIRE(compiled.ok());
+  return *compiled;
+}
+
+const char* kMoneyMail = "Subject: win $5 million now\r\nX-Mailer: bulk/mailer 2\r\n\r\nhello\r\n";
+
+}  // namespace
+
+TEST_CASE("rules: score RULE_ID N lines are overrides, wherever they stand") {
+  auto parsed = parse_rule_file("# local\nscore SUBJ_MONEY 4.5\n"
+                                "rule LOCAL_ONE\n description mine\n score 1\n score HDR_MAILER 0\n"
+                                "  target text\n  pattern /local/\n"
+                                "score\tCOMBO   -2\n",
+                                "local.rules");
+  REQUIRE(parsed.ok());
+  REQUIRE(parsed->rules.size() == 1);
+  CHECK(parsed->rules[0].score == doctest::Approx(1));  // its own one-word score
+  REQUIRE(parsed->overrides.size() == 3);
+  CHECK(parsed->overrides[0].rule == "SUBJ_MONEY");
+  CHECK(parsed->overrides[0].score == doctest::Approx(4.5));
+  CHECK(parsed->overrides[0].file == "local.rules");
+  CHECK(parsed->overrides[0].line == 2);
+  CHECK(parsed->overrides[1].rule == "HDR_MAILER");
+  CHECK(parsed->overrides[1].score == 0);
+  CHECK(parsed->overrides[1].line == 6);
+  CHECK(parsed->overrides[2].rule == "COMBO");
+  CHECK(parsed->overrides[2].score == doctest::Approx(-2));
+
+  auto err = [](std::string_view text) {
+    auto r = parse_rule_file(text, "l.rules");
+    return r ? std::string() : r.error();
+  };
+  CHECK(err("score lower_case 1\n") == "l.rules:1: score override: 'lower_case' is not a rule id (score RULE_ID N)");
+  CHECK(err("\nscore FOO many\n") == "l.rules:2: score override of FOO: 'many' is not a number in [-100, 100]");
+  CHECK(err("score FOO 101\n") == "l.rules:1: score override of FOO: '101' is not a number in [-100, 100]");
+  CHECK(err("score FOO 1 2\n") == "l.rules:1: score override of FOO: '1 2' is not a number in [-100, 100]");
+  // A bundle's rules carry their own scores: parse_rules refuses overrides.
+  auto plain = parse_rules("score FOO 1\n", "m.rules");
+  REQUIRE_FALSE(plain.ok());
+  CHECK(plain.error() == "m.rules:1: a score override of FOO is not allowed here");
+}
+
+TEST_CASE("rules: overrides apply to the linked set; unknown or repeated ids name the file and line") {
+  auto set = link_rules(*parse_rules(kGood, "t.rules"));
+  REQUIRE(set.ok());
+  auto file = parse_rule_file("score SPF_FAIL 7\nscore COMBO2 0\n", "local.rules");
+  REQUIRE(file.ok());
+  REQUIRE(apply_overrides(*set, file->overrides).ok());
+  CHECK(set->rules[2].score == 7);
+  CHECK(set->rules[4].score == 0);
+  CHECK(set->rules[0].score == doctest::Approx(1.5));  // untouched
+
+  auto unknown = parse_rule_file("\n\nscore NO_SUCH_RULE 1\n", "local/x.rules");
+  REQUIRE(unknown.ok());
+  auto st = apply_overrides(*set, unknown->overrides);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error() == "local/x.rules:3: score override of unknown rule NO_SUCH_RULE");
+  auto twice = parse_rule_file("score SPF_FAIL 1\nscore SPF_FAIL 2\n", "d.rules");
+  REQUIRE(twice.ok());
+  st = apply_overrides(*set, twice->overrides);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error() == "d.rules:2: rule SPF_FAIL is overridden already at d.rules:1");
+}
+
+TEST_CASE("bundle: a local layer changes scores and adds rules on top of a compiled set") {
+  auto base = compiled_good();
+  CHECK(scored(base, kMoneyMail) == std::vector<std::string>{"HDR_MAILER=0.5", "SUBJ_MONEY=1.5"});
+
+  // Overrides only: no database is compiled again, the base's are shared.
+  auto scores = parse_rule_file("score SUBJ_MONEY 6\nscore HDR_MAILER 0\n", "local.rules");
+  REQUIRE(scores.ok());
+  auto layered = CompiledRules::with_layer(base, scores->rules, scores->overrides);
+  REQUIRE(layered.ok());
+  CHECK((*layered)->db(Target::kSubject) == base->db(Target::kSubject));
+  // Score 0 silences the rule: it is no reason any more.
+  CHECK(scored(*layered, kMoneyMail) == std::vector<std::string>{"SUBJ_MONEY=6"});
+  // The base is unchanged.
+  CHECK(scored(base, kMoneyMail) == std::vector<std::string>{"HDR_MAILER=0.5", "SUBJ_MONEY=1.5"});
+
+  // A local subject rule: the subject database is compiled again with both
+  // patterns; the header one is still shared. A local combination may use
+  // bundle rules, and an override may name a local rule.
+  auto local = parse_rule_file("rule LOCAL_WIN\n description win\n score 2\n target subject\n pattern /\\bwin\\b/i\n"
+                               "rule LOCAL_BOTH\n description both\n score 1\n combine LOCAL_WIN & HDR_MAILER\n"
+                               "score LOCAL_WIN 2.5\n",
+                               "local.rules");
+  REQUIRE(local.ok());
+  auto more = CompiledRules::with_layer(base, local->rules, local->overrides);
+  REQUIRE(more.ok());
+  CHECK((*more)->db(Target::kSubject) != base->db(Target::kSubject));
+  CHECK((*more)->header_db("x-mailer") == base->header_db("x-mailer"));
+  CHECK(scored(*more, kMoneyMail) ==
+        std::vector<std::string>{"HDR_MAILER=0.5", "LOCAL_BOTH=1", "LOCAL_WIN=2.5", "SUBJ_MONEY=1.5"});
+  // The layered set outlives the base it shares databases with.
+  base.reset();
+  CHECK(scored(*more, kMoneyMail).size() == 4);
+
+  // A local rule with a bundle rule's id, and an override of an unknown rule, are refused.
+  auto fresh = compiled_good();
+  auto dup = parse_rule_file("rule SPF_FAIL\n description again\n score 1\n builtin spf fail\n", "/l/dup.rules");
+  REQUIRE(dup.ok());
+  auto refused = CompiledRules::with_layer(fresh, dup->rules, dup->overrides);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error() == "/l/dup.rules:1: rule SPF_FAIL: id already used at t.rules:14");
+  auto unknown = parse_rule_file("score GONE 1\n", "/l/o.rules");
+  REQUIRE(unknown.ok());
+  refused = CompiledRules::with_layer(fresh, unknown->rules, unknown->overrides);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error() == "/l/o.rules:1: score override of unknown rule GONE");
+  // A bad local pattern names its rule.
+  auto bad = parse_rule_file("rule BAD_RE\n description x\n score 1\n target subject\n pattern /(a/\n", "/l/b.rules");
+  REQUIRE(bad.ok());
+  refused = CompiledRules::with_layer(fresh, bad->rules, bad->overrides);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().find("/l/b.rules:1: rule BAD_RE: pattern does not compile") == 0);
+}
+
+TEST_CASE("rules: a directory's overrides apply over its files; a missing local dir is an empty layer") {
+  char tmpl[] = "/tmp/mxg-rulesdir-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  {
+    std::ofstream(dir + "/10-a.rules") << "rule A_ONE\n description a\n score 1\n builtin spf fail\n";
+    std::ofstream(dir + "/20-b.rules") << "# site\nscore A_ONE -3\n";
+  }
+  auto set = load_rules_dir(dir);
+  REQUIRE(set.ok());
+  REQUIRE(set->rules.size() == 1);
+  CHECK(set->rules[0].score == -3);
+  auto layer = read_rules_dir(dir, false, true);
+  REQUIRE(layer.ok());
+  REQUIRE(layer->overrides.size() == 1);
+  CHECK(layer->overrides[0].file == dir + "/20-b.rules");  // whole paths for the local layer
+  CHECK(layer->rules[0].file == dir + "/10-a.rules");
+  { std::ofstream(dir + "/30-c.rules") << "score NOPE 1\n"; }
+  auto bad = load_rules_dir(dir);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error() == "30-c.rules:1: score override of unknown rule NOPE");
+  std::filesystem::remove_all(dir);
+  auto none = read_rules_dir(dir, false, true);
+  REQUIRE(none.ok());
+  CHECK(none->rules.empty());
+  CHECK(none->overrides.empty());
+  CHECK_FALSE(read_rules_dir(dir, true, false).ok());
 }

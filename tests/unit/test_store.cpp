@@ -685,6 +685,56 @@ TEST_CASE("store: a rollback goes back one activation, not to the next lower num
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("store: activate goes forward again; pruning keeps the protected; local generation; key times") {
+  using namespace mxguard::store;
+  char tmpl[] = "/tmp/mxg-activate-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto cs = ConfigStore::open(dir);
+  REQUIRE(cs.ok());
+  ConfigStore& s = **cs;
+  REQUIRE(*s.add_bundle("factory", "{}") == 1);
+  REQUIRE(*s.add_bundle("two", "{}") == 2);
+  REQUIRE(**s.rollback_bundle() == 1u);
+  CHECK_FALSE(*s.activate_bundle(9));  // not stored: nothing changes
+  CHECK(**s.active_bundle() == 1u);
+  REQUIRE(*s.activate_bundle(2));
+  CHECK(**s.active_bundle() == 2u);
+  CHECK(*s.rollback_target() == 1u);  // the activation is on the history like a push
+  REQUIRE(*s.activate_bundle(2));     // already active: no new history entry
+  REQUIRE(**s.rollback_bundle() == 1u);
+  CHECK_FALSE(s.rollback_target()->has_value());
+
+  // keep = 2 with bundle 1 protected: 3, 4, 5 pushed; 2 and 3 are pruned, 1 stays.
+  auto st = s.store_bundle("three", "{}", 2, {1});
+  REQUIRE(st.ok());
+  CHECK(st->seq == 3);
+  CHECK(st->pruned == std::vector<uint64_t>{});
+  st = s.store_bundle("four", "{}", 2, {1});
+  CHECK(st->pruned == std::vector<uint64_t>{2});
+  st = s.store_bundle("five", "{}", 2, {1});
+  CHECK(st->pruned == std::vector<uint64_t>{3});
+  std::vector<uint64_t> left;
+  auto stored = s.bundles();
+  REQUIRE(stored.ok());
+  for (const auto& r : *stored) left.push_back(r.seq);
+  CHECK(left == std::vector<uint64_t>{1, 4, 5});
+  CHECK(**s.active_bundle() == 5u);
+
+  CHECK(*s.local_rules_generation() == 0u);
+  CHECK(*s.bump_local_rules_generation() == 1u);
+  CHECK(*s.bump_local_rules_generation() == 2u);
+  CHECK(*s.local_rules_generation() == 2u);
+
+  REQUIRE(*s.add_trusted_key("ops", "AAAA"));
+  auto keys = s.trusted_key_records();
+  REQUIRE(keys->size() == 1);
+  CHECK((*keys)[0].name == "ops");
+  CHECK((*keys)[0].key == "AAAA");
+  CHECK((*keys)[0].added_ms > 1'700'000'000'000);
+  CHECK((*s.trusted_keys())[0].second == "AAAA");  // the key alone, as before
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("policy: the base local part is cut at the first delimiter character") {
   CHECK(base_local_part("bob+news", "+") == "bob");
   CHECK(base_local_part("bob+news+more", "+") == "bob");

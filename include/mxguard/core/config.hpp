@@ -101,6 +101,12 @@ struct ScanConfig {
   unsigned mime_max_parts = 500;
 };
 
+// [rules]: the bundle store and the operator's local layer.
+struct RulesConfig {
+  unsigned keep = 10;      // stored bundles kept after a push (the active and the factory one are never pruned)
+  std::string local_dir;   // local *.rules files; "" in the file = state_dir + "/rules/local"
+};
+
 struct QuarantineConfig {
   Millis purge_interval{3'600'000};  // how often each shard drops quarantined mail past its domain's retention
 };
@@ -120,6 +126,7 @@ struct Config {
   QuarantineConfig quarantine;
   OnboardingConfig onboarding;
   ScanConfig scan;
+  RulesConfig rules;
 };
 
 struct ConfigError : std::runtime_error {

@@ -39,6 +39,13 @@ Result<ActiveRules> load_bundle(const store::ConfigStore& store, uint64_t seq);
 // compiled from `rules_dir`, stored and made active first.
 Result<ActiveRules> load_active(store::ConfigStore& store, const std::string& rules_dir);
 
+// The operator's local layer: the *.rules files of `local_dir` (rules and
+// `score RULE_ID N` overrides; no directory is an empty layer) put on top of
+// `base`, whichever bundle that is. Errors name the file and line. `layer`
+// receives what the files held.
+Result<std::shared_ptr<const CompiledRules>> with_local_layer(const std::shared_ptr<const CompiledRules>& base,
+                                                              const std::string& local_dir, RuleFile* layer = nullptr);
+
 // Compiles a rules directory into a bundle file (signed when `key` is given),
 // for any x86-64 unless `platform` says this machine's CPU.
 Result<std::string> build_bundle_file(const std::string& dir, const std::string& name, const SigningKey* key,

@@ -58,12 +58,23 @@ class CompiledRules {
   // Parses a body; databases built for another CPU are recompiled from the rules.
   static Result<std::shared_ptr<const CompiledRules>> deserialize(std::string_view body);
 
+  // `base` with more rules and score overrides on top (the local layer): the
+  // extra rules come after the base's (ids unique over both), then the
+  // overrides are applied. Only the databases of targets that gain patterns
+  // are compiled again, for this CPU; the others are shared with `base`.
+  static Result<std::shared_ptr<const CompiledRules>> with_layer(const std::shared_ptr<const CompiledRules>& base,
+                                                                 std::vector<Rule> extra,
+                                                                 const std::vector<ScoreOverride>& overrides);
+
  private:
   CompiledRules() = default;
   Status build_indexes();
+  void add_db(Target target, std::string header, std::shared_ptr<hs_database> db, size_t patterns);
 
   RuleSet rules_;
   std::vector<TargetDb> dbs_;
+  // owned_[i] owns dbs_[i].db; a layered set shares the base's untouched ones.
+  std::vector<std::shared_ptr<hs_database>> owned_;
   std::array<const hs_database*, kTargetCount> by_target_{};
   std::vector<uint32_t> builtins_;
 };

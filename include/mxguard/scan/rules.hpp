@@ -66,14 +66,42 @@ struct RuleSet {
   std::vector<uint32_t> combine_order;
 };
 
+// A `score RULE_ID N` line: gives a rule defined anywhere in the set (a
+// factory rule, from a local file) the score N in [-100, 100]; 0 silences it.
+struct ScoreOverride {
+  std::string rule;
+  double score = 0;
+  std::string file;
+  unsigned line = 0;
+};
+
+// What one rule file holds: rules, and score overrides of other rules.
+struct RuleFile {
+  std::vector<Rule> rules;
+  std::vector<ScoreOverride> overrides;
+};
+
 // Parses one file's text. `file` names it in errors ("file:line: rule ID: ...").
+Result<RuleFile> parse_rule_file(std::string_view text, std::string_view file);
+// The same for text that must hold rules only (a bundle's manifest): a score
+// override there is an error.
 Result<std::vector<Rule>> parse_rules(std::string_view text, std::string_view file);
 
 // Checks ids are unique, resolves combination expressions and orders them
 // (unknown ids and cycles are errors), and checks builtin names and arguments.
 Result<RuleSet> link_rules(std::vector<Rule> rules);
 
-// Every *.rules file of a directory, in name order, parsed and linked.
+// Sets the overridden scores; an unknown rule id, or a rule overridden twice,
+// is an error naming the override's file and line.
+Status apply_overrides(RuleSet& set, const std::vector<ScoreOverride>& overrides);
+
+// Every *.rules file of a directory, in name order, parsed (as one RuleFile,
+// files in name order) but not linked. `must_exist`: a missing directory, or
+// one without *.rules files, is an error rather than nothing. Errors and
+// rules name each file by its name, or by its whole path when `full_paths`.
+Result<RuleFile> read_rules_dir(const std::string& dir, bool must_exist, bool full_paths);
+
+// Every *.rules file of a directory, parsed and linked, overrides applied.
 Result<RuleSet> load_rules_dir(const std::string& dir);
 
 // Evaluates a combination program over the rules that fired.

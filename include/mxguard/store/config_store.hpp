@@ -133,7 +133,14 @@ class ConfigStore {
     bool active = false;
   };
   // Stores a bundle file and makes it the active one, in one transaction;
-  // keeps the newest `keep` bundles (and the active one).
+  // keeps the newest `keep` bundles (and the active one, and those in
+  // `never_prune`); `pruned` lists the ones dropped.
+  struct StoredBundle {
+    uint64_t seq = 0;
+    std::vector<uint64_t> pruned;
+  };
+  Result<StoredBundle> store_bundle(std::string_view file, std::string_view meta, size_t keep,
+                                    const std::vector<uint64_t>& never_prune);
   Result<uint64_t> add_bundle(std::string_view file, std::string_view meta, size_t keep = 10);
   Result<std::vector<BundleRecord>> bundles() const;
   Result<std::optional<std::string>> bundle_file(uint64_t seq) const;
@@ -144,11 +151,25 @@ class ConfigStore {
   // which bundle that would be, without changing anything.
   Result<std::optional<uint64_t>> rollback_target() const;
   Result<std::optional<uint64_t>> rollback_bundle();
+  // Makes stored bundle `seq` active (forward again after a rollback); the
+  // one active before goes on the history, as for a push. False when `seq`
+  // is not stored.
+  Result<bool> activate_bundle(uint64_t seq);
+  // A counter `mxguard rules local reload` moves: the engine's watcher reads
+  // the local rules again when it changes.
+  Result<uint64_t> local_rules_generation() const;
+  Result<uint64_t> bump_local_rules_generation();
 
   // Public keys (base64 Ed25519) trusted to sign rule bundles, by name.
   Result<bool> add_trusted_key(std::string_view name, std::string_view key);
   Result<bool> remove_trusted_key(std::string_view name);
   Result<std::vector<std::pair<std::string, std::string>>> trusted_keys() const;
+  // The same with when each was added (0: stored before that was kept).
+  struct TrustedKey {
+    std::string name, key;
+    int64_t added_ms = 0;
+  };
+  Result<std::vector<TrustedKey>> trusted_key_records() const;
 
   const Env& env() const { return env_; }
   MDB_dbi domains_dbi() const { return dbis_.domains; }
