@@ -38,6 +38,7 @@ void RulesWatcher::run() {
       continue;
     }
     holder_.set(loaded->rules);
+    holder_.set_in_force({want, loaded->info.name, loaded->info.digest, loaded->info.rules});
     log::info("rules.active", "bundle={} name={} rules={} digest={}", want, log::q(loaded->info.name),
               loaded->info.rules, loaded->info.digest.substr(0, 12));
     seq_ = want;

@@ -105,6 +105,10 @@ struct QuarantineConfig {
   Millis purge_interval{3'600'000};  // how often each shard drops quarantined mail past its domain's retention
 };
 
+struct MetricsConfig {
+  std::vector<ListenAddress> listen;  // Prometheus /metrics over plain HTTP; empty = off
+};
+
 struct OnboardingConfig {
   std::string verify_label = "_mxguard-verify";
   std::vector<std::string> mx_hosts;
@@ -120,6 +124,7 @@ struct Config {
   QuarantineConfig quarantine;
   OnboardingConfig onboarding;
   ScanConfig scan;
+  MetricsConfig metrics;
 };
 
 struct ConfigError : std::runtime_error {
