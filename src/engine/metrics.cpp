@@ -196,7 +196,7 @@ std::string render_metrics(const MetricsSnapshot& s) {
              sum([i](const ShardMetrics& m) { return m.deliveries(i); }));
 
   e.family("mxguard_shard_loop_lag_seconds", "gauge",
-           "How late each shard's 200 ms timer fired, the largest of the last 5 seconds.");
+           "How late each shard's 200 ms timer fired, the largest of the last 5 to 10 seconds.");
   for (size_t i = 0; i < s.shards.size(); ++i) {
     std::string shard = std::to_string(i);
     e.sample("mxguard_shard_loop_lag_seconds", {{"shard", shard}},

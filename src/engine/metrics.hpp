@@ -101,7 +101,7 @@ class ShardMetrics {
   uint64_t deliveries(size_t i) const { return deliveries_[i].value(); }
   const Histogram& scan_time() const { return scan_; }
   const Histogram& commit_time() const { return commit_; }
-  // The largest lag of the last few seconds.
+  // The largest lag of the current 5 s window and the one before it.
   int64_t loop_lag_ns() const { return static_cast<int64_t>(lag_published_.value()); }
 
  private:
