@@ -59,12 +59,12 @@ inline constexpr std::array<std::string_view, 4> kActionNames = {"deliver", "qua
 // message was turned away.
 enum class RefusalReason : uint8_t {
   kRelayDenied, kUnknownRecipient, kBlocked, kSuspended, kRateLimited, kConnectionLimit, kConnectionRate,
-  kCapacity, kGreylisted, kRejectedSpam, kTooSlow, kTempFailure, kCalloutUnavailable, kCount
+  kCapacity, kGreylisted, kRejectedSpam, kTooSlow, kTimeout, kSessionTime, kTempFailure, kCalloutUnavailable, kCount
 };
 inline constexpr std::array<std::string_view, static_cast<size_t>(RefusalReason::kCount)> kRefusalNames = {
     "relay_denied", "unknown_recipient", "blocked",    "suspended",     "rate_limited",
     "connection_limit", "connection_rate", "capacity", "greylisted",    "rejected_spam",
-    "too_slow",     "temp_failure",      "callout_unavailable"};
+    "too_slow",     "timeout",           "session_time", "temp_failure", "callout_unavailable"};
 
 // The refusal a RCPT decision is, or nothing when it accepts (or is still pending).
 std::optional<RefusalReason> refusal_for(smtp::RcptDecision d);

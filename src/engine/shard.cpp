@@ -663,8 +663,8 @@ void Shard::on_tick() {
       continue;
     }
     if (force) s.shutting_down();
-    else if (now_ms_ - c.started_ms > lim.session_timeout.count()) s.session_time_exceeded();
-    else if (idle_expired(c, lim)) s.timeout();
+    else if (now_ms_ - c.started_ms > lim.session_timeout.count()) s.session_time_exceeded(), metrics_.refused(RefusalReason::kSessionTime);
+    else if (idle_expired(c, lim)) s.timeout(), metrics_.refused(RefusalReason::kTimeout);
     else if (data_too_slow(c, lim)) s.data_rate_too_low();
     else continue;
     after_session(slot);

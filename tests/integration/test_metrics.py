@@ -104,9 +104,13 @@ class MetricsTest(unittest.TestCase):
         cls.knot = Knot(cls.tmp, {"example.com": ["@ MX 10 mx.example.com.", "mx A 127.0.0.1"]})
         cls.backend = Backend()
         cls.metrics_port = mxg.free_port()
-        top = ('[dns]\nservers = ["127.0.0.1:%d"]\ntimeout = "2s"\n[metrics]\nlisten = ["127.0.0.1:%d"]\n'
-               '[delivery]\nretry_interval = "2s"\n' % (cls.knot.port, cls.metrics_port))
-        cls.d = mxg.Daemon(top_extra=top, domains=("example.com", "strict.test", "list.test"))
+        cls.metrics_port6 = mxg.free_port("::1")
+        top = ('[dns]\nservers = ["127.0.0.1:%d"]\ntimeout = "2s"\n[metrics]\nlisten = ["127.0.0.1:%d", "[::1]:%d"]\n'
+               '[delivery]\nretry_interval = "2s"\n' % (cls.knot.port, cls.metrics_port, cls.metrics_port6))
+        cls.d = mxg.Daemon(top_extra=top, smtp_extra='command_timeout = "2s"\n',
+                           domains=("example.com", "strict.test", "list.test", "paused.test"))
+        cls.d.console("domain", "suspend", "paused.test")
+        cls.d.console("list", "block", "add", "sender-domain", "evil.test")
         cls.d.console("domain", "set", "example.com", "backend=127.0.0.1:%d" % cls.backend.port)
         cls.d.console("domain", "set", "strict.test", "reject_threshold=5", "quarantine_threshold=5",
                       "greylist_threshold=5")
@@ -121,8 +125,8 @@ class MetricsTest(unittest.TestCase):
         cls.backend.stop()
         cls.knot.stop()
 
-    def scrape(self):
-        url = "http://127.0.0.1:%d/metrics" % self.metrics_port
+    def scrape(self, url=None):
+        url = url or "http://127.0.0.1:%d/metrics" % self.metrics_port
         with urllib.request.urlopen(url, timeout=10) as r:
             self.assertEqual(r.status, 200)
             self.assertTrue(r.headers["Content-Type"].startswith("text/plain; version=0.0.4"))
@@ -149,7 +153,7 @@ class MetricsTest(unittest.TestCase):
         info = dict(next(k for k in before if k[0] == "mxguard_rules_bundle_info")[1])
         self.assertRegex(info["digest"], r"^[0-9a-f]{64}$")
 
-        delivered, relay, unknown, rejected = 3, 2, 2, 1
+        delivered, relay, unknown, rejected, blocked, suspended, timeouts = 3, 2, 2, 1, 1, 1, 1
         sessions = 0
         for i in range(delivered):
             with smtplib.SMTP("127.0.0.1", self.d.port, timeout=30) as s:
@@ -163,8 +167,20 @@ class MetricsTest(unittest.TestCase):
                 self.assertEqual(s.rcpt("x%d@elsewhere.test" % i)[0], 550)
             for i in range(unknown):
                 self.assertEqual(s.rcpt("nobody%d@list.test" % i)[0], 550)
+            for i in range(suspended):
+                self.assertEqual(s.rcpt("x%d@paused.test" % i)[0], 450)
             s.rset()
+            for i in range(blocked):
+                self.assertEqual(s.mail("spammer%d@evil.test" % i)[0], 550)
+                s.rset()
         sessions += 1
+        # A client that says nothing is dropped after smtp.command_timeout.
+        for i in range(timeouts):
+            raw = mxg.Raw(self.d.port)
+            raw.expect(220)
+            raw.expect(421)
+            raw.close()
+            sessions += 1
         for i in range(rejected):
             with smtplib.SMTP("127.0.0.1", self.d.port, timeout=30) as s:
                 msg = ("Subject: invoice\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
@@ -192,7 +208,15 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(delta(after, "mxguard_refusals_total", reason="relay_denied"), relay)
         self.assertEqual(delta(after, "mxguard_refusals_total", reason="unknown_recipient"), unknown)
         self.assertEqual(delta(after, "mxguard_refusals_total", reason="rejected_spam"), rejected)
-        self.assertEqual(delta(after, "mxguard_refusals_total", reason="blocked"), 0)
+        self.assertEqual(delta(after, "mxguard_refusals_total", reason="blocked"), blocked)
+        self.assertEqual(delta(after, "mxguard_refusals_total", reason="suspended"), suspended)
+        self.assertEqual(delta(after, "mxguard_refusals_total", reason="timeout"), timeouts)
+        self.assertEqual(delta(after, "mxguard_refusals_total", reason="greylisted"), 0)
+        self.assertEqual(delta(after, "mxguard_refusals_total", reason="rate_limited"), 0)
+        # The IPv6 listener serves the same counters.
+        six = self.scrape("http://[::1]:%d/metrics" % self.metrics_port6)
+        self.assertEqual(value(six, "mxguard_refusals_total", reason="relay_denied"),
+                         value(after, "mxguard_refusals_total", reason="relay_denied"))
         self.assertEqual(delta(after, "mxguard_scan_duration_seconds_count"), delivered + rejected)
         self.assertGreater(delta(after, "mxguard_scan_duration_seconds_sum"), 0)
         # Each stored message was in a commit; delivery results are commits too.
