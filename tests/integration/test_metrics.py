@@ -108,7 +108,8 @@ class MetricsTest(unittest.TestCase):
         top = ('[dns]\nservers = ["127.0.0.1:%d"]\ntimeout = "2s"\n[metrics]\nlisten = ["127.0.0.1:%d", "[::1]:%d"]\n'
                '[delivery]\nretry_interval = "2s"\n' % (cls.knot.port, cls.metrics_port, cls.metrics_port6))
         cls.d = mxg.Daemon(top_extra=top, smtp_extra='command_timeout = "2s"\n',
-                           domains=("example.com", "strict.test", "list.test", "paused.test"))
+                           domains=("example.com", "strict.test", "list.test", "paused.test", "grey.test"))
+        cls.d.console("domain", "set", "grey.test", "greylist_threshold=5")
         cls.d.console("domain", "suspend", "paused.test")
         cls.d.console("list", "block", "add", "sender-domain", "evil.test")
         cls.d.console("domain", "set", "example.com", "backend=127.0.0.1:%d" % cls.backend.port)
@@ -154,6 +155,7 @@ class MetricsTest(unittest.TestCase):
         self.assertRegex(info["digest"], r"^[0-9a-f]{64}$")
 
         delivered, relay, unknown, rejected, blocked, suspended, timeouts = 3, 2, 2, 1, 1, 1, 1
+        greylisted, bounced = 1, 1
         sessions = 0
         for i in range(delivered):
             with smtplib.SMTP("127.0.0.1", self.d.port, timeout=30) as s:
@@ -181,15 +183,22 @@ class MetricsTest(unittest.TestCase):
             raw.expect(421)
             raw.close()
             sessions += 1
-        for i in range(rejected):
+        virus = ("Subject: invoice\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+                 "--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\n"
+                 "Content-Type: application/octet-stream\r\n"
+                 "Content-Disposition: attachment; filename=\"eicar.com\"\r\n\r\n%s\r\n--b--\r\n" % EICAR)
+        for rcpt, count, code in (("ceo@strict.test", rejected, 550), ("ceo@grey.test", greylisted, 451)):
+            for i in range(count):
+                with smtplib.SMTP("127.0.0.1", self.d.port, timeout=30) as s:
+                    with self.assertRaises(smtplib.SMTPDataError) as e:
+                        s.sendmail("mallory@client.test", [rcpt], virus.encode())
+                    self.assertEqual(e.exception.smtp_code, code)
+                sessions += 1
+        # The backend refuses "unknown*" with 550: a bounce (from the null
+        # sender, so no DSN is queued).
+        for i in range(bounced):
             with smtplib.SMTP("127.0.0.1", self.d.port, timeout=30) as s:
-                msg = ("Subject: invoice\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
-                       "--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\n"
-                       "Content-Type: application/octet-stream\r\n"
-                       "Content-Disposition: attachment; filename=\"eicar.com\"\r\n\r\n%s\r\n--b--\r\n" % EICAR)
-                with self.assertRaises(smtplib.SMTPDataError) as e:
-                    s.sendmail("mallory@client.test", ["ceo@strict.test"], msg.encode())
-                self.assertEqual(e.exception.smtp_code, 550)
+                s.sendmail("", ["unknown%d@example.com" % i], b"Subject: to nobody\r\n\r\nx\r\n")
             sessions += 1
         self.backend.rec.wait(delivered)
 
@@ -197,13 +206,16 @@ class MetricsTest(unittest.TestCase):
             return value(s, name, **labels) - value(before, name, **labels)
 
         after = self.wait_metric(lambda s: delta(s, "mxguard_delivery_results_total", result="delivered") >= delivered
+                                 and delta(s, "mxguard_delivery_results_total", result="bounced") >= bounced
+                                 and value(s, "mxguard_queue_messages") == 0
                                  and value(s, "mxguard_sessions") == 0)
         self.assertEqual(delta(after, "mxguard_delivery_results_total", result="delivered"), delivered)
         self.assertEqual(delta(after, "mxguard_delivery_results_total", result="deferred"), 0)
-        self.assertEqual(delta(after, "mxguard_delivery_results_total", result="bounced"), 0)
+        self.assertEqual(delta(after, "mxguard_delivery_results_total", result="bounced"), bounced)
         self.assertEqual(delta(after, "mxguard_connections_accepted_total"), sessions)
-        self.assertEqual(delta(after, "mxguard_messages_total", action="deliver"), delivered)
+        self.assertEqual(delta(after, "mxguard_messages_total", action="deliver"), delivered + bounced)
         self.assertEqual(delta(after, "mxguard_messages_total", action="reject"), rejected)
+        self.assertEqual(delta(after, "mxguard_messages_total", action="greylist"), greylisted)
         self.assertEqual(delta(after, "mxguard_messages_total", action="quarantine"), 0)
         self.assertEqual(delta(after, "mxguard_refusals_total", reason="relay_denied"), relay)
         self.assertEqual(delta(after, "mxguard_refusals_total", reason="unknown_recipient"), unknown)
@@ -211,13 +223,13 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(delta(after, "mxguard_refusals_total", reason="blocked"), blocked)
         self.assertEqual(delta(after, "mxguard_refusals_total", reason="suspended"), suspended)
         self.assertEqual(delta(after, "mxguard_refusals_total", reason="timeout"), timeouts)
-        self.assertEqual(delta(after, "mxguard_refusals_total", reason="greylisted"), 0)
+        self.assertEqual(delta(after, "mxguard_refusals_total", reason="greylisted"), greylisted)
         self.assertEqual(delta(after, "mxguard_refusals_total", reason="rate_limited"), 0)
         # The IPv6 listener serves the same counters.
         six = self.scrape("http://[::1]:%d/metrics" % self.metrics_port6)
         self.assertEqual(value(six, "mxguard_refusals_total", reason="relay_denied"),
                          value(after, "mxguard_refusals_total", reason="relay_denied"))
-        self.assertEqual(delta(after, "mxguard_scan_duration_seconds_count"), delivered + rejected)
+        self.assertEqual(delta(after, "mxguard_scan_duration_seconds_count"), delivered + rejected + greylisted + bounced)
         self.assertGreater(delta(after, "mxguard_scan_duration_seconds_sum"), 0)
         # Each stored message was in a commit; delivery results are commits too.
         self.assertGreaterEqual(delta(after, "mxguard_commit_duration_seconds_count"), 2)
@@ -259,8 +271,10 @@ class MetricsTest(unittest.TestCase):
         j = json.loads(out)
         self.assertEqual(j["queue"]["messages"], 1)
         self.assertIsNotNone(j["queue"]["oldest_received_ms"])
-        s = self.wait_metric(lambda s: value(s, "mxguard_queue_messages") == 1)
+        s = self.wait_metric(lambda s: value(s, "mxguard_queue_messages") == 1
+                             and value(s, "mxguard_delivery_results_total", result="deferred") >= 1)
         self.assertEqual(value(s, "mxguard_queue_messages"), 1)
+        self.assertEqual(value(s, "mxguard_delivery_results_total", result="deferred"), 1)  # backend down
 
         self.assertEqual(self.d.stop(), 0)
         code, out, err = self.status()
@@ -281,6 +295,40 @@ class MetricsTest(unittest.TestCase):
         # --as is refused: status is the operator's.
         p = self.d.console("--as", "nobody", "status", check=False)
         self.assertEqual(p.returncode, 2)
+
+
+class LimitRefusalsTest(unittest.TestCase):
+    def test_connection_and_message_limits(self):
+        port = mxg.free_port()
+        d = mxg.Daemon(top_extra='[metrics]\nlisten = ["127.0.0.1:%d"]\n' % port,
+                       smtp_extra="max_connections_per_ip = 1\nmax_message_rate = 2\n", shards=1)
+        self.addCleanup(d.cleanup)
+        d.start()
+        url = "http://127.0.0.1:%d/metrics" % port
+
+        def scrape():
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return parse_exposition(r.read().decode())[0]
+
+        def refusals(reason):
+            return value(scrape(), "mxguard_refusals_total", reason=reason)
+
+        # The harness's readiness probe must be gone: it would hold the one place.
+        deadline = time.time() + 10
+        while value(scrape(), "mxguard_sessions") != 0 and time.time() < deadline:
+            time.sleep(0.05)
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+            s.ehlo("client.test")
+            second = mxg.Raw(d.port)
+            second.expect(421)  # one connection per address
+            second.close()
+            for i in range(2):
+                self.assertEqual(s.mail("a%d@client.test" % i)[0], 250)
+                s.rset()
+            self.assertEqual(s.mail("a9@client.test")[0], 451)  # the third MAIL in a minute
+        self.assertEqual(refusals("connection_limit"), 1)
+        self.assertEqual(refusals("rate_limited"), 1)
+        self.assertEqual(d.stop(), 0)
 
 
 class DnsWarningTest(unittest.TestCase):
