@@ -64,13 +64,15 @@ Result<std::unique_ptr<Monitor>> Monitor::create(const Config& cfg) {
   for (const auto& a : cfg.metrics.listen) {
     auto fd = open_single_listener(a, "metrics.listen");
     if (!fd) return Error{fd.error()};
-    m->listen_fds_.push_back(*fd);
     unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_EPOLL;
     if (a.host.find(':') != std::string::npos) flags |= MHD_USE_IPv6;
     MHD_Daemon* d = MHD_start_daemon(flags, 0, nullptr, nullptr, &on_request, m.get(), MHD_OPTION_LISTEN_SOCKET, *fd,
                                      MHD_OPTION_CONNECTION_LIMIT, 32u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
                                      MHD_OPTION_END);
-    if (!d) return Error{fmt::format("metrics.listen {}: libmicrohttpd could not start", a.to_string())};
+    if (!d) {
+      ::close(*fd);
+      return Error{fmt::format("metrics.listen {}: libmicrohttpd could not start", a.to_string())};
+    }
     m->daemons_.push_back(d);
   }
   m->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -87,8 +89,7 @@ Monitor::~Monitor() {
     thread_.join();
     std::remove(fmt::format("{}/{}", cfg_.state_dir, kStatusFile).c_str());
   }
-  for (MHD_Daemon* d : daemons_) MHD_stop_daemon(d);
-  for (int fd : listen_fds_) ::close(fd);
+  for (MHD_Daemon* d : daemons_) MHD_stop_daemon(d);  // closes its listening socket too
   if (stop_fd_ >= 0) ::close(stop_fd_);
 }
 
@@ -179,11 +180,15 @@ void Monitor::write_status() {
     std::ofstream out(tmp, std::ios::trunc);
     out << j.dump() << '\n';
     if (!out) {
-      log::error("engine.status_write_failed", "path={}", log::q(tmp));
+      // Once per failure streak (a full disk would otherwise log every second).
+      if (!status_failing_) log::error("engine.status_write_failed", "path={}", log::q(tmp));
+      status_failing_ = true;
       return;
     }
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) log::error("engine.status_write_failed", "path={}", log::q(path));
+  bool ok = std::rename(tmp.c_str(), path.c_str()) == 0;
+  if (!ok && !status_failing_) log::error("engine.status_write_failed", "path={}", log::q(path));
+  status_failing_ = !ok;
 }
 
 void Monitor::run() {

@@ -55,10 +55,10 @@ class Monitor {
 
  private:
   const Config& cfg_;
-  std::vector<int> listen_fds_;
   std::vector<MHD_Daemon*> daemons_;
   MonitorSources src_;
   int stop_fd_ = -1;
+  bool status_failing_ = false;  // the monitor thread's own
   std::thread thread_;
 };
 

@@ -331,6 +331,22 @@ class LimitRefusalsTest(unittest.TestCase):
         self.assertEqual(d.stop(), 0)
 
 
+class MetricsListenTest(unittest.TestCase):
+    def test_port_in_use_stops_the_start(self):
+        import socket
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        self.addCleanup(holder.close)
+        port = holder.getsockname()[1]
+        d = mxg.Daemon(top_extra='[metrics]\nlisten = ["127.0.0.1:%d"]\n' % port)
+        self.addCleanup(d.cleanup)
+        d.start(wait=False)
+        self.assertEqual(d.proc.wait(timeout=60), 1)
+        d.log.close()
+        self.assertIn("cannot listen on 127.0.0.1:%d (metrics.listen)" % port, d.read_log())
+
+
 class DnsWarningTest(unittest.TestCase):
     def test_warns_when_dns_servers_do_not_answer(self):
         closed = mxg.free_port()  # nothing listens on it (UDP or TCP)
