@@ -158,24 +158,10 @@ class Menu {
     return run(argv, capture, owner_);
   }
 
+  // The same report as `mxguard status` (engine lock and status file, no
+  // systemd needed), then the newest verdicts.
   void status() {
-    Child active = run({"systemctl", "is-active", "mxguardd.service"}, true);
-    std::string state = active.output.empty() ? "unknown (no systemd)" : trim(active.output);
-    Child pid = run({"systemctl", "show", "-p", "MainPID", "--value", "mxguardd.service"}, true);
-    unsigned shards = 0;
-    std::error_code ec;
-    std::string task = fmt::format("/proc/{}/task", trim(pid.output));
-    if (trim(pid.output) != "0" && !pid.output.empty())
-      for (const auto& t : std::filesystem::directory_iterator(task, ec)) {
-        std::ifstream comm(t.path() / "comm");
-        std::string name;
-        if (std::getline(comm, name) && name.rfind("mxg-shard-", 0) == 0) ++shards;
-      }
-    Child queue = mxguard({"queue", "list", "--json"}, true);
-    size_t queued = 0;
-    for (char ch : queue.output) queued += ch == '\n';
-    fmt::print("Engine: {}  shards: {}  queue: {}\n", state, shards,
-               queue.ok() ? std::to_string(queued) : std::string("unavailable"));
+    mxguard({"status"});
     fmt::print("Last verdicts:\n");
     mxguard({"feed", "-n", "10"});
   }

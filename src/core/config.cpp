@@ -171,7 +171,7 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
   Config cfg;
   r.check_known(root, "",
                 {"hostname", "state_dir", "smtp", "tls", "dns", "delivery", "quarantine", "onboarding", "scan",
-                 "rules"});
+                 "rules", "metrics"});
 
   if (auto n = root.get("hostname")) {
     cfg.hostname = r.str(*n, "hostname");
@@ -343,6 +343,17 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
       cfg.onboarding.mx_hosts = r.strings(*n, "onboarding.mx_hosts");
       for (const auto& h : cfg.onboarding.mx_hosts)
         if (!valid_hostname(h)) r.fail("onboarding.mx_hosts", fmt::format("'{}' is not a host name", h));
+    }
+  }
+  if (const toml::table* t = section("metrics")) {
+    r.check_known(*t, "metrics", {"listen"});
+    if (auto n = t->get("listen")) {
+      for (const auto& spec : r.strings(*n, "metrics.listen")) {
+        ListenAddress a;
+        if (!parse_host_port(spec, 9925, a.host, a.port) || !valid_ip_literal(a.host) || a.port == 0)
+          r.fail("metrics.listen", fmt::format("'{}' is not an IP:port address", spec));
+        cfg.metrics.listen.push_back(a);
+      }
     }
   }
   if (const toml::table* t = section("scan")) {

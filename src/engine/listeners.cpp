@@ -99,4 +99,18 @@ Result<int> open_listener(const ListenAddress& a) {
   return fd;
 }
 
+Result<int> open_single_listener(const ListenAddress& a, std::string_view key) {
+  SocketAddress sa = socket_address(a);
+  int fd = new_socket(sa);
+  if (fd < 0) return Error{fmt::format("socket for {}: {}", a.to_string(), std::strerror(errno))};
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa.ss), sa.len) != 0 || listen(fd, 64) != 0) {
+    int err = errno;
+    close(fd);
+    return Error{fmt::format("cannot listen on {} ({}): {}", a.to_string(), key, std::strerror(err))};
+  }
+  return fd;
+}
+
 }  // namespace mxguard::engine

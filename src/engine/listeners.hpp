@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <string_view>
 
 #include "mxguard/core/config.hpp"
 #include "mxguard/core/result.hpp"
@@ -19,5 +20,9 @@ Status check_address_free(const ListenAddress& a, std::chrono::milliseconds grac
 
 // One listening socket with SO_REUSEPORT, so each shard has its own.
 Result<int> open_listener(const ListenAddress& a);
+
+// A listening socket of the process alone (no SO_REUSEPORT), for the HTTP
+// endpoints; the error names the config key.
+Result<int> open_single_listener(const ListenAddress& a, std::string_view key);
 
 }  // namespace mxguard::engine

@@ -29,6 +29,7 @@
 #include "mxguard/store/greylist.hpp"
 #include "instance_lock.hpp"
 #include "listeners.hpp"
+#include "metrics_http.hpp"
 #include "rules_watch.hpp"
 #include "shard.hpp"
 
@@ -217,6 +218,10 @@ int main(int argc, char** argv) {
       if (!fd) die(fd.error());
       listeners[i].push_back(*fd);
     }
+  auto monitor = engine::Monitor::create(cfg);
+  if (!monitor) die(monitor.error());
+  const int64_t start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
 
   // The rules (the factory bundle on a new state dir), the shared Bayes model
   // and greylist, each opened once for the process and shared by the shards.
@@ -272,6 +277,14 @@ int main(int argc, char** argv) {
   log::info("engine.ready", "hostname={} shards={} listen={} state_dir={} tls={}", cfg.hostname, nshards, addrs,
             log::q(cfg.state_dir), tls ? "yes" : "no");
   sd_notify(0, "READY=1");
+  {
+    engine::MonitorSources src{{}, {}, &connections, &rules, start_ms, MXGUARD_VERSION};
+    for (const auto& s : shards) {
+      src.shards.push_back(&s->metrics());
+      src.spools.push_back(s->spool());
+    }
+    (*monitor)->start(std::move(src));
+  }
 
   // The main thread sleeps in sigtimedwait, waking for signals and, under a
   // systemd watchdog, every half period to decide whether to ping.
@@ -292,6 +305,7 @@ int main(int argc, char** argv) {
   }
   for (auto& s : shards) s->request_stop();
   for (auto& t : threads) t.join();
+  monitor->reset();  // before the shards whose counters and spools it reads
   shards.clear();
   log::info("engine.stopped", "");
   log::stop_async();

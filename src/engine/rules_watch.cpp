@@ -16,6 +16,7 @@ RulesWatcher::RulesWatcher(const store::ConfigStore& store, RulesHolder& holder,
   if (!publish(active, g, true)) {
     // No earlier good set to keep at start: the bundle alone, rather than no rules.
     holder_.set(active.rules);
+    holder_.set_in_force({active.seq, active.info.name, active.info.digest, active.info.rules});
     base_ = std::move(active);
     local_gen_ = g;
     failed_layer_ = {base_.seq, g};
@@ -42,6 +43,7 @@ bool RulesWatcher::publish(const scan::ActiveRules& base, uint64_t local_gen, bo
     return false;
   }
   holder_.set(*layered);
+  holder_.set_in_force({base.seq, base.info.name, base.info.digest, base.info.rules});
   bool bundle_changed = at_start || base.seq != base_.seq;
   if (bundle_changed)
     log::info("rules.active", "bundle={} name={} rules={} digest={} local_rules={} local_overrides={}", base.seq,

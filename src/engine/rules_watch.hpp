@@ -31,10 +31,25 @@ class RulesHolder {
     rules_ = std::move(rules);
     generation_.fetch_add(1, std::memory_order_acq_rel);
   }
+  // Which bundle that is, for /metrics and the status file.
+  struct InForce {
+    uint64_t seq = 0;
+    std::string name, digest;
+    size_t rules = 0;
+  };
+  void set_in_force(InForce f) {
+    std::lock_guard lock(mu_);
+    in_force_ = std::move(f);
+  }
+  InForce in_force() const {
+    std::lock_guard lock(mu_);
+    return in_force_;
+  }
 
  private:
   mutable std::mutex mu_;
   std::shared_ptr<const scan::CompiledRules> rules_;
+  InForce in_force_;
   std::atomic<uint64_t> generation_{0};
 };
 

@@ -177,6 +177,7 @@ Status Shard::init() {
   writer_ = std::make_unique<StorageWriter>(std::move(*spool), writer_fd_, index_, ctx_.config->smtp.commit_delay,
                                             ctx_.greylist, ctx_.config->scan.greylist_window);
   writer_->set_purge(ctx_.config_store, ctx_.config->quarantine.purge_interval);
+  writer_->set_commit_histogram(&metrics_.commit());
   config_reader_ = std::make_unique<store::ConfigReader>(*ctx_.config_store);
   refresh_rules();
   const Config& cfg = *ctx_.config;
@@ -360,6 +361,7 @@ void Shard::on_accept(size_t pending, int res) {
   c.closing = c.recv_armed = c.send_inflight = c.close_after_flush = false;
   c.started_ms = c.last_activity_ms = now_ms_;
   ++active_;
+  metrics_.connection_accepted();
 
   smtp::ClientInfo client;
   client.ip = peer_ip(sa, client.port);
@@ -619,6 +621,7 @@ void Shard::on_writer_event() {
 
 void Shard::on_tick() {
   heartbeat_.fetch_add(1, std::memory_order_relaxed);
+  metrics_.tick(steady_ns(), kTickMs * 1'000'000);
   if (!(stopping_ && active_ == 0 && outs_active_ == 0)) arm_tick();
   if (resolver_) resolver_->expire(now_ms_);
   outbound_tick();
@@ -660,8 +663,8 @@ void Shard::on_tick() {
       continue;
     }
     if (force) s.shutting_down();
-    else if (now_ms_ - c.started_ms > lim.session_timeout.count()) s.session_time_exceeded();
-    else if (idle_expired(c, lim)) s.timeout();
+    else if (now_ms_ - c.started_ms > lim.session_timeout.count()) s.session_time_exceeded(), metrics_.refused(RefusalReason::kSessionTime);
+    else if (idle_expired(c, lim)) s.timeout(), metrics_.refused(RefusalReason::kTimeout);
     else if (data_too_slow(c, lim)) s.data_rate_too_low();
     else continue;
     after_session(slot);
@@ -688,6 +691,7 @@ bool Shard::data_too_slow(Conn& c, const SmtpConfig& lim) {
   if (now_ms_ - c.data_window_ms < window) return false;
   uint64_t want = uint64_t{lim.min_data_rate} * static_cast<uint64_t>(window) / 1000;
   if (c.data_window_bytes < want) {
+    metrics_.refused(RefusalReason::kTooSlow);
     log::info("smtp.data_too_slow", "shard={} client={} bytes={} window_ms={}", index_, c.client_ip.to_string(),
               c.data_window_bytes, window);
     return true;
@@ -712,6 +716,9 @@ void Shard::update_deadlines(Conn& c) {
 
 void Shard::note_refusal(Refusal why, const IpAddress& client) {
   RefusalLog& r = refusals_[static_cast<size_t>(why)];
+  metrics_.refused(why == Refusal::kPerClient ? RefusalReason::kConnectionLimit
+                   : why == Refusal::kConnectionRate ? RefusalReason::kConnectionRate
+                   : why == Refusal::kMessageRate ? RefusalReason::kRateLimited : RefusalReason::kCapacity);
   ++r.count;
   r.last_client = client.to_string();
   flush_refusals(false);
@@ -779,6 +786,7 @@ bool Shard::client_blocked(std::string_view client_ip) {
     return false;
   }
   if (*v == store::ListVerdict::kBlock) log::info("smtp.client_blocked", "shard={} client={}", index_, client_ip);
+  if (*v == store::ListVerdict::kBlock) metrics_.refused(RefusalReason::kBlocked);
   return *v == store::ListVerdict::kBlock;
 }
 
@@ -793,6 +801,7 @@ smtp::SenderDecision Shard::check_sender(const smtp::Mailbox& sender, std::strin
     log::error("config.lookup_failed", "shard={} what=sender error={}", index_, log::q(v.error()));
     return smtp::SenderDecision::kAccept;
   }
+  if (*v == store::ListVerdict::kBlock) metrics_.refused(RefusalReason::kBlocked);
   if (*v == store::ListVerdict::kBlock) return smtp::SenderDecision::kBlocked;
   return *v == store::ListVerdict::kAllow ? smtp::SenderDecision::kAllowlisted : smtp::SenderDecision::kAccept;
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "conn_limiter.hpp"
+#include "metrics.hpp"
 #include "mxguard/bayes/bayes.hpp"
 #include "mxguard/delivery/client.hpp"
 #include "mxguard/dns/async_resolver.hpp"
@@ -59,6 +60,9 @@ class Shard final : public smtp::SessionHost {
   // Counts the shard's timer ticks (every 200 ms while its loop runs); the
   // main thread pings the systemd watchdog only while every shard's count moves.
   uint64_t heartbeat() const { return heartbeat_.load(std::memory_order_relaxed); }
+  // For the monitor thread: the shard's counters, and its spool (after init()).
+  const ShardMetrics& metrics() const { return metrics_; }
+  const store::Spool* spool() const { return writer_ ? &writer_->spool() : nullptr; }
 
   // SessionHost
   bool client_blocked(std::string_view client_ip) override;
@@ -220,6 +224,7 @@ class Shard final : public smtp::SessionHost {
   std::string plain_scratch_;
 
   std::atomic<uint64_t> heartbeat_{0};
+  ShardMetrics metrics_;
   SslCtxPtr client_tls_;
   store::CalloutCache* callout_ = nullptr;
   std::vector<std::unique_ptr<Outbound>> outs_;

@@ -162,6 +162,7 @@ void Shard::start_delivery(const std::string& id, bool only_if_due) {
     }
     log::info("delivery.returned", "id={} shard={} recipients={} reason={}", id, index_, pending.size(),
               q.bounce_requested ? "operator" : "expired");
+    metrics_.delivery(delivery::Outcome::kFailed, pending.size());
     finish_delivery(id);
     return;
   }
@@ -175,6 +176,7 @@ void Shard::start_delivery(const std::string& id, bool only_if_due) {
     if (!route) {
       d.update.deferred.push_back({r.address, 0, why});
       log::warn("delivery.deferred", "id={} shard={} rcpt={} reason={}", id, index_, log::q(r.address), log::q(why));
+      metrics_.delivery(delivery::Outcome::kDeferred);
       continue;
     }
     auto it = std::find_if(jobs.begin(), jobs.end(), [&](const auto& j) { return j->route.key == route->key; });
@@ -701,6 +703,7 @@ void Shard::record_results(const Job& job, const std::vector<delivery::RcptResul
                                : (r.enhanced.empty() ? r.text : fmt::format("{} {}", r.enhanced, r.text));
     log::info("delivery.result", "id={} shard={} rcpt={} status={} peer={} reply={}", job.id, index_,
               log::q(r.recipient), outcome_name(r.outcome), log::q(peer), log::q(reply));
+    metrics_.delivery(r.outcome);
     switch (r.outcome) {
       case delivery::Outcome::kDelivered: d.update.done.push_back(r.recipient); break;
       case delivery::Outcome::kFailed:
@@ -951,6 +954,7 @@ void Shard::callout_done(const Job& job, const std::vector<delivery::RcptResult>
   uint32_t gen = static_cast<uint32_t>(job.conn_token >> 32);
   Conn* c = lookup(slot, gen);
   if (!c || c->closing || !c->session) return;  // the client left; the answer stays cached
+  metrics_.rcpt(d);
   c->session->rcpt_resolved(d);
   after_session(slot);
 }

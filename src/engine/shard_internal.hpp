@@ -33,6 +33,7 @@ struct Shard::Verdict {
   bool dmarc_started = false;
   unsigned outstanding = 0;  // checks still waiting for DNS
   int64_t started_ms = 0;
+  int64_t started_ns = 0;  // steady clock, for the scan time histogram
 };
 
 // Each connection's view of the shard as a SessionHost: the same answers,
@@ -44,7 +45,9 @@ struct Shard::ConnHost final : smtp::SessionHost {
     return shard.check_sender(s, ip);
   }
   smtp::RcptDecision check_recipient(const smtp::Mailbox& r, const smtp::Mailbox& s, std::string_view ip) override {
-    return shard.check_recipient_at(slot, r, s, ip);
+    smtp::RcptDecision d = shard.check_recipient_at(slot, r, s, ip);
+    shard.metrics_.rcpt(d);  // a callout's answer is counted when it comes
+    return d;
   }
   std::variant<smtp::Mailbox, smtp::RcptDecision> postmaster() override { return shard.postmaster(); }
   std::string new_message_id() override { return shard.new_message_id(); }

@@ -104,6 +104,7 @@ void Shard::begin_verdict(uint32_t slot, std::unique_ptr<smtp::FinishedMessage> 
   auto v = std::make_unique<Verdict>();
   v->serial = ++verdict_serial_;
   v->started_ms = now_ms_;
+  v->started_ns = steady_ns();
   std::string_view content = std::string_view(msg->data).substr(msg->content_offset);
   if (!c.scan || c.scan_id != msg->envelope.id) {
     refresh_rules();
@@ -289,6 +290,7 @@ void Shard::finish_verdict(uint32_t slot) {
   std::string feed = feed_entry(env, index_, r, action, subject);
   log::info("scan.verdict", "id={} shard={} score={:.2f} action={} checks_ms={} reasons={}", env.id, index_, r.score,
             action, now_ms_ - v->started_ms, log::q(reasons_log));
+  metrics_.verdict(action, v->started_ns);
 
   if (mv.reply == scan::Action::kReject) {
     writer_->submit_side(std::move(feed), {});

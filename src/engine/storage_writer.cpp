@@ -179,6 +179,7 @@ void StorageWriter::run() {
     // New messages, feed entries and delivery results share one commit.
     auto t0 = std::chrono::steady_clock::now();
     Status st = spool_->commit(records, side.feed, side.updates, side.added);
+    if (commit_histogram_) commit_histogram_->observe_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
     side.feed.clear();
     if (updates) {
       if (!st)

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "metrics.hpp"
 #include "mxguard/core/config.hpp"
 #include "mxguard/smtp/session.hpp"
 #include "mxguard/store/config_store.hpp"
@@ -44,6 +45,8 @@ class StorageWriter {
   // writer drops quarantined mail older than its domain's quarantine_days.
   // Call before the first submit.
   void set_purge(const store::ConfigStore* config, Millis interval);
+  // Where each commit's duration goes (/metrics); call before the first submit.
+  void set_commit_histogram(Histogram* h) { commit_histogram_ = h; }
   ~StorageWriter();
   StorageWriter(const StorageWriter&) = delete;
 
@@ -105,6 +108,7 @@ class StorageWriter {
   bool stopping_ = false;
   // The writer thread's own: committed, not yet known to be durable.
   std::vector<Completion> unsynced_;
+  Histogram* commit_histogram_ = nullptr;
   uint64_t unsynced_txn_ = 0;
   std::thread thread_;
 };

@@ -354,6 +354,25 @@ Result<std::vector<std::string>> Spool::quarantined_ids() const {
   return out;
 }
 
+Result<Spool::QueueStats> Spool::queue_stats() const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  QueueStats st;
+  MDB_stat ms;
+  if (int rc = mdb_stat(txn->get(), dbs_.queue, &ms); rc) return Error{lmdb_error("mdb_stat", rc)};
+  st.messages = ms.ms_entries;
+  Cursor cur(*txn, dbs_.queue);
+  if (!cur.seek("")) return st;
+  auto raw = txn->get(dbs_.envelopes, cur.key());
+  if (!raw) return Error{raw.error()};
+  if (*raw) {
+    auto env = decode_envelope(**raw);
+    if (!env) return Error{fmt::format("envelope {}: {}", cur.key(), env.error())};
+    st.oldest_received_ms = env->received_ms;
+  }
+  return st;
+}
+
 Status Spool::for_each(const std::function<void(const Envelope&, const QueueEntry&)>& fn) const {
   auto txn = Txn::begin(env_, true);
   if (!txn) return Error{txn.error()};

@@ -151,3 +151,18 @@ TEST_CASE("config: [rules] keep and local_dir") {
                        ConfigError);
   CHECK_THROWS_WITH_AS(parse_config("[rules]\nkept = 3\n", "t.toml"), doctest::Contains("kept"), ConfigError);
 }
+
+TEST_CASE("config: metrics.listen is a list of IP:port, absent means off") {
+  CHECK(parse_config("", "t").metrics.listen.empty());
+  Config c = parse_config("[metrics]\nlisten = [\"127.0.0.1:9925\", \"[::1]:9926\"]\n", "t");
+  REQUIRE(c.metrics.listen.size() == 2);
+  CHECK(c.metrics.listen[0].host == "127.0.0.1");
+  CHECK(c.metrics.listen[0].port == 9925);
+  CHECK(c.metrics.listen[1].host == "::1");
+  CHECK(c.metrics.listen[1].port == 9926);
+  CHECK(parse_config("[metrics]\nlisten = []\n", "t").metrics.listen.empty());
+  CHECK(error_of("[metrics]\nlisten = [\"localhost:9925\"]").find("metrics.listen") != std::string::npos);
+  CHECK(error_of("[metrics]\nlisten = [\"127.0.0.1:0\"]").find("metrics.listen") != std::string::npos);
+  CHECK(error_of("[metrics]\nlisten = \"127.0.0.1:9925\"").find("metrics.listen") != std::string::npos);
+  CHECK(error_of("[metrics]\nport = 9925").find("metrics.port") != std::string::npos);
+}

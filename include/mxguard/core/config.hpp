@@ -111,6 +111,10 @@ struct QuarantineConfig {
   Millis purge_interval{3'600'000};  // how often each shard drops quarantined mail past its domain's retention
 };
 
+struct MetricsConfig {
+  std::vector<ListenAddress> listen;  // Prometheus /metrics over plain HTTP; empty = off
+};
+
 struct OnboardingConfig {
   std::string verify_label = "_mxguard-verify";
   std::vector<std::string> mx_hosts;
@@ -127,6 +131,7 @@ struct Config {
   OnboardingConfig onboarding;
   ScanConfig scan;
   RulesConfig rules;
+  MetricsConfig metrics;
 };
 
 struct ConfigError : std::runtime_error {

@@ -119,6 +119,15 @@ class Spool {
   // Reschedules a queued message (console `queue retry`, `queue bounce`).
   Result<bool> reschedule(std::string_view id, int64_t when_ms, bool bounce);
 
+  // Entries in the delivery queue and the receive time of the oldest (0
+  // when empty), in one short read: ids begin with their receive time, so
+  // the queue's first key is its oldest message. For /metrics and status.
+  struct QueueStats {
+    uint64_t messages = 0;
+    int64_t oldest_received_ms = 0;
+  };
+  Result<QueueStats> queue_stats() const;
+
   // Read side (console, delivery).
   Status for_each(const std::function<void(const Envelope&, const QueueEntry&)>& fn) const;
   Result<std::optional<Envelope>> envelope(std::string_view id) const;
