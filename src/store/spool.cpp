@@ -132,7 +132,8 @@ Result<std::unique_ptr<Spool>> Spool::open(const std::string& state_dir, unsigne
   const std::pair<const char*, MDB_dbi*> names[] = {
       {"envelopes", &dbs.envelopes}, {"bodies", &dbs.bodies},   {"queue", &dbs.queue},
       {"due", &dbs.due},             {"quarantine", &dbs.quarantine}, {"qbodies", &dbs.qbodies},
-      {"qindex", &dbs.qindex},       {"feed", &dbs.feed}};
+      {"qindex", &dbs.qindex},       {"feed", &dbs.feed},
+      {"events", &dbs.events},       {"event_index", &dbs.event_index}};
   for (auto [name, dbi] : names) {
     auto d = env->open_db(name);
     if (!d) return Error{fmt::format("{}: {}", name, d.error())};
