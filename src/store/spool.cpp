@@ -242,9 +242,11 @@ Status Spool::store_in(Txn& txn, const std::vector<Record>& records, const std::
 }
 
 Status Spool::commit(const std::vector<Record>& records, const std::vector<std::string>& feed,
-                     const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added) {
+                     const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added,
+                     const std::vector<TrackEvent>& events) {
   auto txn = Txn::begin(env_, false);
   if (!txn) return Error{txn.error()};
+  if (auto s = add_events_in(*txn, events); !s) return Error{fmt::format("events: {}", s.error())};
   if (auto s = store_in(*txn, records, feed); !s) return s;
   if (auto s = apply_in(*txn, updates, added); !s) return s;
   return txn->commit();

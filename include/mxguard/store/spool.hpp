@@ -112,7 +112,8 @@ class Spool {
   // Both in one commit (the storage writer: one fsync for new messages and
   // delivery results alike).
   Status commit(const std::vector<Record>& records, const std::vector<std::string>& feed,
-                const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added);
+                const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added,
+                const std::vector<TrackEvent>& events = {});
   // Ids of queued messages whose next attempt is at or before now, oldest
   // first, at most max.
   Result<std::vector<std::string>> due(int64_t now_ms, size_t max) const;
