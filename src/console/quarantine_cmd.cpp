@@ -76,6 +76,26 @@ Result<std::unique_ptr<store::Spool>> spool_for(const Context& ctx, std::string_
   return store::Spool::open(ctx.config.state_dir, shard);
 }
 
+// A quarantine action as a tracking event, so `mxguard track --id` shows it
+// on the message's path. The action is done already: a failure to record it
+// is reported, not undone.
+void track_action(store::Spool& spool, const store::QuarantineRecord& r, std::string_view decision,
+                  const std::vector<std::string>& targets, std::string reason, std::string copy_id) {
+  store::TrackEvent e;
+  e.time_ms = now_ms();
+  e.shard = static_cast<unsigned>(store::shard_of_message_id(r.envelope.id));
+  e.client_ip = r.envelope.client_ip;
+  e.sender = r.envelope.sender;
+  e.recipients = targets;
+  e.decision = std::string(decision);
+  e.reason = std::move(reason);
+  e.message_id = r.envelope.id;
+  e.ref_id = std::move(copy_id);
+  if (auto st = spool.add_events({e}); !st)
+    fmt::print(stderr, "mxguard: warning: the {} of {} is not in the tracking log: {}\n", decision, r.envelope.id,
+               st.error());
+}
+
 // Missing messages and other tenants' messages get the same refusal for
 // non-operators, so ids of other customers' mail never leak.
 int no_such_message(const Context& ctx, std::string_view id) {
@@ -335,6 +355,8 @@ int run_release(const Context& ctx, const IdOptions& o) {
   if (auto s = learn(ctx, **store, *content, false); !s) return runtime_error(s.error());
   auto queued = store::quarantine_release(*spool, o.id, targets, now_ms());
   if (!queued) return runtime_error(queued.error());
+  track_action(*spool, h.record, "released", targets,
+               fmt::format("released by {}; queued for delivery as {}", ctx.principal.name, *queued), *queued);
   if (auto s = audit(**store, ctx.principal, "quarantine.release", o.id, {{"id", o.id}, {"recipients", targets}},
                      {{"queued_id", *queued}});
       !s)
@@ -384,6 +406,8 @@ int run_delete(const Context& ctx, const IdOptions& o) {
   }
   auto gone = store::quarantine_delete(*spool, o.id, targets);
   if (!gone) return runtime_error(gone.error());
+  track_action(*spool, h.record, "deleted", targets,
+               fmt::format("deleted by {}{}", ctx.principal.name, o.learn_spam ? " and learned as spam" : ""), {});
   if (auto s = audit(**store, ctx.principal, "quarantine.delete", o.id,
                      {{"id", o.id}, {"recipients", targets}, {"learn_spam", o.learn_spam}}, nullptr);
       !s)

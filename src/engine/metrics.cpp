@@ -33,20 +33,11 @@ uint64_t Histogram::Snapshot::count() const {
   return n;
 }
 
-std::optional<RefusalReason> refusal_for(smtp::RcptDecision d) {
-  using D = smtp::RcptDecision;
-  switch (d) {
-    case D::kAccept:
-    case D::kAcceptAllowlisted:
-    case D::kPending: return std::nullopt;
-    case D::kBlocked: return RefusalReason::kBlocked;
-    case D::kRelayDenied: return RefusalReason::kRelayDenied;
-    case D::kUnknownUser: return RefusalReason::kUnknownRecipient;
-    case D::kSuspended: return RefusalReason::kSuspended;
-    case D::kTempFail: return RefusalReason::kTempFailure;
-    case D::kCalloutDown: return RefusalReason::kCalloutUnavailable;
-  }
-  return std::nullopt;
+RefusalReason refusal_for(std::string_view decision) {
+  if (decision == "client_blocked") return RefusalReason::kBlocked;
+  for (size_t i = 0; i < kRefusalNames.size(); ++i)
+    if (kRefusalNames[i] == decision) return static_cast<RefusalReason>(i);
+  return RefusalReason::kOther;
 }
 
 void ShardMetrics::verdict(std::string_view action, int64_t started_ns) {

@@ -59,18 +59,27 @@ inline constexpr std::array<std::string_view, 4> kActionNames = {"deliver", "qua
 // message was turned away.
 enum class RefusalReason : uint8_t {
   kRelayDenied, kUnknownRecipient, kBlocked, kSuspended, kRateLimited, kConnectionLimit, kConnectionRate,
-  kCapacity, kGreylisted, kRejectedSpam, kTooSlow, kTimeout, kSessionTime, kTempFailure, kCalloutUnavailable, kCount
+  kCapacity, kGreylisted, kRejectedSpam, kTooSlow, kTimeout, kSessionTime, kTempFailure, kCalloutUnavailable,
+  kProtocolError, kTooLarge, kBadContent, kTooManyRecipients, kTooManyErrors, kEarlyTalker, kStorageFailure,
+  kShuttingDown, kOther, kCount
 };
 inline constexpr std::array<std::string_view, static_cast<size_t>(RefusalReason::kCount)> kRefusalNames = {
-    "relay_denied", "unknown_recipient", "blocked",    "suspended",     "rate_limited",
-    "connection_limit", "connection_rate", "capacity", "greylisted",    "rejected_spam",
-    "too_slow",     "timeout",           "session_time", "temp_failure", "callout_unavailable"};
+    "relay_denied",   "unknown_recipient", "blocked",         "suspended",           "rate_limited",
+    "connection_limit", "connection_rate", "capacity",        "greylisted",          "rejected_spam",
+    "too_slow",       "timeout",           "session_time",    "temp_failure",        "callout_unavailable",
+    "protocol_error", "too_large",         "bad_content",     "too_many_recipients", "too_many_errors",
+    "early_talker",   "storage_failure",   "shutting_down",   "other"};
 
-// The refusal a RCPT decision is, or nothing when it accepts (or is still pending).
-std::optional<RefusalReason> refusal_for(smtp::RcptDecision d);
+// The label a session's refusal (smtp::Refusal::decision) is counted under.
+RefusalReason refusal_for(std::string_view decision);
 
 // Labels of mxguard_delivery_results_total, one per recipient and attempt.
 inline constexpr std::array<std::string_view, 3> kDeliveryNames = {"delivered", "deferred", "bounced"};
+inline size_t delivery_index(delivery::Outcome o) {
+  return o == delivery::Outcome::kDelivered ? 0 : o == delivery::Outcome::kDeferred ? 1 : 2;
+}
+// The name of a delivery result, in metrics and tracking events alike.
+inline std::string_view delivery_name(delivery::Outcome o) { return kDeliveryNames[delivery_index(o)]; }
 
 // Monotonic nanoseconds, the clock of every duration here.
 int64_t steady_ns();
@@ -79,15 +88,11 @@ class ShardMetrics {
  public:
   void connection_accepted() { accepted_.add(); }
   void refused(RefusalReason r) { refusals_[static_cast<size_t>(r)].add(); }
-  void rcpt(smtp::RcptDecision d) {
-    if (auto r = refusal_for(d)) refused(*r);
-  }
   // A verdict: its action, the time since the content ended (final scan
   // and DNS checks), and the refusal a reject or greylist reply is.
   void verdict(std::string_view action, int64_t started_ns);
   void delivery(delivery::Outcome o, uint64_t recipients = 1) {
-    size_t i = o == delivery::Outcome::kDelivered ? 0 : o == delivery::Outcome::kDeferred ? 1 : 2;
-    deliveries_[i].add(recipients);
+    deliveries_[delivery_index(o)].add(recipients);
   }
   // The shard's 200 ms tick: how late it fired is the loop's lag.
   void tick(int64_t now_ns, int64_t period_ns);

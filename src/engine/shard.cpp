@@ -177,6 +177,7 @@ Status Shard::init() {
   writer_ = std::make_unique<StorageWriter>(std::move(*spool), writer_fd_, index_, ctx_.config->smtp.commit_delay,
                                             ctx_.greylist, ctx_.config->scan.greylist_window);
   writer_->set_purge(ctx_.config_store, ctx_.config->quarantine.purge_interval);
+  writer_->set_tracking_days(ctx_.config->smtp.tracking_days);
   writer_->set_commit_histogram(&metrics_.commit());
   config_reader_ = std::make_unique<store::ConfigReader>(*ctx_.config_store);
   refresh_rules();
@@ -360,6 +361,7 @@ void Shard::on_accept(size_t pending, int res) {
   c.fixed = fixed;
   c.closing = c.recv_armed = c.send_inflight = c.close_after_flush = false;
   c.started_ms = c.last_activity_ms = now_ms_;
+  c.session_id = next_session_id();
   ++active_;
   metrics_.connection_accepted();
 
@@ -379,11 +381,13 @@ void Shard::on_accept(size_t pending, int res) {
   if (total > ctx_.config->smtp.max_connections || table_full) {
     note_refusal(Refusal::kCapacity, c.client_ip);
     refusal = fmt::format("421 4.3.2 {} Error: too many connections, try again later\r\n", ctx_.config->hostname);
+    track_connection_refused(c.client_ip, "capacity", refusal);
   } else if (admit != ConnLimiter::Admit::kOk && !client_allowlisted(c.client_ip)) {
     bool rate = admit == ConnLimiter::Admit::kConnectionRate;
     note_refusal(rate ? Refusal::kConnectionRate : Refusal::kPerClient, c.client_ip);
     refusal = fmt::format("421 4.7.0 {} Error: too many connections{} from your address, try again later\r\n",
                           ctx_.config->hostname, rate ? " per minute" : "");
+    track_connection_refused(c.client_ip, rate ? "connection_rate" : "connection_limit", refusal);
   }
   if (!refusal.empty()) {
     c.out = std::move(refusal);
@@ -663,8 +667,8 @@ void Shard::on_tick() {
       continue;
     }
     if (force) s.shutting_down();
-    else if (now_ms_ - c.started_ms > lim.session_timeout.count()) s.session_time_exceeded(), metrics_.refused(RefusalReason::kSessionTime);
-    else if (idle_expired(c, lim)) s.timeout(), metrics_.refused(RefusalReason::kTimeout);
+    else if (now_ms_ - c.started_ms > lim.session_timeout.count()) s.session_time_exceeded();
+    else if (idle_expired(c, lim)) s.timeout();
     else if (data_too_slow(c, lim)) s.data_rate_too_low();
     else continue;
     after_session(slot);
@@ -691,7 +695,6 @@ bool Shard::data_too_slow(Conn& c, const SmtpConfig& lim) {
   if (now_ms_ - c.data_window_ms < window) return false;
   uint64_t want = uint64_t{lim.min_data_rate} * static_cast<uint64_t>(window) / 1000;
   if (c.data_window_bytes < want) {
-    metrics_.refused(RefusalReason::kTooSlow);
     log::info("smtp.data_too_slow", "shard={} client={} bytes={} window_ms={}", index_, c.client_ip.to_string(),
               c.data_window_bytes, window);
     return true;
@@ -716,9 +719,10 @@ void Shard::update_deadlines(Conn& c) {
 
 void Shard::note_refusal(Refusal why, const IpAddress& client) {
   RefusalLog& r = refusals_[static_cast<size_t>(why)];
-  metrics_.refused(why == Refusal::kPerClient ? RefusalReason::kConnectionLimit
-                   : why == Refusal::kConnectionRate ? RefusalReason::kConnectionRate
-                   : why == Refusal::kMessageRate ? RefusalReason::kRateLimited : RefusalReason::kCapacity);
+  // A session's refusal (the message rate) is counted when the session reports it.
+  if (why != Refusal::kMessageRate)
+    metrics_.refused(why == Refusal::kPerClient ? RefusalReason::kConnectionLimit
+                     : why == Refusal::kConnectionRate ? RefusalReason::kConnectionRate : RefusalReason::kCapacity);
   ++r.count;
   r.last_client = client.to_string();
   flush_refusals(false);
@@ -785,8 +789,6 @@ bool Shard::client_blocked(std::string_view client_ip) {
     log::error("config.lookup_failed", "shard={} what=client error={}", index_, log::q(v.error()));
     return false;
   }
-  if (*v == store::ListVerdict::kBlock) log::info("smtp.client_blocked", "shard={} client={}", index_, client_ip);
-  if (*v == store::ListVerdict::kBlock) metrics_.refused(RefusalReason::kBlocked);
   return *v == store::ListVerdict::kBlock;
 }
 
@@ -801,7 +803,6 @@ smtp::SenderDecision Shard::check_sender(const smtp::Mailbox& sender, std::strin
     log::error("config.lookup_failed", "shard={} what=sender error={}", index_, log::q(v.error()));
     return smtp::SenderDecision::kAccept;
   }
-  if (*v == store::ListVerdict::kBlock) metrics_.refused(RefusalReason::kBlocked);
   if (*v == store::ListVerdict::kBlock) return smtp::SenderDecision::kBlocked;
   return *v == store::ListVerdict::kAllow ? smtp::SenderDecision::kAllowlisted : smtp::SenderDecision::kAccept;
 }

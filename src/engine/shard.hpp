@@ -126,6 +126,18 @@ class Shard final : public smtp::SessionHost {
   void maybe_finalize(uint32_t slot);
   void update_clock();
 
+  // Tracking (shard_track.cpp): every decision becomes an event in the
+  // spool env (through the storage writer, riding its next commit) and, for
+  // refusals, a log line.
+  uint64_t next_session_id();
+  void track(store::TrackEvent e);
+  void track_refusal(uint32_t slot, const smtp::Refusal& r);
+  void track_connection_refused(const IpAddress& client, std::string_view decision, std::string_view reply);
+  void track_verdict(const Conn& c, const store::Envelope& env, std::string_view action, double score,
+                     const std::string& reasons, const std::vector<std::string>& quarantined);
+  void track_delivery(const store::Envelope& env, std::string_view decision, unsigned code, std::string reason,
+                      std::vector<std::string> recipients);
+
   // Scanning (shard_scan.cpp): content is scanned as it arrives, the checks
   // that need DNS run when the message is complete, then the verdict.
   void refresh_rules();
@@ -225,6 +237,14 @@ class Shard final : public smtp::SessionHost {
 
   std::atomic<uint64_t> heartbeat_{0};
   ShardMetrics metrics_;
+  // Session ids for tracking: the start time in microseconds plus a count,
+  // unique across restarts. Connection refusals (no session) are tracked at
+  // most kTrackRefusalsPerSecond a second; the rest are counted.
+  uint64_t session_base_ = 0;
+  uint64_t session_seq_ = 0;
+  int64_t track_window_ms_ = 0;
+  unsigned track_window_count_ = 0;
+  uint64_t track_suppressed_ = 0;
   SslCtxPtr client_tls_;
   store::CalloutCache* callout_ = nullptr;
   std::vector<std::unique_ptr<Outbound>> outs_;

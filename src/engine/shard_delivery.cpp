@@ -162,6 +162,13 @@ void Shard::start_delivery(const std::string& id, bool only_if_due) {
     }
     log::info("delivery.returned", "id={} shard={} recipients={} reason={}", id, index_, pending.size(),
               q.bounce_requested ? "operator" : "expired");
+    track_delivery(d.envelope, "returned", 0,
+                   q.bounce_requested ? "returned to the sender by the operator" : "expired in the queue",
+                   [&] {
+                     std::vector<std::string> v;
+                     for (const auto& r : pending) v.push_back(r.address);
+                     return v;
+                   }());
     metrics_.delivery(delivery::Outcome::kFailed, pending.size());
     finish_delivery(id);
     return;
@@ -176,6 +183,7 @@ void Shard::start_delivery(const std::string& id, bool only_if_due) {
     if (!route) {
       d.update.deferred.push_back({r.address, 0, why});
       log::warn("delivery.deferred", "id={} shard={} rcpt={} reason={}", id, index_, log::q(r.address), log::q(why));
+      track_delivery(d.envelope, "deferred", 0, why, {r.address});
       metrics_.delivery(delivery::Outcome::kDeferred);
       continue;
     }
@@ -314,7 +322,8 @@ void Shard::resolve_outbound(uint32_t slot) {
     o.addrs.push_back(*ip);
     if (o.route.tls == delivery::TlsPolicy::kDane) {
       // No TLSA records exist for an address literal (RFC 7672 2.2.3).
-      log::warn("delivery.dane_unusable", "shard={} backend={} reason=address_literal", index_, o.route.host);
+      log::warn("delivery.dane_unusable", "id={} shard={} backend={} reason=address_literal", o.job->id, index_,
+                o.route.host);
       o.route.tls = delivery::TlsPolicy::kMay;
     }
     connect_next(slot);
@@ -401,8 +410,8 @@ void Shard::lookup_tlsa(uint32_t slot) {
         if ((r.usage == 2 || r.usage == 3) && r.selector <= 1 && r.matching_type <= 2)
           usable.push_back({r.usage, r.selector, r.matching_type, r.data});
     if (usable.empty()) {
-      log::info("delivery.dane_none", "shard={} name={} secure={} records={}", index_, name, a.secure ? "yes" : "no",
-                a.records.size());
+      log::info("delivery.dane_none", "id={} shard={} name={} secure={} records={}", p->job ? p->job->id : "-",
+                index_, name, a.secure ? "yes" : "no", a.records.size());
       p->route.tls = delivery::TlsPolicy::kMay;  // no authenticated TLSA: opportunistic TLS (RFC 7672 2.2)
     } else {
       p->tlsa = std::move(usable);
@@ -473,7 +482,8 @@ void Shard::on_out_connect(uint32_t slot, uint32_t gen, int res) {
   if (res < 0) {
     o->last_error = fmt::format("cannot connect to {}: {}", o->peer,
                                 res == -ECANCELED ? "timed out" : std::strerror(-res));
-    log::info("delivery.connect_failed", "shard={} peer={} error={}", index_, o->peer, log::q(o->last_error));
+    log::info("delivery.connect_failed", "id={} shard={} peer={} error={}", o->job ? o->job->id : std::string("-"),
+              index_, o->peer, log::q(o->last_error));
     connect_next(slot);
     return;
   }
@@ -703,6 +713,8 @@ void Shard::record_results(const Job& job, const std::vector<delivery::RcptResul
                                : (r.enhanced.empty() ? r.text : fmt::format("{} {}", r.enhanced, r.text));
     log::info("delivery.result", "id={} shard={} rcpt={} status={} peer={} reply={}", job.id, index_,
               log::q(r.recipient), outcome_name(r.outcome), log::q(peer), log::q(reply));
+    track_delivery(d.envelope, delivery_name(r.outcome), static_cast<unsigned>(r.code),
+                   peer.empty() ? reply : fmt::format("{}: {}", peer, reply), {r.recipient});
     metrics_.delivery(r.outcome);
     switch (r.outcome) {
       case delivery::Outcome::kDelivered: d.update.done.push_back(r.recipient); break;
@@ -786,6 +798,11 @@ void Shard::finish_delivery(const std::string& id) {
     m.envelope.smtputf8 = d.envelope.smtputf8;
     log::info("delivery.dsn", "id={} shard={} dsn={} to={} recipients={}", id, index_, m.envelope.id,
               log::q(d.envelope.sender), d.bounces.size());
+    std::vector<std::string> bounced;
+    for (const auto& b : d.bounces) bounced.push_back(b.recipient);
+    track_delivery(d.envelope, "dsn_sent", 0,
+                   fmt::format("delivery status notification {} to <{}>", m.envelope.id, d.envelope.sender),
+                   std::move(bounced));
     added.push_back(std::move(m));
   }
   std::vector<store::DeliveryUpdate> updates;
@@ -954,7 +971,6 @@ void Shard::callout_done(const Job& job, const std::vector<delivery::RcptResult>
   uint32_t gen = static_cast<uint32_t>(job.conn_token >> 32);
   Conn* c = lookup(slot, gen);
   if (!c || c->closing || !c->session) return;  // the client left; the answer stays cached
-  metrics_.rcpt(d);
   c->session->rcpt_resolved(d);
   after_session(slot);
 }

@@ -45,14 +45,13 @@ struct Shard::ConnHost final : smtp::SessionHost {
     return shard.check_sender(s, ip);
   }
   smtp::RcptDecision check_recipient(const smtp::Mailbox& r, const smtp::Mailbox& s, std::string_view ip) override {
-    smtp::RcptDecision d = shard.check_recipient_at(slot, r, s, ip);
-    shard.metrics_.rcpt(d);  // a callout's answer is counted when it comes
-    return d;
+    return shard.check_recipient_at(slot, r, s, ip);
   }
   std::variant<smtp::Mailbox, smtp::RcptDecision> postmaster() override { return shard.postmaster(); }
   std::string new_message_id() override { return shard.new_message_id(); }
   int64_t now_ms() override { return shard.now_ms(); }
   bool allow_message() override { return shard.allow_message(slot); }
+  void refused(const smtp::Refusal& r) override { shard.track_refusal(slot, r); }
   Shard& shard;
   uint32_t slot;
 };
@@ -70,6 +69,7 @@ struct Shard::Conn {
   bool send_inflight = false;
   bool closing = false;
   bool close_after_flush = false;  // refused before a session existed
+  uint64_t session_id = 0;  // for tracking (next_session_id)
   int64_t started_ms = 0;
   int64_t last_activity_ms = 0;
   int64_t greet_at_ms = 0;

@@ -243,6 +243,7 @@ void Shard::finish_verdict(uint32_t slot) {
   if (size_t n = drop_claimed_fields(*v->msg, ctx_.config->hostname))
     log::info("scan.claimed_headers_removed", "id={} shard={} count={}", v->msg->envelope.id, index_, n);
   if (!v->scan) {
+    track_verdict(c, v->msg->envelope, "deliver", 0, "not scanned", {});
     writer_->submit(token(slot), std::move(v->msg));
     after_session(slot);
     return;
@@ -292,6 +293,8 @@ void Shard::finish_verdict(uint32_t slot) {
             action, now_ms_ - v->started_ms, log::q(reasons_log));
   metrics_.verdict(action, v->started_ns);
 
+  if (mv.reply == scan::Action::kReject || mv.reply == scan::Action::kGreylist)
+    track_verdict(c, env, action, r.score, reasons_log, {});
   if (mv.reply == scan::Action::kReject) {
     writer_->submit_side(std::move(feed), {});
     c.session->message_refused(550, "5.7.1", fmt::format("Message rejected as spam; reference {}", env.id));
@@ -318,6 +321,7 @@ void Shard::finish_verdict(uint32_t slot) {
   added += fmt::format("X-MxGuard-Score: {:.2f} {}\r\n", r.score, action);
   v->msg->data.insert(v->msg->content_offset, added);
   env.size = v->msg->data.size();
+  track_verdict(c, env, action, r.score, reasons_log, env.quarantined);
   writer_->submit(token(slot), std::move(v->msg), std::move(feed));
   after_session(slot);
 }

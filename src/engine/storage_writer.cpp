@@ -52,9 +52,20 @@ void StorageWriter::maybe_purge() {
   auto n = store::quarantine_purge(*spool_, now, days_for);
   if (!n) log::error("quarantine.purge_failed", "shard={} error={}", shard_, log::q(n.error()));
   else if (*n > 0) log::info("quarantine.purged", "shard={} messages={}", shard_, *n);
-  auto ev = spool_->purge_events(now - int64_t{tracking_days_} * 86'400'000);
-  if (!ev) log::error("track.purge_failed", "shard={} error={}", shard_, log::q(ev.error()));
-  else if (*ev > 0) log::info("track.purged", "shard={} events={}", shard_, *ev);
+  // In short transactions of at most kChunk events each, so a week of a
+  // busy shard's events never makes one huge write.
+  constexpr size_t kChunk = 10'000;
+  size_t purged = 0;
+  for (int round = 0; round < 1000; ++round) {
+    auto ev = spool_->purge_events(now - int64_t{tracking_days_.load()} * 86'400'000, kChunk);
+    if (!ev) {
+      log::error("track.purge_failed", "shard={} error={}", shard_, log::q(ev.error()));
+      break;
+    }
+    purged += *ev;
+    if (*ev < kChunk) break;
+  }
+  if (purged > 0) log::info("track.purged", "shard={} events={}", shard_, purged);
 }
 
 void StorageWriter::submit(uint64_t token, std::unique_ptr<smtp::FinishedMessage> msg, std::string feed) {
@@ -77,7 +88,15 @@ void StorageWriter::submit_side(std::string feed, std::vector<std::pair<std::str
 }
 
 void StorageWriter::submit_event(store::TrackEvent event) {
+  // A writer that cannot keep up (a stalled disk) must not take the
+  // process's memory with it: past this many waiting events, new ones are
+  // counted and dropped, and the count is logged when the writer catches up.
+  constexpr size_t kMaxPendingEvents = 200'000;
   std::lock_guard lock(mu_);
+  if (events_.size() >= kMaxPendingEvents) {
+    ++events_dropped_;
+    return;
+  }
   events_.push_back(std::move(event));
   // No wake-up: the writer's one-second tick or the next batch takes it.
 }
@@ -180,6 +199,10 @@ void StorageWriter::run() {
       batch.swap(pending_);
       std::swap(side, side_);
       events.swap(events_);
+      if (events_dropped_ > 0) {
+        log::warn("track.events_dropped", "shard={} events={}", shard_, events_dropped_);
+        events_dropped_ = 0;
+      }
     }
     if (greylist_ && !side.triplets.empty()) {
       if (auto gs = greylist_->record(side.triplets, greylist_window_.count()); !gs)

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -105,7 +106,8 @@ class StorageWriter {
   Side side_;
   std::vector<store::TrackEvent> events_;
   std::chrono::steady_clock::time_point next_event_flush_{};
-  unsigned tracking_days_ = 7;
+  std::atomic<unsigned> tracking_days_{7};
+  uint64_t events_dropped_ = 0;  // beyond kMaxPendingEvents (under mu_)
   store::GreylistStore* greylist_;
   Millis greylist_window_;
   std::vector<Completion> done_;

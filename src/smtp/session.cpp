@@ -70,19 +70,46 @@ void Session::reply(int code, std::string_view enhanced, std::string_view text) 
   append_reply(out_, code, enhanced, text);
 }
 
-void Session::error_reply(int code, std::string_view enhanced, std::string_view text) {
-  reply(code, enhanced, text);
+namespace {
+// The decision a refusal is reported as when its call site names none.
+std::string_view default_decision(int code, std::string_view enhanced) {
+  if (enhanced.starts_with("5.5.") || enhanced.starts_with("5.1.3") || enhanced.starts_with("5.1.7") ||
+      enhanced.starts_with("5.6.7"))
+    return "protocol_error";
+  if (enhanced == "5.3.4") return "too_large";
+  return code >= 500 ? "refused" : "deferred";
+}
+}  // namespace
+
+void Session::report(int code, std::string_view enhanced, std::string_view text, std::string_view decision,
+                     std::string_view recipient, std::string_view sender) {
+  std::string from;
+  if (sender.empty() && tx_) from = tx_->mail.sender.str();
+  std::string_view id = tx_ && tx_->message ? std::string_view(tx_->message->envelope.id) : std::string_view();
+  host_.refused(Refusal{decision.empty() ? default_decision(code, enhanced) : decision, code, enhanced, text, helo_,
+                        sender.empty() ? std::string_view(from) : sender, recipient, id});
+}
+
+void Session::count_error() {
   if (++errors_ >= params_.limits->max_errors && !close_)
-    close_with(421, "4.7.0", fmt::format("{} Error: too many errors", params_.hostname));
+    close_with(421, "4.7.0", fmt::format("{} Error: too many errors", params_.hostname), "too_many_errors");
+}
+
+void Session::error_reply(int code, std::string_view enhanced, std::string_view text, std::string_view decision,
+                          std::string_view recipient, std::string_view sender) {
+  reply(code, enhanced, text);
+  report(code, enhanced, text, decision, recipient, sender);
+  count_error();
 }
 
 void Session::junk() {
   if (++junk_ >= params_.limits->max_junk_commands && !close_)
-    close_with(421, "4.7.0", fmt::format("{} Error: too many unrecognized commands", params_.hostname));
+    close_with(421, "4.7.0", fmt::format("{} Error: too many unrecognized commands", params_.hostname), "too_many_errors");
 }
 
-void Session::close_with(int code, std::string_view enhanced, std::string_view text) {
+void Session::close_with(int code, std::string_view enhanced, std::string_view text, std::string_view decision) {
   reply(code, enhanced, text);
+  if (code >= 400) report(code, enhanced, text, decision);
   close_ = true;
   in_.clear();
 }
@@ -91,7 +118,7 @@ void Session::start() {
   if (banner_sent_ || close_) return;
   banner_sent_ = true;
   if (host_.client_blocked(client_.ip)) {
-    close_with(554, "5.7.1", fmt::format("{} Access denied for [{}]", params_.hostname, client_.ip));
+    close_with(554, "5.7.1", fmt::format("{} Access denied for [{}]", params_.hostname, client_.ip), "client_blocked");
     return;
   }
   reply(220, "", fmt::format("{} ESMTP MxGuard", params_.hostname));
@@ -99,29 +126,29 @@ void Session::start() {
 
 void Session::timeout() {
   if (close_) return;
-  close_with(421, "4.4.2", fmt::format("{} Error: timeout exceeded", params_.hostname));
+  close_with(421, "4.4.2", fmt::format("{} Error: timeout exceeded", params_.hostname), "timeout");
 }
 
 void Session::session_time_exceeded() {
   if (close_) return;
-  close_with(421, "4.4.2", fmt::format("{} Error: session time limit exceeded", params_.hostname));
+  close_with(421, "4.4.2", fmt::format("{} Error: session time limit exceeded", params_.hostname), "session_time");
 }
 
 void Session::data_rate_too_low() {
   if (close_) return;
-  close_with(421, "4.4.2", fmt::format("{} Error: data arriving too slowly", params_.hostname));
+  close_with(421, "4.4.2", fmt::format("{} Error: data arriving too slowly", params_.hostname), "too_slow");
 }
 
 void Session::shutting_down() {
   if (close_) return;
-  close_with(421, "4.3.2", fmt::format("{} Service shutting down, try again later", params_.hostname));
+  close_with(421, "4.3.2", fmt::format("{} Service shutting down, try again later", params_.hostname), "shutting_down");
 }
 
 void Session::receive(std::string_view bytes) {
   if (close_) return;
   if (!banner_sent_) {
     // RFC 5321 4.3.1: the client waits for the greeting. Bots that do not are refused.
-    close_with(554, "5.5.0", "Protocol error: talking before the greeting");
+    close_with(554, "5.5.0", "Protocol error: talking before the greeting", "early_talker");
     return;
   }
   if (in_.empty() && !blocked()) {
@@ -135,7 +162,7 @@ void Session::receive(std::string_view bytes) {
   // (CVE-2011-0411 class of bugs).
   if (starttls_pending_) in_.clear();
   if (in_.size() > kMaxBufferedInput && !close_)
-    close_with(421, "4.7.0", fmt::format("{} Error: too much pipelined input", params_.hostname));
+    close_with(421, "4.7.0", fmt::format("{} Error: too much pipelined input", params_.hostname), "protocol_error");
 }
 
 void Session::process(std::string_view& data) {
@@ -263,16 +290,18 @@ void Session::do_mail(std::string_view args) {
   }
   auto& mf = std::get<MailFrom>(parsed);
   if (mf.size && *mf.size > params_.limits->max_message_size) {
-    error_reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
+    error_reply(552, "5.3.4", "Message size exceeds fixed maximum message size", "too_large", {}, mf.sender.str());
     return;
   }
   if (!host_.allow_message()) {
-    error_reply(451, "4.7.1", "Error: too many messages from your address, try again later");
+    error_reply(451, "4.7.1", "Error: too many messages from your address, try again later", "rate_limited", {},
+                mf.sender.str());
     return;
   }
   SenderDecision sd = mf.sender.is_null() ? SenderDecision::kAccept : host_.check_sender(mf.sender, client_.ip);
   if (sd == SenderDecision::kBlocked) {
-    error_reply(550, "5.7.1", fmt::format("<{}>: Sender address rejected: access denied", mf.sender.str()));
+    error_reply(550, "5.7.1", fmt::format("<{}>: Sender address rejected: access denied", mf.sender.str()), "blocked", {},
+                mf.sender.str());
     return;
   }
   tx_ = std::make_unique<Transaction>();
@@ -285,7 +314,7 @@ void Session::do_rcpt(std::string_view args) {
   auto parsed = parse_rcpt_to(args, tx_->mail.smtputf8);
   if (auto* e = std::get_if<PathError>(&parsed)) {
     switch (e->kind) {
-      case PathErrorKind::kRelayTrick: error_reply(550, "5.7.1", fmt::format("Relay access denied: {}", e->detail)); break;
+      case PathErrorKind::kRelayTrick: error_reply(550, "5.7.1", fmt::format("Relay access denied: {}", e->detail), "relay_denied"); break;
       case PathErrorKind::kBadParameter: error_reply(555, "5.5.4", e->detail); break;
       case PathErrorKind::kNeedsUtf8: error_reply(553, "5.6.7", e->detail); break;
       default: error_reply(501, "5.1.3", fmt::format("Bad recipient address syntax: {}", e->detail));
@@ -294,6 +323,7 @@ void Session::do_rcpt(std::string_view args) {
   }
   if (tx_->recipients.size() >= params_.limits->max_recipients) {
     reply(452, "4.5.3", "Error: too many recipients");
+    report(452, "4.5.3", "Error: too many recipients", "too_many_recipients", std::get<RcptTo>(parsed).recipient.str());
     return;
   }
   Mailbox& rcpt = std::get<RcptTo>(parsed).recipient;
@@ -303,7 +333,8 @@ void Session::do_rcpt(std::string_view args) {
     auto pm = host_.postmaster();
     if (auto* none = std::get_if<RcptDecision>(&pm)) {
       if (*none == RcptDecision::kUnknownUser)
-        error_reply(550, "5.1.1", "<postmaster>: Recipient address rejected: no postmaster address is set up here");
+        error_reply(550, "5.1.1", "<postmaster>: Recipient address rejected: no postmaster address is set up here",
+                    "unknown_recipient", "postmaster");
       else
         apply_rcpt(rcpt, *none);
       return;
@@ -345,24 +376,25 @@ void Session::apply_rcpt(const Mailbox& rcpt, RcptDecision d) {
       return;
     }
     case RcptDecision::kBlocked:
-      error_reply(550, "5.7.1", fmt::format("<{}>: Recipient address rejected: access denied", rcpt.str()));
+      error_reply(550, "5.7.1", fmt::format("<{}>: Recipient address rejected: access denied", rcpt.str()), "blocked", rcpt.str());
       return;
     case RcptDecision::kRelayDenied:
-      error_reply(550, "5.7.1", fmt::format("<{}>: Relay access denied", rcpt.str()));
+      error_reply(550, "5.7.1", fmt::format("<{}>: Relay access denied", rcpt.str()), "relay_denied", rcpt.str());
       return;
     case RcptDecision::kUnknownUser:
-      error_reply(550, "5.1.1", fmt::format("<{}>: Recipient address rejected: user unknown", rcpt.str()));
+      error_reply(550, "5.1.1", fmt::format("<{}>: Recipient address rejected: user unknown", rcpt.str()), "unknown_recipient", rcpt.str());
       return;
     case RcptDecision::kSuspended:
-      error_reply(450, "4.7.1", fmt::format("<{}>: Recipient domain temporarily suspended", rcpt.str()));
+      error_reply(450, "4.7.1", fmt::format("<{}>: Recipient domain temporarily suspended", rcpt.str()), "suspended", rcpt.str());
       return;
     case RcptDecision::kTempFail:
     case RcptDecision::kPending:
-      error_reply(451, "4.3.0", fmt::format("<{}>: Temporary lookup failure", rcpt.str()));
+      error_reply(451, "4.3.0", fmt::format("<{}>: Temporary lookup failure", rcpt.str()), "temp_failure", rcpt.str());
       return;
     case RcptDecision::kCalloutDown:
       // Never a 550 for a backend we could not ask (DESIGN: no false rejects).
-      error_reply(450, "4.4.1", fmt::format("<{}>: Recipient address verification failed: backend unavailable", rcpt.str()));
+      error_reply(450, "4.4.1", fmt::format("<{}>: Recipient address verification failed: backend unavailable", rcpt.str()),
+                  "callout_unavailable", rcpt.str());
       return;
   }
 }
@@ -448,8 +480,8 @@ void Session::end_bdat_chunk() {
     return;
   }
   if (tx_->reader->too_big()) {
-    reset_transaction();
     error_reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
+    reset_transaction();
     return;
   }
   if (bdat_last_) {
@@ -463,24 +495,26 @@ void Session::finish_content() {
   phase_ = Phase::kCommand;
   const DataReader& r = *tx_->reader;
   if (r.too_big()) {
-    reset_transaction();
     error_reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
+    reset_transaction();
     return;
   }
   if (r.bare_lf()) {
+    error_reply(550, "5.6.0", "Message refused: bare <LF> line ending (RFC 5321 2.3.8)", "bad_content");
     reset_transaction();
-    error_reply(550, "5.6.0", "Message refused: bare <LF> line ending (RFC 5321 2.3.8)");
     return;
   }
   if (r.nul()) {
+    error_reply(550, "5.6.0", "Message refused: NUL character in the content (BINARYMIME is not offered)",
+                "bad_content");
     reset_transaction();
-    error_reply(550, "5.6.0", "Message refused: NUL character in the content (BINARYMIME is not offered)");
     return;
   }
   if (r.line_too_long()) {
-    reset_transaction();
     error_reply(550, "5.6.0",
-                fmt::format("Message refused: line longer than {} octets", params_.limits->max_line_length));
+                fmt::format("Message refused: line longer than {} octets", params_.limits->max_line_length),
+                "bad_content");
+    reset_transaction();
     return;
   }
   pending_ = std::move(tx_->message);
@@ -508,6 +542,7 @@ std::unique_ptr<FinishedMessage> Session::take_message() {
 void Session::commit_done(bool ok) {
   if (!pending_) return;
   std::string id = pending_->envelope.id;
+  std::string sender = pending_->envelope.sender;
   pending_.reset();
   pending_handed_ = false;
   if (ok) {
@@ -515,6 +550,7 @@ void Session::commit_done(bool ok) {
     reply(250, "2.0.0", fmt::format("Ok: queued as {}", id));
   } else {
     reply(451, "4.3.0", "Error: temporary storage failure, try again later");
+    report(451, "4.3.0", "Error: temporary storage failure, try again later", "storage_failure", {}, sender);
   }
   process_buffered();
   if (starttls_pending_) in_.clear();
@@ -524,7 +560,8 @@ void Session::message_refused(int code, std::string_view enhanced, std::string_v
   if (!pending_) return;
   pending_.reset();
   pending_handed_ = false;
-  error_reply(code, enhanced, text);
+  reply(code, enhanced, text);  // the host decided it and records it itself
+  count_error();
   process_buffered();
   if (starttls_pending_) in_.clear();
 }

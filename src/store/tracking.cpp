@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <memory>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -96,6 +98,13 @@ std::optional<int64_t> event_key_time(std::string_view key) {
   return static_cast<int64_t>(t);
 }
 
+std::optional<uint64_t> event_key_seq(std::string_view key) {
+  if (key.size() != 16) return std::nullopt;
+  uint64_t n = 0;
+  for (int i = 8; i < 16; ++i) n = (n << 8) | static_cast<uint8_t>(key[i]);
+  return n;
+}
+
 namespace {
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -165,9 +174,10 @@ Status Spool::add_events(const std::vector<TrackEvent>& events) {
 Status Spool::find_events(const TrackFilter& f, const std::function<void(const TrackEvent&)>& fn) const {
   auto txn = Txn::begin(env_, true);
   if (!txn) return Error{txn.error()};
-  auto visit = [&](std::string_view value) {
+  auto visit = [&](std::string_view key, std::string_view value) {
     auto e = decode_event(value);
     if (!e) return;  // a newer version or a damaged record: skipped, never fatal
+    e->seq = event_key_seq(key).value_or(0);
     if (f.session && e->session != *f.session) return;
     if (f.matches(*e)) fn(*e);
   };
@@ -177,7 +187,7 @@ Status Spool::find_events(const TrackFilter& f, const std::function<void(const T
     for (bool ok = cur.seek(f.since_ms ? event_key(*f.since_ms, 0) : std::string()); ok; ok = cur.next()) {
       auto t = event_key_time(cur.key());
       if (f.until_ms && t && *t > *f.until_ms) break;
-      visit(cur.value());
+      visit(cur.key(), cur.value());
     }
     return {};
   }
@@ -186,7 +196,7 @@ Status Spool::find_events(const TrackFilter& f, const std::function<void(const T
     std::string_view ek = cur.key().substr(prefix.size());
     auto v = txn->get(dbs_.events, ek);
     if (!v) return Error{v.error()};
-    if (*v) visit(**v);
+    if (*v) visit(ek, **v);
   }
   return {};
 }
@@ -225,6 +235,67 @@ bool TrackFilter::matches(const TrackEvent& e) const {
       std::none_of(e.recipients.begin(), e.recipients.end(), [&](const std::string& r) { return iequal(r, recipient); }))
     return false;
   return true;
+}
+
+namespace {
+
+// Events have no id of their own; their encoding (which holds the shard,
+// time and session) tells two apart.
+struct Collector {
+  std::vector<TrackEvent> events;
+  std::set<std::string> seen;
+  void add(const TrackEvent& e) {
+    if (seen.insert(encode_event(e)).second) events.push_back(e);
+  }
+};
+
+}  // namespace
+
+Result<std::vector<TrackEvent>> track_query(const std::string& state_dir, const TrackQuery& q) {
+  std::vector<std::pair<unsigned, std::unique_ptr<Spool>>> spools;
+  for (unsigned shard : Spool::existing_shards(state_dir)) {
+    auto s = Spool::open(state_dir, shard);
+    if (!s) return Error{s.error()};
+    spools.emplace_back(shard, std::move(*s));
+  }
+  Collector c;
+  for (const auto& [shard, s] : spools)
+    if (auto st = s->find_events(q.filter, [&](const TrackEvent& e) { c.add(e); }); !st) return Error{st.error()};
+
+  if (q.follow_releases) {
+    // A release names its queued copy as ref_id; copies can be released again
+    // only by a new quarantine, so a few rounds reach the end of any chain.
+    std::set<std::string> followed;
+    for (int round = 0; round < 8; ++round) {
+      std::vector<std::string> next;
+      for (const auto& e : c.events)
+        if (e.decision == "released" && !e.ref_id.empty() && followed.insert(e.ref_id).second) next.push_back(e.ref_id);
+      if (next.empty()) break;
+      for (const auto& id : next) {
+        TrackFilter f;
+        f.message_id = id;
+        for (const auto& [shard, s] : spools)
+          if (auto st = s->find_events(f, [&](const TrackEvent& e) { c.add(e); }); !st) return Error{st.error()};
+      }
+    }
+  }
+  if (q.whole_sessions) {
+    std::set<std::pair<unsigned, uint64_t>> sessions;
+    for (const auto& e : c.events)
+      if (e.session != 0) sessions.insert({e.shard, e.session});
+    for (const auto& [shard, session] : sessions)
+      for (const auto& [spool_shard, s] : spools) {
+        if (spool_shard != shard) continue;
+        TrackFilter f;
+        f.session = session;
+        if (auto st = s->find_events(f, [&](const TrackEvent& e) { c.add(e); }); !st) return Error{st.error()};
+      }
+  }
+  std::stable_sort(c.events.begin(), c.events.end(),
+                   [](const TrackEvent& a, const TrackEvent& b) {
+                     return a.time_ms != b.time_ms ? a.time_ms < b.time_ms : a.seq < b.seq;
+                   });
+  return std::move(c.events);
 }
 
 }  // namespace mxguard::store

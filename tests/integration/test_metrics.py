@@ -156,6 +156,7 @@ class MetricsTest(unittest.TestCase):
 
         delivered, relay, unknown, rejected, blocked, suspended, timeouts = 3, 2, 2, 1, 1, 1, 1
         greylisted, bounced = 1, 1
+        relay_tricks, syntax = 2, 1
         sessions = 0
         for i in range(delivered):
             with smtplib.SMTP("127.0.0.1", self.d.port, timeout=30) as s:
@@ -171,6 +172,12 @@ class MetricsTest(unittest.TestCase):
                 self.assertEqual(s.rcpt("nobody%d@list.test" % i)[0], 550)
             for i in range(suspended):
                 self.assertEqual(s.rcpt("x%d@paused.test" % i)[0], 450)
+            # Refused inside the session, before any policy lookup: a relay
+            # trick in the address, and a syntax error.
+            for i in range(relay_tricks):
+                self.assertEqual(s.rcpt("x%d%%elsewhere.test@example.com" % i)[0], 550)
+            for i in range(syntax):
+                self.assertEqual(s.docmd("RCPT TO:<bad address%d>" % i)[0], 501)
             s.rset()
             for i in range(blocked):
                 self.assertEqual(s.mail("spammer%d@evil.test" % i)[0], 550)
@@ -217,7 +224,8 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(delta(after, "mxguard_messages_total", action="reject"), rejected)
         self.assertEqual(delta(after, "mxguard_messages_total", action="greylist"), greylisted)
         self.assertEqual(delta(after, "mxguard_messages_total", action="quarantine"), 0)
-        self.assertEqual(delta(after, "mxguard_refusals_total", reason="relay_denied"), relay)
+        self.assertEqual(delta(after, "mxguard_refusals_total", reason="relay_denied"), relay + relay_tricks)
+        self.assertEqual(delta(after, "mxguard_refusals_total", reason="protocol_error"), syntax)
         self.assertEqual(delta(after, "mxguard_refusals_total", reason="unknown_recipient"), unknown)
         self.assertEqual(delta(after, "mxguard_refusals_total", reason="rejected_spam"), rejected)
         self.assertEqual(delta(after, "mxguard_refusals_total", reason="blocked"), blocked)

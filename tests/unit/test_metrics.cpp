@@ -70,9 +70,10 @@ TEST_CASE("metrics: render sums shards and names every label") {
   a.connection_accepted();
   b.connection_accepted();
   b.connection_accepted();
-  a.rcpt(smtp::RcptDecision::kRelayDenied);
-  b.rcpt(smtp::RcptDecision::kUnknownUser);
-  b.rcpt(smtp::RcptDecision::kAccept);  // not a refusal
+  a.refused(refusal_for("relay_denied"));
+  b.refused(refusal_for("unknown_recipient"));
+  b.refused(refusal_for("client_blocked"));  // counted as blocked
+  b.refused(refusal_for("something new"));   // counted as other
   a.verdict("deliver", 0);
   b.verdict("reject", steady_ns());
   b.delivery(delivery::Outcome::kDelivered);
@@ -95,7 +96,9 @@ TEST_CASE("metrics: render sums shards and names every label") {
   CHECK(m["mxguard_refusals_total{reason=\"relay_denied\"}"] == "1");
   CHECK(m["mxguard_refusals_total{reason=\"unknown_recipient\"}"] == "1");
   CHECK(m["mxguard_refusals_total{reason=\"rejected_spam\"}"] == "1");
-  CHECK(m["mxguard_refusals_total{reason=\"blocked\"}"] == "0");
+  CHECK(m["mxguard_refusals_total{reason=\"blocked\"}"] == "1");
+  CHECK(m["mxguard_refusals_total{reason=\"other\"}"] == "1");
+  CHECK(m["mxguard_refusals_total{reason=\"protocol_error\"}"] == "0");
   CHECK(m["mxguard_messages_total{action=\"deliver\"}"] == "1");
   CHECK(m["mxguard_messages_total{action=\"reject\"}"] == "1");
   CHECK(m["mxguard_messages_total{action=\"greylist\"}"] == "0");

@@ -324,3 +324,50 @@ TEST_CASE("session: RFC 5322 dates") {
   CHECK(rfc5322_date(0) == "Thu, 1 Jan 1970 00:00:00 +0000");
   CHECK(rfc5322_date(1'700'000'000'000) == "Tue, 14 Nov 2023 22:13:20 +0000");
 }
+
+TEST_CASE("session: every refusal it sends is reported to the host, named") {
+  struct Recording : TestHost {
+    struct Seen {
+      std::string decision, sender, recipient, id;
+      int code;
+    };
+    std::vector<Seen> seen;
+    void refused(const Refusal& r) override {
+      seen.push_back({std::string(r.decision), std::string(r.sender), std::string(r.recipient),
+                      std::string(r.message_id), r.code});
+    }
+  };
+  SmtpConfig limits;
+  SessionParams params{"mx.test", &limits, false};
+  Recording host;
+  Session s(params, host, ClientInfo{"192.0.2.7", 1});
+  s.start();
+  s.receive("EHLO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<x@elsewhere.example>\r\n"
+            "RCPT TO:<nobody@example.com>\r\nRCPT TO:<y@suspended.example>\r\nRCPT TO:<z%elsewhere@example.com>\r\n"
+            "RCPT TO:<bad address>\r\nRSET\r\nMAIL FROM:<b@spam.example>\r\nMAIL FROM:<a@c.example>\r\n"
+            "RCPT TO:<u@example.com>\r\nDATA\r\nSubject: x\nbare\r\n.\r\nNOOP\r\n");
+  REQUIRE(host.seen.size() == 7);
+  CHECK(host.seen[0].decision == "relay_denied");
+  CHECK(host.seen[0].recipient == "x@elsewhere.example");
+  CHECK(host.seen[0].sender == "a@c.example");
+  CHECK(host.seen[0].code == 550);
+  CHECK(host.seen[1].decision == "unknown_recipient");
+  CHECK(host.seen[2].decision == "suspended");
+  CHECK(host.seen[2].code == 450);
+  CHECK(host.seen[3].decision == "relay_denied");  // relay characters, before any lookup
+  CHECK(host.seen[4].decision == "protocol_error");
+  CHECK(host.seen[4].code == 501);
+  CHECK(host.seen[5].decision == "blocked");
+  CHECK(host.seen[5].sender == "b@spam.example");
+  CHECK(host.seen[6].decision == "bad_content");  // the bare LF
+  CHECK(host.seen[6].sender == "a@c.example");
+  CHECK(host.seen[6].id == "0000000000001.s0");
+  // A verdict's refusal is the host's own decision: not reported back.
+  Session v(params, host, ClientInfo{"192.0.2.8", 1});
+  v.start();
+  v.receive("EHLO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nhi\r\n.\r\n");
+  REQUIRE(v.take_message());
+  v.message_refused(550, "5.7.1", "rejected");
+  CHECK(host.seen.size() == 7);
+  CHECK(v.output().find("550 5.7.1 rejected") != std::string::npos);
+}

@@ -33,6 +33,21 @@ enum class RcptDecision : uint8_t {
 
 enum class SenderDecision : uint8_t { kAccept, kAllowlisted, kBlocked };
 
+// A reply of 400 or more the session sent on its own (a command, a message's
+// content or the connection refused), for the host's tracking events. The
+// views are valid during the call only. A verdict's refusal (the host's
+// message_refused) is not reported: the host decided it and knows it.
+struct Refusal {
+  std::string_view decision;  // e.g. relay_denied, unknown_recipient, protocol_error
+  int code = 0;
+  std::string_view enhanced;
+  std::string_view text;
+  std::string_view helo;
+  std::string_view sender;     // the transaction's, or the refused MAIL's
+  std::string_view recipient;  // the refused RCPT's
+  std::string_view message_id; // the refused content's queue id (its reference)
+};
+
 // What a session asks of the shard that runs it. Each question is decided
 // at the earliest command that has the facts: the client address at
 // connect, the global sender lists at MAIL, the domain's policy at RCPT.
@@ -51,6 +66,7 @@ class SessionHost {
   // Counts a new transaction (MAIL, the null sender too) against the
   // client's message rate; false answers it 451 4.7.1.
   virtual bool allow_message() { return true; }
+  virtual void refused(const Refusal&) {}
 };
 
 struct SessionParams {
@@ -136,8 +152,14 @@ class Session {
   void process_buffered();
   void handle_line(std::string_view line);
   void reply(int code, std::string_view enhanced, std::string_view text);
-  void error_reply(int code, std::string_view enhanced, std::string_view text);
-  void close_with(int code, std::string_view enhanced, std::string_view text);
+  // A refusal: the reply, reported to the host as `decision` (named from
+  // the code when empty), and counted towards smtp.max_errors.
+  void error_reply(int code, std::string_view enhanced, std::string_view text, std::string_view decision = {},
+                   std::string_view recipient = {}, std::string_view sender = {});
+  void report(int code, std::string_view enhanced, std::string_view text, std::string_view decision,
+              std::string_view recipient = {}, std::string_view sender = {});
+  void count_error();
+  void close_with(int code, std::string_view enhanced, std::string_view text, std::string_view decision = {});
   void junk();
   State state() const;
 

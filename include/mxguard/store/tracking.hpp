@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "mxguard/core/result.hpp"
+
 namespace mxguard::store {
 
 struct TrackEvent {
@@ -22,7 +24,10 @@ struct TrackEvent {
   unsigned code = 0;         // SMTP code (0 when none applies)
   std::string reason;
   std::string message_id;    // our queue id, e.g. 6620f66a460af.s1
-  std::string ref_id;        // reference id of a reject
+  std::string ref_id;        // reference id of a reject; a release's queued copy
+  // Not stored in the value: find_events sets it from the key, so events of
+  // one millisecond keep the order they were written in.
+  uint64_t seq = 0;
 };
 
 inline constexpr uint8_t kTrackEventVersion = 1;
@@ -36,6 +41,7 @@ std::optional<TrackEvent> decode_event(std::string_view value);
 // walks events in time order.
 std::string event_key(int64_t time_ms, uint64_t seq);
 std::optional<int64_t> event_key_time(std::string_view key);
+std::optional<uint64_t> event_key_seq(std::string_view key);
 
 // Index keys of an event: one per searchable field that is set ("s:" sender,
 // "r:" each recipient, "i:" client, "m:" message id, "f:" reference id,
@@ -54,5 +60,19 @@ struct TrackFilter {
   std::optional<int64_t> since_ms, until_ms;  // inclusive bounds
   bool matches(const TrackEvent& e) const;
 };
+
+// What `mxguard track` (and the dashboard) asks: the events matching a
+// filter across every shard's spool of a state dir, in time order, without
+// duplicates. With `whole_sessions`, every event of each matching event's
+// session is added (from a reject's reference id to the whole session);
+// with `follow_releases`, a release's queued copy is followed (from a
+// message id to its whole path: received, verdict, delivery attempts,
+// release and the copy's delivery).
+struct TrackQuery {
+  TrackFilter filter;
+  bool whole_sessions = false;
+  bool follow_releases = false;
+};
+Result<std::vector<TrackEvent>> track_query(const std::string& state_dir, const TrackQuery& q);
 
 }  // namespace mxguard::store
