@@ -130,6 +130,7 @@ class Shard final : public smtp::SessionHost {
   // spool env (through the storage writer, riding its next commit) and, for
   // refusals, a log line.
   uint64_t next_session_id();
+  std::string session_reference(uint32_t slot) const;
   void track(store::TrackEvent e);
   void track_refusal(uint32_t slot, const smtp::Refusal& r);
   void track_connection_refused(const IpAddress& client, std::string_view decision, std::string_view reply);

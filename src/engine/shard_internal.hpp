@@ -52,6 +52,7 @@ struct Shard::ConnHost final : smtp::SessionHost {
   int64_t now_ms() override { return shard.now_ms(); }
   bool allow_message() override { return shard.allow_message(slot); }
   void refused(const smtp::Refusal& r) override { shard.track_refusal(slot, r); }
+  std::string session_reference() override { return shard.session_reference(slot); }
   Shard& shard;
   uint32_t slot;
 };

@@ -27,6 +27,11 @@ uint64_t Shard::next_session_id() {
   return session_base_ + ++session_seq_;
 }
 
+// A session's reference: its id in hex and the shard, shaped like a queue id.
+std::string Shard::session_reference(uint32_t slot) const {
+  return fmt::format("{:x}.s{}", conns_[slot]->session_id, index_);
+}
+
 void Shard::track(store::TrackEvent e) {
   e.shard = index_;
   if (e.time_ms == 0) e.time_ms = now_ms_;
@@ -40,8 +45,8 @@ void Shard::track_refusal(uint32_t slot, const smtp::Refusal& r) {
   std::string reply = r.enhanced.empty() ? fmt::format("{} {}", r.code, r.text)
                                          : fmt::format("{} {} {}", r.code, r.enhanced, r.text);
   log::info("smtp.refused", "shard={} session={} client={} decision={} sender={} rcpt={} ref={} reply={}", index_,
-            c.session_id, client, r.decision, log::q(r.sender), log::q(r.recipient),
-            r.message_id.empty() ? "-" : r.message_id, log::q(reply));
+            c.session_id, client, r.decision, log::q(r.sender), log::q(r.recipient), r.ref.empty() ? "-" : r.ref,
+            log::q(reply));
   store::TrackEvent e;
   e.session = c.session_id;
   e.client_ip = std::move(client);
@@ -51,7 +56,7 @@ void Shard::track_refusal(uint32_t slot, const smtp::Refusal& r) {
   e.decision = std::string(r.decision);
   e.code = static_cast<unsigned>(r.code);
   e.reason = std::move(reply);
-  e.ref_id = std::string(r.message_id);
+  e.ref_id = std::string(r.ref);
   track(std::move(e));
 }
 

@@ -79,15 +79,35 @@ std::string_view default_decision(int code, std::string_view enhanced) {
   if (enhanced == "5.3.4") return "too_large";
   return code >= 500 ? "refused" : "deferred";
 }
+
+// Refusals of mail by policy name a reference in their text, which a
+// sender's bounce carries to the people who ask "why didn't it arrive?";
+// `mxguard track --ref` finds the session from it. Protocol errors do not.
+bool names_reference(std::string_view decision) {
+  for (std::string_view d : {"relay_denied", "unknown_recipient", "blocked", "client_blocked", "suspended",
+                             "rate_limited", "temp_failure", "callout_unavailable", "too_large", "bad_content",
+                             "too_many_recipients", "storage_failure"})
+    if (d == decision) return true;
+  return false;
+}
 }  // namespace
 
-void Session::report(int code, std::string_view enhanced, std::string_view text, std::string_view decision,
+void Session::refuse(int code, std::string_view enhanced, std::string_view text, std::string_view decision,
                      std::string_view recipient, std::string_view sender) {
+  if (decision.empty()) decision = default_decision(code, enhanced);
+  std::string ref;
+  if (names_reference(decision))
+    ref = tx_ && tx_->message ? tx_->message->envelope.id : host_.session_reference();
+  std::string with_ref;
+  if (!ref.empty()) {
+    with_ref = fmt::format("{}; reference {}", text, ref);
+    text = with_ref;
+  }
+  reply(code, enhanced, text);
   std::string from;
   if (sender.empty() && tx_) from = tx_->mail.sender.str();
-  std::string_view id = tx_ && tx_->message ? std::string_view(tx_->message->envelope.id) : std::string_view();
-  host_.refused(Refusal{decision.empty() ? default_decision(code, enhanced) : decision, code, enhanced, text, helo_,
-                        sender.empty() ? std::string_view(from) : sender, recipient, id});
+  host_.refused(Refusal{decision, code, enhanced, text, helo_, sender.empty() ? std::string_view(from) : sender,
+                        recipient, ref});
 }
 
 void Session::count_error() {
@@ -97,8 +117,7 @@ void Session::count_error() {
 
 void Session::error_reply(int code, std::string_view enhanced, std::string_view text, std::string_view decision,
                           std::string_view recipient, std::string_view sender) {
-  reply(code, enhanced, text);
-  report(code, enhanced, text, decision, recipient, sender);
+  refuse(code, enhanced, text, decision, recipient, sender);
   count_error();
 }
 
@@ -108,8 +127,8 @@ void Session::junk() {
 }
 
 void Session::close_with(int code, std::string_view enhanced, std::string_view text, std::string_view decision) {
-  reply(code, enhanced, text);
-  if (code >= 400) report(code, enhanced, text, decision);
+  if (code >= 400) refuse(code, enhanced, text, decision);
+  else reply(code, enhanced, text);
   close_ = true;
   in_.clear();
 }
@@ -322,8 +341,7 @@ void Session::do_rcpt(std::string_view args) {
     return;
   }
   if (tx_->recipients.size() >= params_.limits->max_recipients) {
-    reply(452, "4.5.3", "Error: too many recipients");
-    report(452, "4.5.3", "Error: too many recipients", "too_many_recipients", std::get<RcptTo>(parsed).recipient.str());
+    refuse(452, "4.5.3", "Error: too many recipients", "too_many_recipients", std::get<RcptTo>(parsed).recipient.str());
     return;
   }
   Mailbox& rcpt = std::get<RcptTo>(parsed).recipient;
@@ -549,8 +567,7 @@ void Session::commit_done(bool ok) {
     ++accepted_;
     reply(250, "2.0.0", fmt::format("Ok: queued as {}", id));
   } else {
-    reply(451, "4.3.0", "Error: temporary storage failure, try again later");
-    report(451, "4.3.0", "Error: temporary storage failure, try again later", "storage_failure", {}, sender);
+    refuse(451, "4.3.0", "Error: temporary storage failure, try again later", "storage_failure", {}, sender);
   }
   process_buffered();
   if (starttls_pending_) in_.clear();

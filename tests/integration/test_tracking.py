@@ -85,18 +85,24 @@ class TrackingTest(unittest.TestCase):
 
     def test_refusals_are_events_and_log_lines(self):
         s = self.smtp("127.0.2.1")
+        replies = []
         s.mail("alice@client.test")
-        self.assertEqual(s.rcpt("x@elsewhere.test")[0], 550)
-        self.assertEqual(s.rcpt("nobody@list.test")[0], 550)
-        self.assertEqual(s.rcpt("y@paused.test")[0], 450)
-        self.assertEqual(s.rcpt("z%elsewhere.test@example.com")[0], 550)
+        for rcpt, code in (("x@elsewhere.test", 550), ("nobody@list.test", 550), ("y@paused.test", 450),
+                           ("z%elsewhere.test@example.com", 550)):
+            replies.append(s.rcpt(rcpt))
+            self.assertEqual(replies[-1][0], code, replies[-1])
         s.rset()
-        self.assertEqual(s.mail("spammer@evil.test")[0], 550)
+        replies.append(s.mail("spammer@evil.test"))
+        self.assertEqual(replies[-1][0], 550)
         s.rset()
         # The client's third transaction this minute (the blocked MAIL was
         # the second) is over max_message_rate.
-        self.assertEqual(s.mail("alice@client.test")[0], 451)
+        replies.append(s.mail("alice@client.test"))
+        self.assertEqual(replies[-1][0], 451)
         s.quit()
+        # Every policy refusal names the session's reference.
+        refs = [re.search(rb"; reference (\S+)$", text).group(1).decode() for _, text in replies]
+        self.assertEqual(len(set(refs)), 1, replies)
         want = ["relay_denied", "unknown_recipient", "suspended", "relay_denied", "blocked", "rate_limited"]
         ev = self.wait_track(lambda e: len(e) >= len(want), "--ip", "127.0.2.1")
         self.assertEqual([e["decision"] for e in ev], want, ev)
@@ -109,6 +115,15 @@ class TrackingTest(unittest.TestCase):
         self.assertIn("relay characters", ev[3]["reason"])
         self.assertEqual(len({(e["shard"], e["session"]) for e in ev}), 1, "one session")
         self.assertTrue(all(e["client"] == "127.0.2.1" and e["helo"] == "client.test" for e in ev))
+        self.assertTrue(all(e["ref"] == refs[0] for e in ev), ev)
+        # Each kind by reference (the whole session), by sender, and (for
+        # RCPT refusals) by recipient.
+        self.assertEqual([e["decision"] for e in self.track("--ref", refs[0])], want)
+        self.assertEqual([e["decision"] for e in self.track("--sender", "ALICE@client.test")],
+                         ["relay_denied", "unknown_recipient", "suspended", "relay_denied", "rate_limited"])
+        for rcpt, decision in (("x@elsewhere.test", "relay_denied"), ("nobody@list.test", "unknown_recipient"),
+                               ("y@paused.test", "suspended")):
+            self.assertEqual([e["decision"] for e in self.track("--recipient", rcpt, "--ip", "127.0.2.1")], [decision])
         # The same by sender and by recipient, and the text form.
         self.assertEqual([e["decision"] for e in self.track("--sender", "spammer@evil.test")], ["blocked"])
         self.assertEqual([e["decision"] for e in self.track("--recipient", "NOBODY@list.test")],
@@ -116,8 +131,8 @@ class TrackingTest(unittest.TestCase):
         text = self.d.console("track", "--ip", "127.0.2.1").stdout.splitlines()
         self.assertEqual(len(text), len(want))
         self.assertRegex(text[0], r"^\d{4}-\d\d-\d\dT\S+ shard=\d 127\.0\.2\.1 +<alice@client\.test> -> "
-                                  r"x@elsewhere\.test relay_denied 550 - \"550 5\.7\.1 <x@elsewhere\.test>: "
-                                  r"Relay access denied\"$")
+                                  r"x@elsewhere\.test relay_denied 550 ref=%s \"550 5\.7\.1 <x@elsewhere\.test>: "
+                                  r"Relay access denied; reference %s\"$" % (re.escape(refs[0]), re.escape(refs[0])))
         # Each refusal is a log line too.
         log = self.d.wait_log("decision=rate_limited")
         for decision, rcpt in (("relay_denied", "x@elsewhere.test"), ("unknown_recipient", "nobody@list.test"),

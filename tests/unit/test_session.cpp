@@ -334,7 +334,7 @@ TEST_CASE("session: every refusal it sends is reported to the host, named") {
     std::vector<Seen> seen;
     void refused(const Refusal& r) override {
       seen.push_back({std::string(r.decision), std::string(r.sender), std::string(r.recipient),
-                      std::string(r.message_id), r.code});
+                      std::string(r.ref), r.code});
     }
   };
   SmtpConfig limits;

@@ -45,7 +45,8 @@ struct Refusal {
   std::string_view helo;
   std::string_view sender;     // the transaction's, or the refused MAIL's
   std::string_view recipient;  // the refused RCPT's
-  std::string_view message_id; // the refused content's queue id (its reference)
+  std::string_view ref;        // the reference the reply names ("" for none): the
+                               // refused content's queue id, or the session's
 };
 
 // What a session asks of the shard that runs it. Each question is decided
@@ -67,6 +68,9 @@ class SessionHost {
   // client's message rate; false answers it 451 4.7.1.
   virtual bool allow_message() { return true; }
   virtual void refused(const Refusal&) {}
+  // The reference a policy refusal outside a message names (see Refusal);
+  // "" names none.
+  virtual std::string session_reference() { return {}; }
 };
 
 struct SessionParams {
@@ -156,7 +160,8 @@ class Session {
   // the code when empty), and counted towards smtp.max_errors.
   void error_reply(int code, std::string_view enhanced, std::string_view text, std::string_view decision = {},
                    std::string_view recipient = {}, std::string_view sender = {});
-  void report(int code, std::string_view enhanced, std::string_view text, std::string_view decision,
+  // Sends a refusal (a reference added to policy refusals) and reports it to the host.
+  void refuse(int code, std::string_view enhanced, std::string_view text, std::string_view decision,
               std::string_view recipient = {}, std::string_view sender = {});
   void count_error();
   void close_with(int code, std::string_view enhanced, std::string_view text, std::string_view decision = {});
