@@ -227,6 +227,9 @@ int main(int argc, char** argv) {
   // and greylist, each opened once for the process and shared by the shards.
   auto active = scan::load_active(**config_store, scan::rules_dir_for(cfg.scan));
   if (!active) die(fmt::format("rules: {}", active.error()));
+  if (active->replaced_factory)
+    log::info("rules.factory_upgraded", "bundle={} replaces={} digest={} rules={}", active->seq,
+              active->replaced_factory, active->info.digest.substr(0, 12), active->info.rules);
   // The watcher puts the local layer (rules.local_dir) on top and publishes.
   engine::RulesHolder rules;
   engine::RulesWatcher rules_watcher(**config_store, rules, cfg.rules.local_dir, std::move(*active));

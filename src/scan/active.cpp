@@ -132,7 +132,22 @@ std::optional<std::string> prebuilt_factory(const std::string& rules_dir) {
 Result<ActiveRules> load_active(store::ConfigStore& store, const std::string& rules_dir) {
   auto active = store.active_bundle();
   if (!active) return Error{active.error()};
-  if (*active) return load_bundle(store, **active);
+  if (*active) {
+    auto loaded = load_bundle(store, **active);
+    if (!loaded || !loaded->factory) return loaded;
+    // New binaries bring new factory rules: while no pushed bundle was ever
+    // made active over the factory one, the new factory bundle replaces the
+    // old (the local layer is applied on top of whichever is active).
+    auto prebuilt = prebuilt_factory(rules_dir);
+    if (!prebuilt) return loaded;
+    BundleInfo info;
+    if (!bundle_body(*prebuilt, &info) || info.digest == loaded->info.digest) return loaded;
+    auto seq = store.add_bundle(*prebuilt, bundle_meta(info, true, now_ms()));
+    if (!seq) return Error{fmt::format("new factory rules: {}", seq.error())};
+    auto upgraded = load_bundle(store, *seq);
+    if (upgraded) upgraded->replaced_factory = loaded->seq;
+    return upgraded;
+  }
   Result<std::string> file = Error{""};
   if (auto prebuilt = prebuilt_factory(rules_dir); prebuilt && bundle_body(*prebuilt).ok()) file = std::move(*prebuilt);
   else file = build_bundle_file(rules_dir, "factory", nullptr);

@@ -293,5 +293,69 @@ class RulesStoreTest(unittest.TestCase):
         self.assertEqual(code, 550, text)
 
 
+class FactoryUpgradeTest(unittest.TestCase):
+    """New binaries with new factory rules: the new factory bundle replaces
+    the old one while a factory bundle is active, and the local layer stays
+    on top."""
+
+    def test_new_factory_rules_replace_the_old_and_keep_the_local_layer(self):
+        d = Daemon(verdicts=True)
+        self.addCleanup(d.cleanup)
+        old = os.path.join(d.dir, "old-factory")
+        os.makedirs(old)
+        with open(os.path.join(old, "10-old.rules"), "w") as f:
+            f.write("rule %s\n  description work from home (old factory)\n  score 1.0\n  target text\n"
+                    "  pattern /work from home/i\n"
+                    "rule OLD_FACTORY_ONLY\n  description only in the old factory rules\n  score 0.5\n"
+                    "  target text\n  pattern /fridays/i\n" % FACTORY_RULE)
+        with open(d.config) as f:
+            config = f.read()
+        with open(d.config, "w") as f:
+            f.write(config.replace("[smtp]\n", '[scan]\nrules_dir = "%s"\n[smtp]\n' % old, 1))
+        local = os.path.join(d.state, "rules", "local")
+        os.makedirs(local)
+        with open(os.path.join(local, "50-site.rules"), "w") as f:
+            f.write("score %s 7\n" % FACTORY_RULE)
+        d.start()
+        self.addCleanup(d.stop)
+
+        def reasons(subject):
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                for e in lines(d.console("feed", "--json", "-n", "100000").stdout):
+                    if e["subject"] == subject:
+                        return {r["rule"]: r["score"] for r in e["reasons"]}
+                time.sleep(0.1)
+            self.fail("no feed entry %r" % subject)
+
+        def send(n):
+            with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+                s.sendmail("carol@sender.test", ["bob@example.com"], work_from_home(n).encode())
+
+        send(1)
+        self.assertEqual(reasons("note 1"), {FACTORY_RULE: 7.0, "OLD_FACTORY_ONLY": 0.5})
+        first = lines(d.console("rules", "list", "--json").stdout)
+        self.assertEqual(len(first), 1)
+        # The upgrade: the same state dir, the rules installed with the binaries.
+        d.stop()
+        with open(d.config, "w") as f:
+            f.write(config)
+        d.start()
+        log = d.wait_log("rules.factory_upgraded")
+        self.assertRegex(log, r"rules\.factory_upgraded bundle=2 replaces=1 ")
+        listed = lines(d.console("rules", "list", "--json").stdout)
+        self.assertEqual([b["active"] for b in listed if b["bundle"] == 2], [True], listed)
+        self.assertTrue(all(b["factory"] for b in listed), listed)
+        send(2)
+        got = reasons("note 2")
+        self.assertNotIn("OLD_FACTORY_ONLY", got)
+        self.assertEqual(got.get(FACTORY_RULE), 7.0, got)  # the local override survived
+        # Once upgraded, a restart changes nothing.
+        d.stop()
+        d.start()
+        self.assertEqual(d.read_log().count("rules.factory_upgraded"), 1)
+        self.assertEqual(len(lines(d.console("rules", "list", "--json").stdout)), 2)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -21,6 +21,9 @@ struct ActiveRules {
   std::shared_ptr<const CompiledRules> rules;
   BundleInfo info;
   bool factory = false;
+  // The factory bundle this one replaced (0: none): new binaries came with
+  // new factory rules while the old factory bundle was active.
+  uint64_t replaced_factory = 0;
 };
 
 // scan.rules_dir when set, else the installed rules, else the source tree's.
