@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "console.hpp"
+#include "output.hpp"
 
 namespace mxguard::console {
 
@@ -37,10 +38,12 @@ constexpr size_t kBlock = 512;
 struct BackupOptions {
   std::string file;
   bool with_spools = false;
+  bool json = false;
 };
 struct RestoreOptions {
   std::string file;
   bool force = false;
+  bool json = false;
 };
 
 std::string errno_text(std::string_view what) { return fmt::format("{}: {}", what, std::strerror(errno)); }
@@ -272,6 +275,12 @@ int run_backup(const Context& ctx, const BackupOptions& o) {
   }
   uint64_t total = 0;
   for (const auto& c : copies) total += c.size;
+  if (o.json) {
+    nlohmann::ordered_json members = nlohmann::ordered_json::array();
+    for (const auto& c : copies) members.push_back({{"name", c.name}, {"size", c.size}, {"sha256", c.sha256}});
+    print_json_line({{"file", o.file}, {"with_spools", o.with_spools}, {"bytes", total}, {"members", members}});
+    return kExitOk;
+  }
   fmt::print("backup written: {} ({} files, {} bytes of data)\n", o.file, copies.size(), total);
   return kExitOk;
 }
@@ -508,9 +517,18 @@ int run_restore(const Context& ctx, const RestoreOptions& o) {
     cleanup();
     return runtime_error(fmt::format("restore failed, state_dir untouched: {}", why));
   }
-  fmt::print("restored {} files from {} into {}\n", files->size(), o.file, state);
+  if (o.json) {
+    nlohmann::ordered_json members = nlohmann::ordered_json::array();
+    for (const auto& [name, m] : *files) members.push_back({{"name", name}, {"size", m.size}, {"sha256", m.sha256}});
+    print_json_line({{"file", o.file},
+                     {"state_dir", state},
+                     {"members", members},
+                     {"previous_state_dir", kept.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(kept)}});
+  } else {
+    fmt::print("restored {} files from {} into {}\n", files->size(), o.file, state);
+  }
   warn_unserved_spools(ctx.config, *files);
-  if (!kept.empty()) fmt::print("the previous state_dir is kept as {}\n", kept);
+  if (!kept.empty() && !o.json) fmt::print("the previous state_dir is kept as {}\n", kept);
   return kExitOk;
 }
 
@@ -522,6 +540,7 @@ void add_backup_commands(CLI::App& root, Commands& out) {
     CLI::App* cmd = root.add_subcommand("backup", "Write a consistent copy of the state dir to one archive file");
     cmd->add_option("FILE", o->file, "Archive to write (written as FILE.tmp, then renamed)")->required();
     cmd->add_flag("--with-spools", o->with_spools, "Include the mail queue spools (mail in flight)");
+    add_json_flag(*cmd, o->json);
     out.push_back({cmd, [o](const Context& ctx) { return run_backup(ctx, *o); }, /*needs_store=*/false});
   }
   {
@@ -529,6 +548,7 @@ void add_backup_commands(CLI::App& root, Commands& out) {
     CLI::App* cmd = root.add_subcommand("restore", "Restore a backup archive into the configured state dir");
     cmd->add_option("FILE", o->file, "Archive written by mxguard backup")->required();
     cmd->add_flag("--force", o->force, "Replace a state dir that holds data (never one an engine runs on)");
+    add_json_flag(*cmd, o->json);
     out.push_back({cmd, [o](const Context& ctx) { return run_restore(ctx, *o); }, /*needs_store=*/false});
   }
 }

@@ -7,6 +7,7 @@ list entry and the pushed rule bundle is there, and every message that got a
 250 before the backup started is delivered to a real backend (aiosmtpd) once
 that backend is up."""
 import json
+import re
 import os
 import shutil
 import smtplib
@@ -183,8 +184,12 @@ class BackupUnderLoad(unittest.TestCase):
         r = Daemon(domains=(), shards=2, top_extra='\n[delivery]\nretry_interval = "2s"\n')
         self.restored = r
         shutil.rmtree(r.state, ignore_errors=True)
-        out = r.console("restore", archive)
-        self.assertIn("restored", out.stdout)
+        out = json.loads(r.console("restore", archive, "--json").stdout)
+        self.assertEqual(out["state_dir"], r.state.rstrip("/"))
+        names = {m["name"] for m in out["members"]}
+        self.assertIn("config/data.mdb", names)
+        self.assertTrue(any(n.startswith("spool") for n in names), names)
+        self.assertTrue(all(re.fullmatch(r"[0-9a-f]{64}", m["sha256"]) for m in out["members"]))
         self.assertEqual(self.snapshot(r.console), before)
         rules = jsonl(r.console("rules", "list", "--json").stdout)
         self.assertTrue(any("backup-pushed" in json.dumps(b) for b in rules), rules)
