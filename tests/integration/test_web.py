@@ -1,0 +1,214 @@
+"""mxguard-web (issue 17): the real server on loopback HTTPS with a self-signed
+certificate, users made by the real console, requests by http.client/ssl.
+The engine is never started: the web server reads the state dir's LMDB alone."""
+import http.client
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mxg  # noqa: E402
+
+WEB = os.environ.get("MXGUARD_WEB_BIN", os.path.join(mxg.ROOT, "build/src/web/mxguard-web"))
+STATIC = os.path.join(mxg.ROOT, "src/web/static")
+
+
+class Web:
+    def __init__(self, d):
+        self.d = d
+        self.port = mxg.free_port()
+        self.cert, self.key = mxg.make_test_cert(d.dir)
+        self.public_url = "https://mx.test.local:%d" % self.port
+        with open(d.config, "a") as f:
+            f.write('\n[web]\nlisten = ["127.0.0.1:%d"]\npublic_url = "%s"\ncertificate = "%s"\n'
+                    'private_key = "%s"\nstatic_dir = "%s"\n' % (self.port, self.public_url, self.cert, self.key,
+                                                                STATIC))
+        self.log = open(os.path.join(d.dir, "web.log"), "w")
+        self.proc = subprocess.Popen([WEB, "--config", d.config], stdout=self.log, stderr=subprocess.STDOUT)
+        self.ctx = ssl.create_default_context(cafile=self.cert)
+        deadline = time.time() + 30
+        while True:
+            assert self.proc.poll() is None, "mxguard-web exited: %s" % open(self.log.name).read()
+            try:
+                self.request("GET", "/")
+                break
+            except (ConnectionError, ssl.SSLError, OSError):
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def request(self, method, path, body=None, headers=None, source="127.0.0.1"):
+        c = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=30,
+                                        source_address=(source, 0))
+        h = {"Origin": "https://127.0.0.1:%d" % self.port}
+        h.update(headers or {})
+        h = {k: v for k, v in h.items() if v is not None}
+        data = json.dumps(body) if body is not None and not isinstance(body, str) else body
+        if data is not None:
+            h["Content-Type"] = "application/json"
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        raw = r.read()
+        c.close()
+        return r, raw
+
+    def login(self, user, password, source="127.0.0.1", origin=None):
+        return self.request("POST", "/api/v1/session", {"user": user, "password": password}, source=source,
+                            headers={"Origin": origin} if origin else None)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self.log.close()
+
+
+def js(raw):
+    return json.loads(raw.decode())
+
+
+def add_user(d, name, password, *args):
+    d.console("user", "add", name, *args, "--password-file", "-", input=password)
+
+
+def cookie_of(r):
+    sc = r.getheader("Set-Cookie")
+    return sc.split(";")[0]  # "mxg_session=..."
+
+
+def test_refuses_without_certificate(d):
+    cfg = os.path.join(d.dir, "plain.toml")
+    with open(cfg, "w") as f:
+        f.write('state_dir = "%s"\n[web]\nlisten = ["127.0.0.1:%d"]\n' % (d.state, mxg.free_port()))
+    p = subprocess.run([WEB, "--config", cfg], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "no certificate" in p.stderr, (p.returncode, p.stderr)
+    with open(cfg, "w") as f:
+        f.write('state_dir = "%s"\n[web]\nlisten = ["0.0.0.0:%d"]\ninsecure_http = true\n' % (d.state,
+                                                                                           mxg.free_port()))
+    p = subprocess.run([WEB, "--config", cfg], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "web.insecure_http" in p.stderr, (p.returncode, p.stderr)
+    print("ok: no certificate, no start (plain HTTP only on loopback with web.insecure_http)")
+
+
+def main():
+    d = mxg.Daemon(domains=("acme.example",))
+    w = None
+    try:
+        test_refuses_without_certificate(d)
+        add_user(d, "alice", "alice-password", "--role", "customer-admin", "--customer", "acme")
+        add_user(d, "bob", "bob-password", "--role", "operator")
+        add_user(d, "carol", "carol-password", "--role", "operator")
+        w = Web(d)
+
+        # Wrong password, then the right one.
+        r, raw = w.login("alice", "not-her-password")
+        assert r.status == 401 and js(raw)["code"] == "bad_credentials", (r.status, raw)
+        assert r.getheader("Set-Cookie") is None
+        r, raw = w.login("alice", "alice-password", origin=w.public_url)  # web.public_url is an accepted Origin
+        assert r.status == 200, (r.status, raw)
+        s = js(raw)
+        assert s["user"] == "alice" and s["role"] == "customer-admin" and len(s["csrf_token"]) >= 40, s
+        sc = r.getheader("Set-Cookie")
+        for attr in ("HttpOnly", "Secure", "SameSite=Strict", "Path=/"):
+            assert attr in sc, sc
+        cookie = cookie_of(r)
+        print("ok: login (wrong and right password), cookie", sc.split("=")[0], "with HttpOnly Secure SameSite")
+
+        r, raw = w.request("GET", "/api/v1/session", headers={"Cookie": cookie})
+        assert r.status == 200 and js(raw)["user"] == "alice", (r.status, raw)
+        r, raw = w.request("GET", "/api/v1/session")
+        assert r.status == 401 and js(raw)["code"] == "not_logged_in", (r.status, raw)
+        r, raw = w.request("GET", "/api/v1/session", headers={"Cookie": "mxg_session=forged"})
+        assert r.status == 401, r.status
+
+        # Login from a foreign page, logout without the CSRF token or from a foreign Origin.
+        r, raw = w.login("alice", "alice-password", origin="https://evil.example")
+        assert r.status == 403 and js(raw)["code"] == "bad_origin", (r.status, raw)
+        r, raw = w.request("DELETE", "/api/v1/session", headers={"Cookie": cookie})
+        assert r.status == 403 and js(raw)["code"] == "bad_csrf_token", (r.status, raw)
+        r, raw = w.request("DELETE", "/api/v1/session",
+                           headers={"Cookie": cookie, "X-CSRF-Token": s["csrf_token"], "Origin": "https://evil.example"})
+        assert r.status == 403 and js(raw)["code"] == "bad_origin", (r.status, raw)
+        r, raw = w.request("DELETE", "/api/v1/session",
+                           headers={"Cookie": cookie, "X-CSRF-Token": s["csrf_token"], "Origin": None})
+        assert r.status == 403, r.status
+        r, raw = w.request("GET", "/api/v1/session", headers={"Cookie": cookie})
+        assert r.status == 200, "a refused logout must leave the session"
+        print("ok: CSRF token and Origin required (403 bad_csrf_token, bad_origin)")
+
+        r, raw = w.request("DELETE", "/api/v1/session", headers={"Cookie": cookie, "X-CSRF-Token": s["csrf_token"]})
+        assert r.status == 200, (r.status, raw)
+        assert "Max-Age=0" in r.getheader("Set-Cookie")
+        r, raw = w.request("GET", "/api/v1/session", headers={"Cookie": cookie})
+        assert r.status == 401, r.status
+        print("ok: logout invalidates the session")
+
+        # Per user: 5 failures from 5 addresses lock bob out everywhere, not alice.
+        for i in range(5):
+            r, _ = w.login("bob", "wrong-password", source="127.0.0.%d" % (10 + i))
+            assert r.status == 401, r.status
+        r, raw = w.login("bob", "bob-password", source="127.0.0.15")
+        assert r.status == 429 and js(raw)["code"] == "too_many_attempts", (r.status, raw)
+        assert int(r.getheader("Retry-After")) > 0
+        r, _ = w.login("alice", "alice-password", source="127.0.0.15")
+        assert r.status == 200, r.status
+        # Per address: 5 failures for unknown users lock the address out, not carol elsewhere.
+        for i in range(5):
+            r, _ = w.login("nobody%d" % i, "whatever-pw", source="127.0.0.20")
+            assert r.status == 401, r.status
+        r, raw = w.login("carol", "carol-password", source="127.0.0.20")
+        assert r.status == 429 and int(r.getheader("Retry-After")) > 0, (r.status, raw)
+        r, _ = w.login("carol", "carol-password", source="127.0.0.21")
+        assert r.status == 200, r.status
+        print("ok: 5 failed logins -> 429 with Retry-After, per user and per client address")
+
+        # Static files and their headers.
+        for path, ctype, needle in (("/", "text/html", b"<form"), ("/login.js", "text/javascript", b"fetch("),
+                                    ("/site.css", "text/css", b".card")):
+            r, raw = w.request("GET", path)
+            assert r.status == 200 and r.getheader("Content-Type").startswith(ctype), (path, r.status)
+            assert needle in raw, path
+            csp = r.getheader("Content-Security-Policy")
+            assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp, csp
+            assert r.getheader("X-Content-Type-Options") == "nosniff"
+            assert r.getheader("Referrer-Policy") == "no-referrer"
+        with open(os.path.join(STATIC, "index.html"), "rb") as f:
+            assert b"<script>" not in f.read(), "no inline script"
+        print("ok: static files with CSP, nosniff, no-referrer and content types")
+
+        secret = os.path.join(d.dir, "secret.txt")
+        with open(secret, "w") as f:
+            f.write("TOP-SECRET")
+        rel = os.path.relpath(secret, STATIC)
+        for path in ("/../" + rel, "/%2e%2e/" + rel, "/..%2f" + rel.replace("/", "%2f"), "/.hidden",
+                     "/nothing-here.html"):
+            r, raw = w.request("GET", path)
+            assert r.status == 404 and b"TOP-SECRET" not in raw, (path, r.status, raw[:80])
+        print("ok: path traversal refused (404)")
+
+        r, raw = w.request("GET", "/api/v1/no-such-thing")
+        assert r.status == 404 and r.getheader("Content-Type") == "application/json", r.status
+        assert js(raw)["code"] == "not_found"
+        r, raw = w.request("POST", "/api/v1/session", "not json")
+        assert r.status == 400 and js(raw)["code"] == "bad_request", (r.status, raw)
+        print("ok: unknown API path -> 404 JSON, bad body -> 400 JSON")
+
+        # In memory only: a restart logs everyone out.
+        r, raw = w.login("alice", "alice-password", source="127.0.0.30")
+        cookie = cookie_of(r)
+        w.stop()
+        w = Web(d)
+        r, _ = w.request("GET", "/api/v1/session", headers={"Cookie": cookie})
+        assert r.status == 401, r.status
+        print("ok: a restart of mxguard-web ends the sessions")
+    finally:
+        if w:
+            w.stop()
+        d.cleanup()
+    print("test_web: all passed")
+
+
+if __name__ == "__main__":
+    main()
