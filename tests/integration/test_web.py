@@ -17,8 +17,16 @@ STATIC = os.path.join(mxg.ROOT, "src/web/static")
 
 
 class Web:
-    def __init__(self, d):
+    def __init__(self, d, again=None):
+        """again: a stopped Web whose config (port, certificate) this one reuses."""
         self.d = d
+        if again:
+            self.port, self.cert, self.key, self.public_url = again.port, again.cert, again.key, again.public_url
+        else:
+            self.configure(d)
+        self.start()
+
+    def configure(self, d):
         self.port = mxg.free_port()
         self.cert, self.key = mxg.make_test_cert(d.dir)
         self.public_url = "https://mx.test.local:%d" % self.port
@@ -26,8 +34,10 @@ class Web:
             f.write('\n[web]\nlisten = ["127.0.0.1:%d"]\npublic_url = "%s"\ncertificate = "%s"\n'
                     'private_key = "%s"\nstatic_dir = "%s"\n' % (self.port, self.public_url, self.cert, self.key,
                                                                 STATIC))
-        self.log = open(os.path.join(d.dir, "web.log"), "w")
-        self.proc = subprocess.Popen([WEB, "--config", d.config], stdout=self.log, stderr=subprocess.STDOUT)
+
+    def start(self):
+        self.log = open(os.path.join(self.d.dir, "web.log"), "a")
+        self.proc = subprocess.Popen([WEB, "--config", self.d.config], stdout=self.log, stderr=subprocess.STDOUT)
         self.ctx = ssl.create_default_context(cafile=self.cert)
         deadline = time.time() + 30
         while True:
@@ -60,8 +70,9 @@ class Web:
                             headers={"Origin": origin} if origin else None)
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            assert self.proc.wait(timeout=20) == 0, "mxguard-web did not stop cleanly on SIGTERM"
         self.log.close()
 
 
@@ -199,7 +210,7 @@ def main():
         r, raw = w.login("alice", "alice-password", source="127.0.0.30")
         cookie = cookie_of(r)
         w.stop()
-        w = Web(d)
+        w = Web(d, again=w)
         r, _ = w.request("GET", "/api/v1/session", headers={"Cookie": cookie})
         assert r.status == 401, r.status
         print("ok: a restart of mxguard-web ends the sessions")
