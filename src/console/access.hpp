@@ -7,13 +7,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "exit_codes.hpp"
 #include "mxguard/core/result.hpp"
 #include "mxguard/store/accounts.hpp"
 #include "mxguard/store/config_store.hpp"
 
 namespace mxguard::console {
-
-inline constexpr int kExitNotPermitted = 5;
 
 struct Principal {
   std::string name;  // "console:<login>" for the operator at the appliance, else the user name

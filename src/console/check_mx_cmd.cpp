@@ -10,6 +10,7 @@
 #include "mxguard/core/net.hpp"
 #include "onboarding.hpp"
 #include "output.hpp"
+#include "validate.hpp"
 
 namespace mxguard::console {
 
@@ -49,7 +50,7 @@ MxReport check(const Config& cfg, dns::Resolver& resolver, const std::string& do
   return r;
 }
 
-nlohmann::ordered_json report_json(const MxReport& r) {
+nlohmann::ordered_json report_json(const MxReport& r, const std::string& backend) {
   nlohmann::ordered_json mx = nlohmann::ordered_json::array();
   for (const auto& t : r.targets)
     mx.push_back({{"preference", t.preference},
@@ -59,21 +60,12 @@ nlohmann::ordered_json report_json(const MxReport& r) {
                   {"addresses", t.addresses}});
   return {{"domain", r.domain},
           {"role", to_string(r.role)},
+          {"role_description", role_description(r.role, backend)},
+          {"delivers_to", backend},
           {"ok", r.ok},
           {"lookup", dns::to_string(r.lookup)},
           {"mx", mx},
           {"warnings", r.warnings}};
-}
-
-std::string role_text(MxRole role) {
-  switch (role) {
-    case MxRole::kPrimary: return "primary MX (MxGuard has the lowest preference)";
-    case MxRole::kBackup:
-      return "backup MX (another host is preferred; MxGuard holds mail and forwards it to the primary when it is back)";
-    case MxRole::kNotInMx: return "not in the MX set (mail for the domain does not reach MxGuard)";
-    case MxRole::kUnknown: return "unknown (the MX records could not be read)";
-  }
-  return "unknown";
 }
 
 std::string addresses_cell(const MxTarget& t) {
@@ -83,7 +75,7 @@ std::string addresses_cell(const MxTarget& t) {
   return fmt::format("{}", fmt::join(t.addresses, ", "));
 }
 
-void print_report(const MxReport& r) {
+void print_report(const MxReport& r, const std::string& backend) {
   if (!r.targets.empty()) {
     fmt::print("MX records of {}:\n", r.domain);
     Table table({"  PREF", "HOST", "OURS", "ADDRESSES"});
@@ -92,7 +84,7 @@ void print_report(const MxReport& r) {
                      addresses_cell(t)});
     table.print();
   }
-  fmt::print("Role: {}\n", role_text(r.role));
+  fmt::print("Role: {}\n", role_description(r.role, backend));
   if (!r.warnings.empty()) fmt::print("\n");
   // Bypass warnings are the ones an operator must not miss.
   for (const auto& w : r.warnings) fmt::print("{} {}\n", w.starts_with("BYPASS:") ? "!!!" : "  -", printable(w));
@@ -107,8 +99,9 @@ int run_check_mx(const Context& ctx, const CheckMxOptions& o) {
   if (!resolver) return runtime_error(resolver.error());
 
   MxReport r = check(ctx.config, *resolver, name);
-  if (o.json) print_json_line(report_json(r));
-  else print_report(r);
+  std::string backend = format_backend(m.domain.backend_host, m.domain.backend_port);
+  if (o.json) print_json_line(report_json(r, backend));
+  else print_report(r, backend);
   if (r.ok) return kExitOk;
   if (o.json) return kExitRuntime;
   return runtime_error(fmt::format("the MX set of {} needs attention ({})", r.domain,

@@ -13,15 +13,11 @@
 #include "mxguard/core/config.hpp"
 #include "mxguard/core/result.hpp"
 #include "access.hpp"
+#include "exit_codes.hpp"
 #include "mxguard/store/config_store.hpp"
 
 namespace mxguard::console {
 
-// Exit codes are a contract with scripts: 2 means "your input was wrong",
-// 1 means "the input was fine but something failed underneath".
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitRuntime = 1;
-inline constexpr int kExitUsage = 2;
 
 // What a command needs beyond its own options; built only after parsing, so
 // `--help` works even when the configuration is broken.

@@ -16,10 +16,17 @@ namespace {
 
 struct AddOptions {
   std::string name;
+  bool json = false;
+};
+
+struct RemoveOptions {
+  std::string name;
+  bool json = false;
 };
 
 struct RenameOptions {
   std::string from, to;
+  bool json = false;
 };
 
 struct ListOptions {
@@ -32,18 +39,21 @@ int run_add(const Context& ctx, const AddOptions& o) {
   if (auto s = check_customer_name(o.name); !s) return usage_error(s.error());
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto added = (*store)->add_customer(store::Customer{o.name, now_ms()});
+  store::Customer c{o.name, now_ms()};
+  auto added = (*store)->add_customer(c);
   if (!added) return runtime_error(added.error());
   if (!*added) return usage_error(fmt::format("customer {} already exists", o.name));
   if (auto s = audit(**store, ctx.principal, "customer.add", o.name, nullptr, {{"name", o.name}}); !s)
     return runtime_error(s.error());
-  fmt::print("Added customer {}.\n", o.name);
+  if (o.json) print_json_line({{"name", c.name}, {"domains", 0}, {"created", iso8601(c.created_ms)}});
+  else fmt::print("Added customer {}.\n", o.name);
   return kExitOk;
 }
 
 // Refuses while the customer still owns domains or users: removing them is a
 // decision the operator takes one by one, not a side effect.
-int run_remove(const Context& ctx, const std::string& name) {
+int run_remove(const Context& ctx, const RemoveOptions& o) {
+  const std::string& name = o.name;
   if (!is_operator(ctx.principal)) return fail(kExitNotPermitted, not_permitted("removing customers"));
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
@@ -64,6 +74,11 @@ int run_remove(const Context& ctx, const std::string& name) {
   }
   nlohmann::ordered_json was = {{"name", name}, {"created", iso8601((*before)->created_ms)}};
   if (auto s = audit(**store, ctx.principal, "customer.remove", name, was, nullptr); !s) return runtime_error(s.error());
+  if (o.json) {
+    was["removed"] = true;
+    print_json_line(was);
+    return kExitOk;
+  }
   fmt::print("Removed customer {}.\n", name);
   return kExitOk;
 }
@@ -80,7 +95,8 @@ int run_rename(const Context& ctx, const RenameOptions& o) {
   if (*renamed == Change::kNameTaken) return fail(kExitTaken, fmt::format("customer {} already exists", o.to));
   if (auto s = audit(**store, ctx.principal, "customer.rename", o.from, {{"name", o.from}}, {{"name", o.to}}); !s)
     return runtime_error(s.error());
-  fmt::print("Renamed customer {} to {}; its domains and users moved with it.\n", o.from, o.to);
+  if (o.json) print_json_line({{"name", o.to}, {"renamed_from", o.from}});
+  else fmt::print("Renamed customer {} to {}; its domains and users moved with it.\n", o.from, o.to);
   return kExitOk;
 }
 
@@ -137,17 +153,20 @@ void add_customer_commands(CLI::App& root, Commands& out) {
   auto add = std::make_shared<AddOptions>();
   CLI::App* add_cmd = group->add_subcommand("add", "Add a customer account");
   add_cmd->add_option("NAME", add->name, "Customer name: 1 to 64 of A-Z a-z 0-9 . _ -")->required();
+  add_json_flag(*add_cmd, add->json);
   out.push_back({add_cmd, [add](const Context& ctx) { return run_add(ctx, *add); }});
 
-  auto remove = std::make_shared<std::string>();
+  auto remove = std::make_shared<RemoveOptions>();
   CLI::App* remove_cmd = group->add_subcommand("remove", "Remove a customer that has no domains or users left");
-  remove_cmd->add_option("NAME", *remove, "Customer name")->required();
+  remove_cmd->add_option("NAME", remove->name, "Customer name")->required();
+  add_json_flag(*remove_cmd, remove->json);
   out.push_back({remove_cmd, [remove](const Context& ctx) { return run_remove(ctx, *remove); }});
 
   auto rename = std::make_shared<RenameOptions>();
   CLI::App* rename_cmd = group->add_subcommand("rename", "Rename a customer; its domains and users follow");
   rename_cmd->add_option("OLD", rename->from, "Current name")->required();
   rename_cmd->add_option("NEW", rename->to, "New name: 1 to 64 of A-Z a-z 0-9 . _ -")->required();
+  add_json_flag(*rename_cmd, rename->json);
   out.push_back({rename_cmd, [rename](const Context& ctx) { return run_rename(ctx, *rename); }});
 
   auto list = std::make_shared<ListOptions>();

@@ -2,12 +2,14 @@
 #include <fmt/format.h>
 
 #include <memory>
+#include <set>
 
 #include "console.hpp"
 #include "dns_commands.hpp"
 #include "domain_view.hpp"
 #include "onboarding.hpp"
 #include "output.hpp"
+#include "risks.hpp"
 #include "token.hpp"
 #include "validate.hpp"
 
@@ -26,6 +28,7 @@ struct AddOptions {
   std::string auth_password_file;
   bool active = false;
   bool force = false;
+  bool json = false;
 };
 
 struct NameOptions {
@@ -78,6 +81,21 @@ Result<store::Domain> domain_from_options(const AddOptions& o) {
   return d;
 }
 
+// The risky settings a new domain would start with. A pending domain gets
+// no mail before it is verified, so recipients=list without recipients only
+// counts when it starts active.
+Result<std::vector<std::string>> new_domain_risks(const Context& ctx, const store::ConfigStore& store,
+                                                  const store::Domain& d, bool active) {
+  RiskFacts facts;
+  facts.dane_trust_anchor = !ctx.config.delivery.dane_trust_anchor.empty();
+  auto known = store.recipients(d.name);
+  if (!known) return Error{known.error()};
+  facts.recipients = known->size();
+  std::set<std::string> keys = {"tls", "trust"};
+  if (active) keys.insert("recipients");
+  return setting_risks(d, keys, facts);
+}
+
 void print_added(const Context& ctx, const store::Domain& d, bool new_customer) {
   if (new_customer) fmt::print("Note: customer {} did not exist and was created.\n", d.customer);
   fmt::print("Added domain {} for customer {} ({}), delivering to {}.\n", d.name, d.customer,
@@ -90,15 +108,19 @@ int run_add(const Context& ctx, const AddOptions& o) {
   if (!d) return usage_error(d.error());
   if (!may_manage_customer(ctx.principal, d->customer))
     return fail(kExitNotPermitted, not_permitted(fmt::format("adding domains for customer {}", d->customer)));
-  if (!is_operator(ctx.principal) && (o.force || o.active))
-    return fail(kExitNotPermitted, not_permitted("--force and --active are for operators"));
+  if (!is_operator(ctx.principal) && o.active) return fail(kExitNotPermitted, not_permitted("--active is for operators"));
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
   auto blocklist = Blocklist::load_default();
   if (!blocklist) return runtime_error(blocklist.error());
-  auto refusal = admit_new_domain(**store, *d, *blocklist, o.force);
+  // Anyone may confirm a risky setting with --force; only an operator's
+  // --force lets a domain on the high-value blocklist in.
+  auto refusal = admit_new_domain(**store, *d, *blocklist, o.force && is_operator(ctx.principal));
   if (!refusal) return runtime_error(refusal.error());
   if (*refusal) return fail((*refusal)->exit_code, (*refusal)->message);
+  auto risks = new_domain_risks(ctx, **store, *d, o.active);
+  if (!risks) return runtime_error(risks.error());
+  if (!risks->empty() && !o.force) return fail(kExitNeedsForce, force_refusal(*risks));
 
   // Active domains get a token too, so every record has the same shape and a
   // later re-verification has something to check.
@@ -114,6 +136,12 @@ int run_add(const Context& ctx, const AddOptions& o) {
   if (*outcome == Outcome::kDomainExists) return fail(kExitTaken, fmt::format("domain {} already exists", d->name));
   if (auto s = audit(**store, ctx.principal, "domain.add", d->name, nullptr, domain_record(*d)); !s)
     return runtime_error(s.error());
+  if (o.json) {
+    nlohmann::ordered_json j = domain_json(ctx.config, *d);
+    j["customer_created"] = *outcome == Outcome::kAddedWithCustomer;
+    print_json_line(j);
+    return kExitOk;
+  }
   print_added(ctx, *d, *outcome == Outcome::kAddedWithCustomer);
   return kExitOk;
 }
@@ -155,6 +183,12 @@ int run_remove(const Context& ctx, const NameOptions& o) {
   if (!*removed) return usage_error(fmt::format("no such domain: {}", *name));
   if (auto s = audit(**store, ctx.principal, "domain.remove", *name, domain_record(*before), nullptr); !s)
     return runtime_error(s.error());
+  if (o.json) {
+    nlohmann::ordered_json j = domain_json(ctx.config, *before);
+    j["removed"] = true;
+    print_json_line(j);
+    return kExitOk;
+  }
   fmt::print("Removed domain {}.\n", *name);
   return kExitOk;
 }
@@ -174,7 +208,11 @@ void add_add_command(CLI::App& group, Commands& out) {
   cmd->add_option("--auth-password-file", o->auth_password_file,
                   "Read the SMTP AUTH password from this file ('-' = stdin); never given on the command line");
   cmd->add_flag("--active", o->active, "Skip DNS verification (operator only)");
-  cmd->add_flag("--force", o->force, "Add a domain on the high-value blocklist (operator only)");
+  cmd->add_flag("--force", o->force,
+                "Go ahead despite a risk: a risky setting (tls=dane without delivery.dane_trust_anchor, trust=auth "
+                "without a password, --recipients list with --active and no recipients), or, operators only, a "
+                "domain on the high-value blocklist");
+  add_json_flag(*cmd, o->json);
   out.push_back({cmd, [o](const Context& ctx) { return run_add(ctx, *o); }});
 }
 
@@ -197,6 +235,7 @@ void add_remove_command(CLI::App& group, Commands& out) {
   auto o = std::make_shared<NameOptions>();
   CLI::App* cmd = group.add_subcommand("remove", "Remove a domain (mail for it is refused from then on)");
   cmd->add_option("DOMAIN", o->domain, "Domain name")->required();
+  add_json_flag(*cmd, o->json);
   out.push_back({cmd, [o](const Context& ctx) { return run_remove(ctx, *o); }});
 }
 

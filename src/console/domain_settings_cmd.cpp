@@ -6,9 +6,13 @@
 #include <charconv>
 #include <cmath>
 #include <memory>
+#include <set>
 
 #include "console.hpp"
+#include "domain_view.hpp"
 #include "onboarding.hpp"
+#include "output.hpp"
+#include "risks.hpp"
 #include "validate.hpp"
 
 namespace mxguard::console {
@@ -19,11 +23,21 @@ struct SetOptions {
   std::string domain;
   std::vector<std::string> assignments;
   std::string auth_password_file;
+  bool force = false;
+  bool json = false;
 };
 
 struct NameOption {
   std::string domain;
+  bool json = false;
 };
+
+// The keys of KEY=VALUE assignments, for the risk checks.
+std::set<std::string> changed_keys(const std::vector<std::string>& assignments) {
+  std::set<std::string> keys;
+  for (const auto& a : assignments) keys.insert(a.substr(0, a.find('=')));
+  return keys;
+}
 
 Result<double> parse_score(std::string_view key, std::string_view v) {
   std::string s(v);
@@ -97,6 +111,13 @@ int run_set(const Context& ctx, const SetOptions& o) {
     if (!pw) return usage_error(pw.error());
     password = std::move(*pw);
   }
+  RiskFacts facts;
+  facts.dane_trust_anchor = !ctx.config.delivery.dane_trust_anchor.empty();
+  auto known = m.store->recipients(m.domain.name);
+  if (!known) return runtime_error(known.error());
+  facts.recipients = known->size();
+  std::set<std::string> keys = changed_keys(o.assignments);
+  bool risky = false;
   // The settings are applied to the record as it is inside the write
   // transaction, so a concurrent change to other settings is not lost.
   store::Domain before;
@@ -116,13 +137,22 @@ int run_set(const Context& ctx, const SetOptions& o) {
                                d.quarantine_threshold)};
     if (d.trust == "auth" && d.auth_user.empty()) return Error{"trust=auth needs auth_user"};
     input_error = false;
+    if (auto risks = setting_risks(d, keys, facts); !risks.empty() && !o.force) {
+      risky = true;
+      return Error{force_refusal(risks)};
+    }
     return {};
   });
+  if (!updated && risky) return fail(kExitNeedsForce, updated.error());
   if (!updated) return input_error ? usage_error(updated.error()) : runtime_error(updated.error());
   if (!*updated) return usage_error(fmt::format("no such domain: {}", m.domain.name));
   const store::Domain* d = &**updated;
   if (auto s = audit(*m.store, ctx.principal, "domain.set", d->name, domain_record(before), domain_record(*d)); !s)
     return runtime_error(s.error());
+  if (o.json) {
+    print_json_line(domain_json(ctx.config, *d));
+    return kExitOk;
+  }
   fmt::print("Updated {}: {}{}.\n", d->name, fmt::join(o.assignments, ", "),
              o.auth_password_file.empty() ? "" : (o.assignments.empty() ? "auth password" : ", auth password"));
   return kExitOk;
@@ -151,7 +181,8 @@ int run_status(const Context& ctx, const NameOption& o, store::DomainStatus to) 
                      d->name, {{"status", store::to_string(was)}}, {{"status", store::to_string(to)}});
       !s)
     return runtime_error(s.error());
-  fmt::print("{} is now {}.\n", d->name, store::to_string(to));
+  if (o.json) print_json_line(domain_json(ctx.config, *d));
+  else fmt::print("{} is now {}.\n", d->name, store::to_string(to));
   return kExitOk;
 }
 
@@ -167,6 +198,10 @@ void add_domain_settings_commands(CLI::App& group, Commands& out) {
                                                 "greylist_threshold=N digest_from=ADDR quarantine_days=N");
   cmd->add_option("--auth-password-file", set->auth_password_file,
                   "Read the SMTP AUTH password from this file ('-' = stdin); an empty one keeps the stored password");
+  cmd->add_flag("--force", set->force,
+                "Set it even when risky: greylist_threshold below 0, recipients=list with no recipients, tls=dane "
+                "without delivery.dane_trust_anchor, trust=auth without a stored password");
+  add_json_flag(*cmd, set->json);
   out.push_back({cmd, [set](const Context& ctx) { return run_set(ctx, *set); }});
 
   struct StatusCommand {
@@ -182,6 +217,7 @@ void add_domain_settings_commands(CLI::App& group, Commands& out) {
     auto o = std::make_shared<NameOption>();
     CLI::App* c = group.add_subcommand(sc.name, sc.help);
     c->add_option("DOMAIN", o->domain, "Domain name")->required();
+    add_json_flag(*c, o->json);
     store::DomainStatus to = sc.to;
     out.push_back({c, [o, to](const Context& ctx) { return run_status(ctx, *o, to); }});
   }

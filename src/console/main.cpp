@@ -121,6 +121,13 @@ std::optional<std::string> unknown_command_message(CLI::App& root, int argc, cha
   return std::nullopt;
 }
 
+// The exit status table, at the end of `mxguard --help`.
+std::string exit_codes_help() {
+  std::string out = "Exit codes:";
+  for (const auto& e : kExitCodes) out += fmt::format("\n  {}  {}", e.code, e.meaning);
+  return out;
+}
+
 // A bare group ("mxguard domain") is a request for guidance: show its help,
 // then fail, so scripts do not mistake it for a successful command.
 int missing_subcommand(CLI::App& at, bool is_root) {
@@ -137,6 +144,7 @@ int parse_and_run(int argc, char** argv) {
   app.fallthrough();
   app.require_subcommand(0, 1);
   app.set_version_flag("--version", "mxguard " MXGUARD_VERSION, "Print the version and exit");
+  app.footer(exit_codes_help());
   std::string config_path, as_user;
   app.add_option("--as", as_user, "Run the command with this user's rights (tenant isolation)");
   app.add_option("--config", config_path,

@@ -116,6 +116,24 @@ std::string_view to_string(MxRole role) {
   return "unknown";
 }
 
+std::string role_description(MxRole role, std::string_view backend) {
+  switch (role) {
+    case MxRole::kPrimary:
+      return fmt::format("primary MX (MxGuard has the lowest preference): it filters the domain's mail and "
+                         "delivers it to the configured backend {}",
+                         backend);
+    case MxRole::kBackup:
+      // A backup MX here is not a store-and-forward relay for the primary:
+      // what reaches MxGuard is filtered and delivered like any other mail.
+      return fmt::format("backup MX (another host is preferred, so senders try it first): mail that reaches "
+                         "MxGuard is filtered and delivered to the configured backend {}",
+                         backend);
+    case MxRole::kNotInMx: return "not in the MX set (mail for the domain does not reach MxGuard)";
+    case MxRole::kUnknown: return "unknown (the MX records could not be read)";
+  }
+  return "unknown";
+}
+
 bool is_our_host(std::string_view host, const std::vector<std::string>& our_hosts) {
   std::string_view h = host;
   if (!h.empty() && h.back() == '.') h.remove_suffix(1);

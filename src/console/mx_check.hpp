@@ -38,6 +38,11 @@ struct MxReport {
   std::vector<std::string> warnings;  // bypass warnings first, each starting "BYPASS:"
 };
 
+// What the role means for the domain's mail, in one sentence for people and
+// the JSON. `backend` is the domain's configured backend ("host:port"): in
+// either role MxGuard filters what reaches it and delivers to that backend.
+std::string role_description(MxRole role, std::string_view backend);
+
 // Is `host` (lower case, no trailing dot) one of `our_hosts`?
 bool is_our_host(std::string_view host, const std::vector<std::string>& our_hosts);
 

@@ -11,6 +11,7 @@
 #include "mxguard/core/config.hpp"
 #include "mxguard/core/result.hpp"
 #include "blocklist.hpp"
+#include "exit_codes.hpp"
 #include "mxguard/store/config_store.hpp"
 
 namespace mxguard::console {
@@ -21,10 +22,6 @@ inline constexpr unsigned kVerifyTtl = 300;
 // least one dot, at most 253 characters, no trailing dot. Used for lookups
 // too, so "Example.COM" finds "example.com".
 Result<std::string> normalize_domain(std::string_view input);
-
-// Distinct exit statuses for the onboarding refusals, so scripts can tell them apart.
-inline constexpr int kExitBlocklisted = 3;
-inline constexpr int kExitTaken = 4;
 
 struct RefusalReason {
   int exit_code;

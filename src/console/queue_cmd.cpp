@@ -38,6 +38,7 @@ struct RetryOptions {
   std::string id;
   bool all = false;
   std::string domain, state;
+  bool json = false;
 };
 
 struct QueuedMessage {
@@ -308,7 +309,8 @@ int run_delete(const Context& ctx, const IdOptions& o) {
   if (!*removed) return no_such_message(access->scope, o.id);
   if (auto s = audit(*access->store, ctx.principal, "queue.delete", o.id, {{"id", o.id}}, nullptr); !s)
     return runtime_error(s.error());
-  fmt::print("Deleted message {}.\n", o.id);
+  if (o.json) print_json_line({{"id", o.id}, {"deleted", true}});
+  else fmt::print("Deleted message {}.\n", o.id);
   return kExitOk;
 }
 
@@ -316,8 +318,7 @@ int run_delete(const Context& ctx, const IdOptions& o) {
 // sender when `bounce`), with its audit entry. Returns false when the
 // message left the queue meanwhile (delivered, or deleted).
 Result<bool> reschedule(store::Spool& spool, store::ConfigStore& config, const Principal& p, const QueuedMessage& m,
-                        bool bounce) {
-  int64_t now = now_ms();
+                        bool bounce, int64_t now) {
   auto moved = spool.reschedule(m.envelope.id, now, bounce);
   if (!moved) return Error{moved.error()};
   if (!*moved) return false;
@@ -329,22 +330,35 @@ Result<bool> reschedule(store::Spool& spool, store::ConfigStore& config, const P
   return true;
 }
 
-int run_retry_one(const Context& ctx, Access& access, const std::string& id) {
+// What `retry --json` and `bounce --json` print: the queue entry as rescheduled.
+void print_rescheduled(const QueuedMessage& m, int64_t now, bool bounce) {
+  nlohmann::ordered_json j = {{"id", m.envelope.id}, {"state", queue_state_name(m.entry.state)},
+                              {"next_attempt", iso8601_ms(now)}};
+  if (bounce) {
+    j["bounce"] = true;
+    j["sender"] = m.envelope.sender;
+  }
+  print_json_line(j);
+}
+
+int run_retry_one(const Context& ctx, Access& access, const std::string& id, bool json) {
   std::unique_ptr<store::Spool> spool;
   QueuedMessage m;
   if (int rc = locate(ctx, access.scope, id, spool, m); rc != kExitOk) return rc;
   if (int rc = refuse_shared(access.scope, m); rc != kExitOk) return rc;
-  auto done = reschedule(*spool, *access.store, ctx.principal, m, false);
+  int64_t now = now_ms();
+  auto done = reschedule(*spool, *access.store, ctx.principal, m, false, now);
   if (!done) return runtime_error(done.error());
   if (!*done) return no_such_message(access.scope, id);
-  fmt::print("Message {} will be retried now.\n", id);
+  if (json) print_rescheduled(m, now, false);
+  else fmt::print("Message {} will be retried now.\n", id);
   return kExitOk;
 }
 
 // `retry --all`: every message the filters select. Messages shared with
 // other tenants are skipped for non-operators (and counted), not refused
 // wholesale, so one shared message does not block a tenant's own retries.
-int run_retry_all(const Context& ctx, Access& access, const QueueFilter& filter) {
+int run_retry_all(const Context& ctx, Access& access, const QueueFilter& filter, bool json) {
   auto messages = collect_queue(ctx.config.state_dir, access.scope, filter);
   if (!messages) return runtime_error(messages.error());
   size_t retried = 0, skipped = 0;
@@ -361,10 +375,14 @@ int run_retry_all(const Context& ctx, Access& access, const QueueFilter& filter)
       if (!opened) return runtime_error(opened.error());
       spool = std::move(*opened);
     }
-    auto done = reschedule(*spool, *access.store, ctx.principal, m, false);
+    int64_t now = now_ms();
+    auto done = reschedule(*spool, *access.store, ctx.principal, m, false, now);
     if (!done) return runtime_error(fmt::format("{} ({} retried before the error)", done.error(), retried));
-    if (*done) ++retried;
+    if (!*done) continue;
+    ++retried;
+    if (json) print_rescheduled(m, now, false);
   }
+  if (json) return kExitOk;
   std::string note = skipped == 0 ? "" : fmt::format(" ({} skipped: they also have recipients outside your domains)",
                                                      skipped);
   fmt::print("{} will be retried now.{}\n", count_of(retried, "message", "messages"), note);
@@ -376,10 +394,10 @@ int run_retry(const Context& ctx, const RetryOptions& o) {
   auto access = open_access(ctx, rc);
   if (!access) return rc;
   if (o.id.empty() && !o.all) return usage_error("give a message id or --all");
-  if (!o.all) return run_retry_one(ctx, *access, o.id);
+  if (!o.all) return run_retry_one(ctx, *access, o.id, o.json);
   QueueFilter filter;
   if (rc = make_filter(access->scope, o.domain, o.state, filter); rc != kExitOk) return rc;
-  return run_retry_all(ctx, *access, filter);
+  return run_retry_all(ctx, *access, filter, o.json);
 }
 
 int run_bounce(const Context& ctx, const IdOptions& o) {
@@ -390,9 +408,14 @@ int run_bounce(const Context& ctx, const IdOptions& o) {
   QueuedMessage m;
   if (rc = locate(ctx, access->scope, o.id, spool, m); rc != kExitOk) return rc;
   if (rc = refuse_shared(access->scope, m); rc != kExitOk) return rc;
-  auto done = reschedule(*spool, *access->store, ctx.principal, m, true);
+  int64_t now = now_ms();
+  auto done = reschedule(*spool, *access->store, ctx.principal, m, true, now);
   if (!done) return runtime_error(done.error());
   if (!*done) return no_such_message(access->scope, o.id);
+  if (o.json) {
+    print_rescheduled(m, now, true);
+    return kExitOk;
+  }
   // A message with the null sender (itself a bounce) has nobody to return it
   // to: the engine drops it, as RFC 5321 section 4.5.5 requires.
   if (m.envelope.sender.empty())
@@ -432,6 +455,7 @@ void add_retry_command(CLI::App& group, Commands& out) {
   cmd->add_option("--domain", o->domain, "With --all: only messages with a pending recipient in this domain")
       ->needs(all);
   cmd->add_option("--state", o->state, "With --all: only messages in this state (queued or deferred)")->needs(all);
+  add_json_flag(*cmd, o->json);
   out.push_back({cmd, [o](const Context& ctx) { return run_retry(ctx, *o); }});
 }
 
@@ -440,6 +464,7 @@ void add_bounce_command(CLI::App& group, Commands& out) {
   CLI::App* cmd = group.add_subcommand(
       "bounce", "Give up on a queued message: the engine returns it to its sender with a DSN and removes it");
   cmd->add_option("ID", o->id, "Message id")->required();
+  add_json_flag(*cmd, o->json);
   out.push_back({cmd, [o](const Context& ctx) { return run_bounce(ctx, *o); }});
 }
 
@@ -447,6 +472,7 @@ void add_delete_command(CLI::App& group, Commands& out) {
   auto o = std::make_shared<IdOptions>();
   CLI::App* cmd = group.add_subcommand("delete", "Delete a queued message without delivering it or telling the sender");
   cmd->add_option("ID", o->id, "Message id")->required();
+  add_json_flag(*cmd, o->json);
   out.push_back({cmd, [o](const Context& ctx) { return run_delete(ctx, *o); }});
 }
 

@@ -15,18 +15,31 @@ namespace mxguard::console {
 namespace {
 
 struct AddressOptions {
-  std::vector<std::string> addresses;
+  std::vector<std::string> args;  // DOMAIN ADDRESS... or, the older spelling, ADDRESS...
+  bool json = false;
 };
 
 struct ListOptions {
-  std::string domain;
+  std::vector<std::string> args;  // DOMAIN
+  std::string domain;             // --domain D, the older spelling
   bool json = false;
 };
 
 struct ImportOptions {
-  std::string file;
+  std::vector<std::string> args;  // DOMAIN FILE, or FILE with --domain D
   std::string domain;
+  bool json = false;
 };
+
+// The one domain a command acts on: the DOMAIN argument or, as before, --domain.
+Result<std::string> domain_argument(const std::vector<std::string>& args, const std::string& option,
+                                    std::string_view usage) {
+  if (args.size() > 1) return Error{fmt::format("too many arguments (usage: {})", usage)};
+  if (!args.empty() && !option.empty())
+    return Error{fmt::format("the domain is given twice: {} and --domain {}", args[0], option)};
+  if (args.empty() && option.empty()) return Error{fmt::format("the domain is missing (usage: {})", usage)};
+  return args.empty() ? option : args[0];
+}
 
 // Splits and checks "local@domain" the way RCPT TO would parse it.
 Result<std::pair<std::string, std::string>> split_address(std::string_view a) {
@@ -44,13 +57,37 @@ Status check_domain(const store::ConfigStore& store, const Principal& p, std::st
   return {};
 }
 
-int run_add_remove(const Context& ctx, const AddressOptions& o, bool add) {
+// "DOMAIN alice bob@DOMAIN" or the older "alice@d1 bob@d2": a first word
+// without '@' is the domain, and the words after it are local parts or
+// addresses in that domain.
+Result<std::vector<std::pair<std::string, std::string>>> parse_addresses(const std::vector<std::string>& args,
+                                                                         std::string_view usage) {
   std::vector<std::pair<std::string, std::string>> parsed;
-  for (const auto& a : o.addresses) {
-    auto p = split_address(a);
-    if (!p) return usage_error(p.error());
-    parsed.push_back(*p);
+  if (args.empty()) return Error{fmt::format("the domain and the addresses are missing (usage: {})", usage)};
+  std::string domain;
+  size_t first = 0;
+  if (args[0].find('@') == std::string::npos) {
+    auto name = normalize_domain(args[0]);
+    if (!name) return Error{name.error()};
+    domain = std::move(*name);
+    first = 1;
+    if (args.size() == 1) return Error{fmt::format("no address after the domain {} (usage: {})", domain, usage)};
   }
+  for (size_t i = first; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    bool local_only = !domain.empty() && a.find('@') == std::string::npos;
+    auto p = split_address(local_only ? a + "@" + domain : a);
+    if (!p) return Error{p.error()};
+    if (!domain.empty() && p->second != domain) return Error{fmt::format("{} is not in {}", a, domain)};
+    parsed.push_back(std::move(*p));
+  }
+  return parsed;
+}
+
+int run_add_remove(const Context& ctx, const AddressOptions& o, bool add) {
+  auto addresses = parse_addresses(o.args, fmt::format("mxguard recipient {} DOMAIN ADDRESS...", add ? "add" : "remove"));
+  if (!addresses) return usage_error(addresses.error());
+  const auto& parsed = *addresses;
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
   int code;
@@ -66,14 +103,19 @@ int run_add_remove(const Context& ctx, const AddressOptions& o, bool add) {
                          add ? nlohmann::ordered_json{{"address", addr}} : nlohmann::ordered_json(nullptr));
           !s)
         return runtime_error(s.error());
-    fmt::print("{} {}@{}{}\n", add ? "Added" : "Removed", local, domain,
-               *changed ? "" : (add ? " (already present)" : " (was not present)"));
+    if (o.json)
+      print_json_line({{"address", addr}, {"domain", domain}, {"kind", "mailbox"}, {add ? "added" : "removed", *changed}});
+    else
+      fmt::print("{} {}@{}{}\n", add ? "Added" : "Removed", local, domain,
+                 *changed ? "" : (add ? " (already present)" : " (was not present)"));
   }
   return kExitOk;
 }
 
 int run_list(const Context& ctx, const ListOptions& o) {
-  auto name = normalize_domain(o.domain);
+  auto typed = domain_argument(o.args, o.domain, "mxguard recipient list DOMAIN");
+  if (!typed) return usage_error(typed.error());
+  auto name = normalize_domain(*typed);
   if (!name) return usage_error(name.error());
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
@@ -91,11 +133,18 @@ int run_list(const Context& ctx, const ListOptions& o) {
 
 // One address per line; blank lines and '#' comments are skipped. Any bad or
 // duplicate line stops the import with its line number, and nothing is written.
-int run_import(const Context& ctx, const ImportOptions& o) {
-  auto name = normalize_domain(o.domain);
+int run_import(const Context& ctx, ImportOptions o) {
+  // DOMAIN FILE; the older spelling is FILE --domain DOMAIN.
+  constexpr std::string_view kUsage = "mxguard recipient import DOMAIN FILE";
+  if (o.args.empty()) return usage_error(fmt::format("the domain and the file are missing (usage: {})", kUsage));
+  std::string file = o.args.back();
+  o.args.pop_back();
+  auto typed = domain_argument(o.args, o.domain, kUsage);
+  if (!typed) return usage_error(typed.error());
+  auto name = normalize_domain(*typed);
   if (!name) return usage_error(name.error());
-  std::ifstream in(o.file);
-  if (!in) return usage_error(fmt::format("cannot read {}", o.file));
+  std::ifstream in(file);
+  if (!in) return usage_error(fmt::format("cannot read {}", file));
   std::vector<std::string> locals;
   std::set<std::string> seen;
   std::vector<std::string> problems;
@@ -113,7 +162,7 @@ int run_import(const Context& ctx, const ImportOptions& o) {
     else locals.push_back(p->first);
   }
   if (!problems.empty())
-    return usage_error(fmt::format("{}: nothing imported: {}", o.file, fmt::join(problems, "; ")));
+    return usage_error(fmt::format("{}: nothing imported: {}", file, fmt::join(problems, "; ")));
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
   int code;
@@ -121,9 +170,13 @@ int run_import(const Context& ctx, const ImportOptions& o) {
   auto added = (*store)->import_recipients(*name, locals);
   if (!added) return runtime_error(added.error());
   if (auto s = audit(**store, ctx.principal, "recipient.import", *name, nullptr,
-                     {{"file", o.file}, {"addresses", locals.size()}, {"new", *added}});
+                     {{"file", file}, {"addresses", locals.size()}, {"new", *added}});
       !s)
     return runtime_error(s.error());
+  if (o.json) {
+    print_json_line({{"domain", *name}, {"file", file}, {"addresses", locals.size()}, {"new", *added}});
+    return kExitOk;
+  }
   fmt::print("Imported {} into {} ({} already present).\n", count_of(*added, "recipient", "recipients"), *name,
              locals.size() - *added);
   return kExitOk;
@@ -137,18 +190,23 @@ void add_recipient_commands(CLI::App& root, Commands& out) {
     auto o = std::make_shared<AddressOptions>();
     CLI::App* cmd = group->add_subcommand(add ? "add" : "remove", add ? "Add recipient addresses"
                                                                        : "Remove recipient addresses");
-    cmd->add_option("ADDRESS", o->addresses, "local@domain (the domain must be managed here)")->required();
+    cmd->add_option("ARGS", o->args,
+                    "DOMAIN ADDRESS...: the domain, then local parts or local@DOMAIN addresses (the older "
+                    "spelling, addresses only, still works)");
+    add_json_flag(*cmd, o->json);
     out.push_back({cmd, [o, add](const Context& ctx) { return run_add_remove(ctx, *o, add); }});
   }
   auto l = std::make_shared<ListOptions>();
   CLI::App* list = group->add_subcommand("list", "List a domain's recipients");
-  list->add_option("--domain", l->domain, "Domain name")->required();
+  list->add_option("DOMAIN", l->args, "Domain name");
+  list->add_option("--domain", l->domain, "Same as the DOMAIN argument (older spelling)");
   add_json_flag(*list, l->json);
   out.push_back({list, [l](const Context& ctx) { return run_list(ctx, *l); }});
   auto i = std::make_shared<ImportOptions>();
   CLI::App* imp = group->add_subcommand("import", "Import addresses from a file, one per line (all or nothing)");
-  imp->add_option("FILE", i->file, "File with one address per line")->required();
-  imp->add_option("--domain", i->domain, "Domain the addresses belong to")->required();
+  imp->add_option("ARGS", i->args, "DOMAIN FILE: the domain, then a file with one address per line");
+  imp->add_option("--domain", i->domain, "The domain (older spelling: import FILE --domain DOMAIN)");
+  add_json_flag(*imp, i->json);
   out.push_back({imp, [i](const Context& ctx) { return run_import(ctx, *i); }});
 }
 

@@ -101,6 +101,7 @@ int run_scan(const Context& ctx, const ScanCmdOptions& o) {
 struct LearnOptions {
   std::string kind;
   std::vector<std::string> files;
+  bool json = false;
 };
 
 std::string message_key(std::string_view data) {
@@ -157,9 +158,13 @@ int run_learn(const Context& ctx, const LearnOptions& o) {
   if (!flush()) return kExitRuntime;
   auto counts = (*model)->counts();
   if (!counts) return runtime_error(counts.error());
-  fmt::print("Learned {} as {}; the model now holds {} spam and {} ham messages, {} tokens.\n",
-             count_of(learned, "message", "messages"), o.kind, counts->spam_messages, counts->ham_messages,
-             counts->tokens);
+  if (o.json)
+    print_json_line({{"learned", learned}, {"as", o.kind}, {"spam_messages", counts->spam_messages},
+                     {"ham_messages", counts->ham_messages}, {"tokens", counts->tokens}});
+  else
+    fmt::print("Learned {} as {}; the model now holds {} spam and {} ham messages, {} tokens.\n",
+               count_of(learned, "message", "messages"), o.kind, counts->spam_messages, counts->ham_messages,
+               counts->tokens);
   return rc;
 }
 
@@ -179,6 +184,7 @@ void add_scan_commands(CLI::App& root, Commands& out) {
     CLI::App* cmd = root.add_subcommand("learn", "Train the Bayes model with messages known to be ham or spam");
     cmd->add_option("KIND", o->kind, "ham or spam")->required();
     cmd->add_option("FILE", o->files, "Message files or directories of them")->required();
+    add_json_flag(*cmd, o->json);
     out.push_back({cmd, [o](const Context& ctx) { return run_learn(ctx, *o); }});
   }
 }

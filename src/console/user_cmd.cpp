@@ -119,7 +119,8 @@ int run_add(const Context& ctx, const UserOptions& o) {
   if (!*added) return fail(kExitTaken, fmt::format("user {} already exists", u->name));
   if (auto s = audit(**store, ctx.principal, "user.add", u->name, nullptr, user_json(*u)); !s)
     return runtime_error(s.error());
-  fmt::print("Added {} {}.\n", store::to_string(u->role), u->name);
+  if (o.json) print_json_line(user_json(*u));
+  else fmt::print("Added {} {}.\n", store::to_string(u->role), u->name);
   return kExitOk;
 }
 
@@ -162,6 +163,12 @@ int run_remove(const Context& ctx, const UserOptions& o) {
   if (!removed) return runtime_error(removed.error());
   if (auto s = audit(**store, ctx.principal, "user.remove", o.name, user_json(**u), nullptr); !s)
     return runtime_error(s.error());
+  if (o.json) {
+    nlohmann::ordered_json j = user_json(**u);
+    j["removed"] = true;
+    print_json_line(j);
+    return kExitOk;
+  }
   fmt::print("Removed user {}.\n", o.name);
   return kExitOk;
 }
@@ -187,6 +194,12 @@ int run_passwd(const Context& ctx, const UserOptions& o) {
   if (!*changed) return usage_error(fmt::format("no such user: {}", o.name));
   if (auto s = audit(**store, ctx.principal, "user.passwd", o.name, nullptr, {{"name", o.name}}); !s)
     return runtime_error(s.error());
+  if (o.json) {
+    store::User after = **u;
+    after.password_hash = *hash;
+    print_json_line(user_json(after));
+    return kExitOk;
+  }
   fmt::print("Changed the password of {}.\n", o.name);
   return kExitOk;
 }
@@ -225,6 +238,7 @@ void add_user_commands(CLI::App& root, Commands& out) {
   add->add_option("--address", a->address, "user: their address");
   add->add_option("--shadow", a->shadows, "user: further addresses seen as theirs");
   add->add_option("--password-file", a->password_file, "Read the password from this file ('-' = stdin)");
+  add_json_flag(*add, a->json);
   out.push_back({add, [a](const Context& ctx) { return run_add(ctx, *a); }});
   auto l = std::make_shared<UserOptions>();
   CLI::App* list = group->add_subcommand("list", "List users");
@@ -233,10 +247,12 @@ void add_user_commands(CLI::App& root, Commands& out) {
   auto r = std::make_shared<UserOptions>();
   CLI::App* rm = group->add_subcommand("remove", "Remove a user");
   rm->add_option("NAME", r->name, "User name")->required();
+  add_json_flag(*rm, r->json);
   out.push_back({rm, [r](const Context& ctx) { return run_remove(ctx, *r); }});
   auto pw = std::make_shared<UserOptions>();
   CLI::App* passwd = group->add_subcommand("passwd", "Set a user's password, read from stdin");
   passwd->add_option("USER", pw->name, "User name")->required();
+  add_json_flag(*passwd, pw->json);
   out.push_back({passwd, [pw](const Context& ctx) { return run_passwd(ctx, *pw); }});
 }
 

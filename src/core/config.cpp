@@ -210,7 +210,7 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
                    "max_connections", "greeting_delay", "command_timeout", "data_timeout",
                    "session_timeout", "shutdown_timeout", "commit_delay", "pin_shards",
                    "max_connection_rate", "max_message_rate", "ipv6_prefix", "min_data_rate",
-                   "data_rate_window", "postmaster"});
+                   "data_rate_window", "postmaster", "tracking_days"});
     if (auto n = t->get("listen")) {
       s.listen.clear();
       for (const auto& spec : r.strings(*n, "smtp.listen")) {
@@ -228,6 +228,8 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
       s.max_line_length = static_cast<size_t>(r.integer(*n, "smtp.max_line_length", 78, 1 << 20));
     if (auto n = t->get("max_recipients"))
       s.max_recipients = static_cast<unsigned>(r.integer(*n, "smtp.max_recipients", 1, 100'000));
+    if (auto n = t->get("tracking_days"))
+      s.tracking_days = static_cast<unsigned>(r.integer(*n, "smtp.tracking_days", 1, 3650));
     if (auto n = t->get("max_errors"))
       s.max_errors = static_cast<unsigned>(r.integer(*n, "smtp.max_errors", 1, 1000));
     if (auto n = t->get("max_junk_commands"))

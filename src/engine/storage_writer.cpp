@@ -52,6 +52,9 @@ void StorageWriter::maybe_purge() {
   auto n = store::quarantine_purge(*spool_, now, days_for);
   if (!n) log::error("quarantine.purge_failed", "shard={} error={}", shard_, log::q(n.error()));
   else if (*n > 0) log::info("quarantine.purged", "shard={} messages={}", shard_, *n);
+  auto ev = spool_->purge_events(now - int64_t{tracking_days_} * 86'400'000);
+  if (!ev) log::error("track.purge_failed", "shard={} error={}", shard_, log::q(ev.error()));
+  else if (*ev > 0) log::info("track.purged", "shard={} events={}", shard_, *ev);
 }
 
 void StorageWriter::submit(uint64_t token, std::unique_ptr<smtp::FinishedMessage> msg, std::string feed) {
@@ -71,6 +74,12 @@ void StorageWriter::submit_side(std::string feed, std::vector<std::pair<std::str
     for (auto& t : triplets) side_.triplets.push_back(std::move(t));
   }
   cv_.notify_one();
+}
+
+void StorageWriter::submit_event(store::TrackEvent event) {
+  std::lock_guard lock(mu_);
+  events_.push_back(std::move(event));
+  // No wake-up: the writer's one-second tick or the next batch takes it.
 }
 
 void StorageWriter::submit_delivery(std::vector<store::DeliveryUpdate> updates,
@@ -143,10 +152,14 @@ void StorageWriter::run() {
   Side side;
   std::vector<store::Spool::Record> records;
   std::vector<Completion> completions;
+  std::vector<store::TrackEvent> events;
   while (true) {
     {
       std::unique_lock lock(mu_);
-      auto idle = [&] { return pending_.empty() && side_.empty(); };
+      auto events_due = [&] {
+        return !events_.empty() && (stopping_ || std::chrono::steady_clock::now() >= next_event_flush_);
+      };
+      auto idle = [&] { return pending_.empty() && side_.empty() && !events_due(); };
       // Wakes at least once a second to run the quarantine purge when due;
       // with a batch not yet durable, syncs it at once unless more work waits.
       if (unsynced_.empty())
@@ -166,6 +179,7 @@ void StorageWriter::run() {
       std::lock_guard lock(mu_);
       batch.swap(pending_);
       std::swap(side, side_);
+      events.swap(events_);
     }
     if (greylist_ && !side.triplets.empty()) {
       if (auto gs = greylist_->record(side.triplets, greylist_window_.count()); !gs)
@@ -175,11 +189,15 @@ void StorageWriter::run() {
     records.clear();
     for (const Job& j : batch) records.push_back({&j.msg->envelope, j.msg->data});
     const bool updates = !side.updates.empty() || !side.added.empty();
-    if (batch.empty() && side.feed.empty() && !updates) continue;
-    // New messages, feed entries and delivery results share one commit.
+    if (batch.empty() && side.feed.empty() && !updates && events.empty()) continue;
+    // New messages, feed entries, delivery results and events share one commit.
     auto t0 = std::chrono::steady_clock::now();
-    Status st = spool_->commit(records, side.feed, side.updates, side.added);
+    Status st = spool_->commit(records, side.feed, side.updates, side.added, events);
     if (commit_histogram_) commit_histogram_->observe_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+    if (!st && !events.empty())
+      log::error("track.commit_failed", "shard={} events={} error={}", shard_, events.size(), log::q(st.error()));
+    events.clear();
+    next_event_flush_ = t0 + std::chrono::seconds(1);
     side.feed.clear();
     if (updates) {
       if (!st)

@@ -55,6 +55,12 @@ class StorageWriter {
   // Work that has no reply waiting on it: a feed entry for a refused message,
   // greylist triplets seen now. Written with the next batch.
   void submit_side(std::string feed, std::vector<std::pair<std::string, int64_t>> triplets);
+  // Tracking events: they ride in the next batch commit; when only events
+  // wait, the writer commits them at most about once a second (no fsync of
+  // their own per event). Events older than tracking_days are purged with
+  // the quarantine purge.
+  void submit_event(store::TrackEvent event);
+  void set_tracking_days(unsigned days) { tracking_days_ = days; }
   // Delivery results and new messages (DSNs) to commit; the ids of the
   // updated messages come back through take_applied() once committed (or
   // failed: the queue then still says what it said before).
@@ -97,6 +103,9 @@ class StorageWriter {
   std::condition_variable cv_;
   std::vector<Job> pending_;
   Side side_;
+  std::vector<store::TrackEvent> events_;
+  std::chrono::steady_clock::time_point next_event_flush_{};
+  unsigned tracking_days_ = 7;
   store::GreylistStore* greylist_;
   Millis greylist_window_;
   std::vector<Completion> done_;

@@ -485,16 +485,13 @@ bool has_key(MDB_txn* txn, MDB_dbi dbi, const std::string& key) {
   return mdb_get(txn, dbi, &k, &v) == 0;
 }
 
-// Whether any entry of (scope, action) matches the sender, its domain (or a
-// parent domain) or the client address.
+// Whether any entry of (scope, action) matches the sender (or "*@" its
+// domain), its domain (or a parent domain, or "*." a strict parent) or the
+// client address: one key lookup per candidate of sender_match_values().
 bool list_matches(MDB_txn* txn, MDB_dbi dbi, std::string_view scope, ListAction action, const PolicyQuery& q) {
-  if (!q.sender.empty() && has_key(txn, dbi, list_key(scope, action, ListKind::kSender, to_lower(q.sender))))
-    return true;
-  for (std::string_view d = q.sender_domain; !d.empty();) {
-    if (has_key(txn, dbi, list_key(scope, action, ListKind::kSenderDomain, d))) return true;
-    size_t dot = d.find('.');
-    d = dot == std::string_view::npos ? std::string_view() : d.substr(dot + 1);
-  }
+  for (ListKind kind : {ListKind::kSender, ListKind::kSenderDomain})
+    for (const auto& value : sender_match_values(kind, q.sender, q.sender_domain))
+      if (has_key(txn, dbi, list_key(scope, action, kind, value))) return true;
   if (q.client) {
     std::string prefix = list_prefix(scope, action, ListKind::kClientIp);
     MDB_cursor* cur;

@@ -60,27 +60,101 @@ std::optional<ListKind> list_kind_from_string(std::string_view s) {
   return std::nullopt;
 }
 
+namespace {
+// The refusal for a '*' anywhere but in the two forms the lists understand.
+Error wildcard_error(std::string_view value) {
+  return Error{fmt::format("'{}': a wildcard must be *@domain (any sender at exactly that domain) or *.domain "
+                           "(any subdomain of domain); a plain sender-domain entry covers the domain and its "
+                           "subdomains", value)};
+}
+
+bool has_star(std::string_view v) { return v.find('*') != std::string_view::npos; }
+}  // namespace
+
 Result<std::string> canonical_list_value(ListKind kind, std::string_view value) {
   std::string v = to_lower(trim(value));
   switch (kind) {
     case ListKind::kSender: {
+      if (v.starts_with("*@")) {
+        std::string_view d = std::string_view(v).substr(2);
+        if (has_star(d)) return wildcard_error(value);
+        if (!ldh_domain(d)) return Error{fmt::format("'{}': '{}' is not a domain name", value, d)};
+        return v;
+      }
+      if (has_star(v)) return wildcard_error(value);
       size_t at = v.rfind('@');
       if (at == std::string::npos || at == 0 || !ldh_domain(std::string_view(v).substr(at + 1)) ||
           v.find_first_of(" \t\r\n\"<>") != std::string::npos)
         return Error{fmt::format("'{}' is not a sender address (local@domain)", value)};
       return v;
     }
-    case ListKind::kSenderDomain:
+    case ListKind::kSenderDomain: {
       if (!v.empty() && v.back() == '.') v.pop_back();
-      if (!ldh_domain(v)) return Error{fmt::format("'{}' is not a domain name", value)};
+      std::string_view d = v;
+      if (d.starts_with("*.")) d.remove_prefix(2);
+      if (has_star(d)) return wildcard_error(value);
+      if (!ldh_domain(d)) return Error{fmt::format("'{}' is not a domain name", value)};
       return v;
+    }
     case ListKind::kClientIp: {
+      if (has_star(v))
+        return Error{fmt::format("'{}': ip entries take an address or a CIDR block (192.0.2.0/24, 2001:db8::/32), "
+                                 "not a wildcard", value)};
       auto c = Cidr::parse(v);
       if (!c) return Error{fmt::format("'{}' is not an IP address or CIDR block", value)};
       return c->to_string();
     }
   }
   return Error{"unknown list kind"};
+}
+
+Result<ListTarget> canonical_list_entry(ListKind kind, std::string_view value) {
+  std::string v = to_lower(trim(value));
+  ListKind to = kind;
+  if (kind != ListKind::kClientIp) {
+    if (v.starts_with("*@*.")) {
+      v.erase(0, 2);  // any sender at any subdomain: the sender-domain form
+      to = ListKind::kSenderDomain;
+    } else if (v.starts_with("*@")) {
+      to = ListKind::kSender;
+    } else if (v.starts_with("*.")) {
+      to = ListKind::kSenderDomain;
+    }
+  }
+  auto canonical = canonical_list_value(to, v);
+  if (!canonical) return Error{canonical.error()};
+  return ListTarget{to, std::move(*canonical)};
+}
+
+std::vector<std::string> sender_match_values(ListKind kind, std::string_view sender, std::string_view sender_domain) {
+  std::vector<std::string> out;
+  if (kind == ListKind::kSender) {
+    if (sender.empty()) return out;
+    out.push_back(to_lower(sender));
+    if (!sender_domain.empty()) out.push_back(fmt::format("*@{}", sender_domain));
+  } else if (kind == ListKind::kSenderDomain) {
+    if (sender_domain.empty()) return out;
+    out.emplace_back(sender_domain);
+    for (size_t dot = sender_domain.find('.'); dot != std::string_view::npos; dot = sender_domain.find('.', dot + 1)) {
+      std::string_view parent = sender_domain.substr(dot + 1);
+      if (parent.empty()) break;
+      // "*.com" is never stored (not a domain of two labels): no lookup for it.
+      if (parent.find('.') != std::string_view::npos) out.push_back(fmt::format("*.{}", parent));
+      out.emplace_back(parent);
+    }
+  }
+  return out;
+}
+
+bool list_value_matches(ListKind kind, std::string_view value, std::string_view sender,
+                        std::string_view sender_domain, const std::optional<IpAddress>& client) {
+  if (kind == ListKind::kClientIp) {
+    auto c = Cidr::parse(value);
+    return client && c && c->contains(*client);
+  }
+  for (const auto& v : sender_match_values(kind, sender, sender_domain))
+    if (v == value) return true;
+  return false;
 }
 
 // Built by hand: RCPT looks up a dozen of these per recipient.

@@ -132,7 +132,8 @@ Result<std::unique_ptr<Spool>> Spool::open(const std::string& state_dir, unsigne
   const std::pair<const char*, MDB_dbi*> names[] = {
       {"envelopes", &dbs.envelopes}, {"bodies", &dbs.bodies},   {"queue", &dbs.queue},
       {"due", &dbs.due},             {"quarantine", &dbs.quarantine}, {"qbodies", &dbs.qbodies},
-      {"qindex", &dbs.qindex},       {"feed", &dbs.feed}};
+      {"qindex", &dbs.qindex},       {"feed", &dbs.feed},
+      {"events", &dbs.events},       {"event_index", &dbs.event_index}};
   for (auto [name, dbi] : names) {
     auto d = env->open_db(name);
     if (!d) return Error{fmt::format("{}: {}", name, d.error())};
@@ -241,9 +242,11 @@ Status Spool::store_in(Txn& txn, const std::vector<Record>& records, const std::
 }
 
 Status Spool::commit(const std::vector<Record>& records, const std::vector<std::string>& feed,
-                     const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added) {
+                     const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added,
+                     const std::vector<TrackEvent>& events) {
   auto txn = Txn::begin(env_, false);
   if (!txn) return Error{txn.error()};
+  if (auto s = add_events_in(*txn, events); !s) return Error{fmt::format("events: {}", s.error())};
   if (auto s = store_in(*txn, records, feed); !s) return s;
   if (auto s = apply_in(*txn, updates, added); !s) return s;
   return txn->commit();

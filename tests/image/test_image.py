@@ -489,10 +489,13 @@ class ImageTest(unittest.TestCase):
                "Message-ID: <appliance-test@sender.example>\r\n\r\nHello from the image test.\r\n" % DOMAIN)
         with smtplib.SMTP("127.0.0.1", app.smtp_port, timeout=300) as c:
             c.sendmail("alice@sender.example", ["bob@%s" % DOMAIN], msg)
+        # smtp-sink creates the file when DATA begins and writes it as the
+        # message arrives: wait for the content, not for the file.
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not sink.messages():
-            time.sleep(2)
         got = sink.messages()
+        while time.monotonic() < deadline and not any("appliance-test@sender.example" in m for m in got):
+            time.sleep(2)
+            got = sink.messages()
         self.assertEqual(len(got), 1, app.ssh("mxguard queue list; journalctl -u mxguardd --no-pager | tail -20",
                                               check=False))
         self.assertIn("appliance-test@sender.example", got[0])

@@ -138,8 +138,9 @@ class ConsoleTest(unittest.TestCase):
         self.assertEqual([c["name"] for c in self.json_lines("customer", "list", "--json")], ["newco"])
 
     def test_domain_add_active_and_options(self):
+        # trust=auth without a password is a risk (issue 16), confirmed with --force.
         self.add_domain("example.net", "--active", "--tls", "encrypt", "--recipients", "callout",
-                        "--trust", "auth", "--auth-user", "relay@example.net",
+                        "--trust", "auth", "--auth-user", "relay@example.net", "--force",
                         backend="[2001:db8::1]:587")
         d = self.show("example.net")
         self.assertEqual(d["status"], "active")

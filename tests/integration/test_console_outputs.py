@@ -16,8 +16,9 @@ class Outputs(unittest.TestCase):
     def setUpClass(cls):
         cls.d = Daemon(domains=())
         c = cls.d.console
+        # Active in list mode before its first recipient: a risk confirmed with --force.
         c("domain", "add", "acme.example", "--customer", "acme", "--backend", "10.0.0.1", "--active",
-          "--recipients", "list")
+          "--recipients", "list", "--force")
         c("domain", "add", "pending.example", "--customer", "acme", "--backend", "[2001:db8::5]:2525")
         c("recipient", "add", "anna@acme.example")
         c("list", "block", "add", "ip", "192.0.2.0/24")

@@ -329,6 +329,18 @@ class DnsOnboardingTest(unittest.TestCase):
         self.assertEqual([(m["preference"], m["host"]) for m in ours], [(20, "mx1.mxguard.test")])
         self.assertTrue(out["warnings"][0].startswith("BYPASS:"))
 
+    def test_check_mx_backup_role_says_mail_goes_to_the_backend(self):
+        # A backup MX here filters and delivers to the domain's backend; it
+        # does not hold mail for the primary. People and the JSON say the same.
+        out = self.check_mx("mx-backup.test", 1)
+        self.assertEqual(out["delivers_to"], "mail.acme.test:25")
+        self.assertIn("delivered to the configured backend mail.acme.test:25", out["role_description"])
+        self.assertNotIn("forward", out["role_description"])
+        r = self.cli("domain", "check-mx", "mx-backup.test")
+        role = [l for l in r.stdout.splitlines() if l.startswith("Role:")]
+        self.assertEqual(role, ["Role: " + out["role_description"]])
+        self.assertNotIn("forwards it to the primary", r.stdout)
+
     def test_check_mx_no_mx_records(self):
         out = self.check_mx("mx-none.test", 1)
         self.assertEqual(out["role"], "not_in_mx")

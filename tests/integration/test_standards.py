@@ -129,9 +129,10 @@ class Postmaster(unittest.TestCase):
             cls.d.console("domain", "add", name, "--customer", "acme", "--backend", "127.0.0.1:2", "--active")
             cls.d.console("domain", "set", name, "reject_threshold=100", "quarantine_threshold=100",
                           "greylist_threshold=100")
-        cls.d.console("domain", "set", "listed.example", "recipients=list")
-        cls.d.console("domain", "set", "zeta.example", "recipients=list")
         cls.d.console("recipient", "add", "bob@listed.example")
+        cls.d.console("domain", "set", "listed.example", "recipients=list")
+        # zeta.example knows no recipients on purpose (only postmaster is accepted).
+        cls.d.console("domain", "set", "zeta.example", "recipients=list", "--force")
         cls.d.start()
 
     @classmethod

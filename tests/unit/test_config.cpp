@@ -60,6 +60,7 @@ TEST_CASE("config: defaults") {
   Config c = parse_config("", "t");
   CHECK(c.smtp.max_message_size == 35883008);
   CHECK(c.smtp.max_recipients == 100);
+  CHECK(c.smtp.tracking_days == 7);
   CHECK(c.smtp.max_line_length == 1000);
   CHECK_FALSE(c.tls.enabled());
   CHECK(c.tls.ciphers == TlsConfig::kDefaultCiphers);

@@ -51,6 +51,9 @@ struct SmtpConfig {
   bool pin_shards = false;  // extra wait to grow a commit batch (0 = commit as soon as idle)
   // Where RCPT TO:<postmaster> (no domain) goes; "" = postmaster@ the oldest active domain.
   std::string postmaster;
+  // Decision events (refusals, verdicts, delivery attempts, quarantine actions)
+  // are kept this many days for `mxguard track`, then purged.
+  unsigned tracking_days = 7;
 };
 
 struct TlsConfig {

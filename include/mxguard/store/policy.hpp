@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "mxguard/core/net.hpp"
 #include "mxguard/core/result.hpp"
@@ -31,7 +32,33 @@ struct ListEntry {
 };
 
 // Checks and canonicalises an entry's value for its kind; the error says why.
+// Besides plain values, the two wildcard forms operators type are accepted:
+// sender "*@domain" (any sender at exactly that domain) and sender-domain
+// "*.domain" (any subdomain of domain, not the domain itself: a plain
+// sender-domain entry already covers the domain and its subdomains). Any
+// other '*' is refused with a message that shows these forms.
 Result<std::string> canonical_list_value(ListKind kind, std::string_view value);
+
+// An entry as typed, with its kind: the wildcard forms are moved to the kind
+// that holds them ("sender-domain *@d" is the sender entry "*@d", "sender
+// *@*.d" and "sender *.d" are the sender-domain entry "*.d"), then
+// canonicalised as above.
+struct ListTarget {
+  ListKind kind = ListKind::kSender;
+  std::string value;
+};
+Result<ListTarget> canonical_list_entry(ListKind kind, std::string_view value);
+
+// The stored values of `kind` that match a sender (kSender, kSenderDomain
+// only): the address itself and "*@domain"; the domain, each parent domain
+// and "*.parent" for each strict parent. `sender` and `sender_domain` are
+// lower-case; the null sender matches nothing. The engine looks these keys up.
+std::vector<std::string> sender_match_values(ListKind kind, std::string_view sender, std::string_view sender_domain);
+
+// Whether a stored entry value of `kind` matches the sender (kSender,
+// kSenderDomain) or the client address (kClientIp).
+bool list_value_matches(ListKind kind, std::string_view value, std::string_view sender,
+                        std::string_view sender_domain, const std::optional<IpAddress>& client);
 
 // Key layout: scope \x1f action \x1f kind \x1f value, so one scope's entries of
 // one action and kind are a contiguous range.

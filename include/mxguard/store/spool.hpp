@@ -13,6 +13,7 @@
 #include "mxguard/core/result.hpp"
 #include "mxguard/store/envelope.hpp"
 #include "mxguard/store/lmdb.hpp"
+#include "mxguard/store/tracking.hpp"
 
 namespace mxguard::store {
 
@@ -49,6 +50,7 @@ Result<QueueEntry> decode_queue_entry(std::string_view bytes);
 // The named databases of a spool env; the quarantine code works on them too.
 struct SpoolDbs {
   MDB_dbi envelopes, bodies, queue, due, quarantine, qbodies, qindex, feed;
+  MDB_dbi events, event_index;  // tracking: see tracking.hpp
 };
 
 // What one delivery attempt changed for one message, applied by the storage
@@ -110,7 +112,8 @@ class Spool {
   // Both in one commit (the storage writer: one fsync for new messages and
   // delivery results alike).
   Status commit(const std::vector<Record>& records, const std::vector<std::string>& feed,
-                const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added);
+                const std::vector<DeliveryUpdate>& updates, const std::vector<NewMessage>& added,
+                const std::vector<TrackEvent>& events = {});
   // Ids of queued messages whose next attempt is at or before now, oldest
   // first, at most max.
   Result<std::vector<std::string>> due(int64_t now_ms, size_t max) const;
@@ -127,6 +130,17 @@ class Spool {
     int64_t oldest_received_ms = 0;
   };
   Result<QueueStats> queue_stats() const;
+
+  // Tracking events (tracking.hpp). add_events_in writes into the caller's
+  // transaction (the storage writer's batch); add_events commits on its own
+  // (the console's rare quarantine actions).
+  Status add_events_in(Txn& txn, const std::vector<TrackEvent>& events);
+  Status add_events(const std::vector<TrackEvent>& events);
+  // Calls fn for each matching event in time order; uses the index when the
+  // filter names a sender, recipient, client, message id or reference id.
+  Status find_events(const TrackFilter& f, const std::function<void(const TrackEvent&)>& fn) const;
+  // Drops events older than before_ms, at most max per call; returns how many.
+  Result<size_t> purge_events(int64_t before_ms, size_t max = 10'000);
 
   // Read side (console, delivery).
   Status for_each(const std::function<void(const Envelope&, const QueueEntry&)>& fn) const;
