@@ -22,6 +22,7 @@
 #include "mxguard/core/config.hpp"
 #include "mxguard/core/log.hpp"
 #include "mxguard/store/config_store.hpp"
+#include "domains_api.hpp"
 #include "web_core.hpp"
 
 using namespace mxguard;
@@ -191,6 +192,7 @@ int main(int argc, char** argv) {
   opts.static_dir = cfg.web.static_dir.empty() ? default_static_dir() : cfg.web.static_dir;
   opts.session_idle = cfg.web.session_idle;
   opts.session_lifetime = cfg.web.session_lifetime;
+  web::DomainsApi domains(cfg, *st);
   web::Api api(opts, [st](const std::string& name) -> std::optional<store::User> {
     auto u = st->user(name);
     if (!u) {
@@ -198,7 +200,7 @@ int main(int argc, char** argv) {
       return std::nullopt;
     }
     return *u;
-  });
+  }, [&domains](const web::Request& req, const web::Session* s) { return domains.handle(req, s); });
   Server srv{&api};
 
   std::vector<MHD_Daemon*> daemons;

@@ -159,9 +159,10 @@ void add_security_headers(Response& r) {
   r.headers.emplace_back("Cache-Control", "no-store");
 }
 
-Api::Api(ApiOptions opts, UserLookup lookup)
+Api::Api(ApiOptions opts, UserLookup lookup, Routes routes)
     : opts_(std::move(opts)),
       lookup_(std::move(lookup)),
+      routes_(std::move(routes)),
       sessions_(opts_.session_idle, opts_.session_lifetime),
       by_user_(opts_.max_login_failures, opts_.login_window),
       by_client_(opts_.max_login_failures, opts_.login_window) {
@@ -226,6 +227,8 @@ Response Api::api(const Request& req, Clock::time_point now) {
     }
     return json_error(405, "method_not_allowed", "GET, POST or DELETE");
   }
+  if (routes_)
+    if (auto r = routes_(req, s ? &*s : nullptr)) return std::move(*r);
   return json_error(404, "not_found", fmt::format("no API at {}", req.path));
 }
 

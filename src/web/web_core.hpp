@@ -92,10 +92,14 @@ struct ApiOptions {
 
 // Reads a user by name from the store (nullopt: no such user).
 using UserLookup = std::function<std::optional<store::User>(const std::string&)>;
+// The API beyond the session: called for a request that passed the Origin
+// and CSRF checks, with its session (null: not logged in); nullopt when no
+// handler knows the path.
+using Routes = std::function<std::optional<Response>(const Request&, const Session*)>;
 
 class Api {
  public:
-  Api(ApiOptions opts, UserLookup lookup);
+  Api(ApiOptions opts, UserLookup lookup, Routes routes = {});
   Response handle(const Request& req, Clock::time_point now);
   SessionStore& sessions() { return sessions_; }
 
@@ -107,6 +111,7 @@ class Api {
 
   ApiOptions opts_;
   UserLookup lookup_;
+  Routes routes_;
   SessionStore sessions_;
   RateLimiter by_user_, by_client_;
   std::string dummy_hash_;  // verified against for unknown users, so they take as long as known ones
