@@ -226,3 +226,34 @@ TEST_CASE("web: routing, unknown API paths and static files") {
   CHECK(f.api->handle(f.req("GET", "/../etc/passwd"), f.t0).status == 404);
   CHECK(f.api->handle(f.req("POST", "/index.html"), f.t0).status == 405);
 }
+
+TEST_CASE("web: API routes run only after the Origin and CSRF checks, with the caller's session") {
+  Fixture f;
+  std::vector<std::string> seen;  // "METHOD user" per call that reached the routes
+  Api api(f.opts, [&](const std::string& n) -> std::optional<store::User> {
+    if (n == f.alice.name) return f.alice;
+    return std::nullopt;
+  }, [&](const Request& r, const Session* s) -> std::optional<Response> {
+    if (!r.path.starts_with("/api/v1/domains")) return std::nullopt;
+    seen.push_back(r.method + " " + (s ? s->user : "-"));
+    return Response{};
+  });
+  Request login = f.req("POST", "/api/v1/session", R"({"user":"alice","password":"secret-pw"})");
+  Response ok = api.handle(login, f.t0);
+  REQUIRE(ok.status == 200);
+  std::string csrf = nlohmann::json::parse(ok.body)["csrf_token"];
+
+  Request patch = f.req("PATCH", "/api/v1/domains/acme.example", R"({"tls":"none"})");
+  patch.headers["cookie"] = "mxg_session=" + cookie_value(ok);
+  CHECK(api.handle(patch, f.t0).status == 403);  // no CSRF token
+  patch.headers["x-csrf-token"] = csrf;
+  patch.headers["origin"] = "https://evil.example";
+  CHECK(api.handle(patch, f.t0).status == 403);
+  CHECK(seen.empty());
+  patch.headers["origin"] = "https://mx1.example.net";
+  CHECK(api.handle(patch, f.t0).status == 200);
+  Request anon = f.req("GET", "/api/v1/domains");
+  CHECK(api.handle(anon, f.t0).status == 200);  // the route itself answers 401 for no session
+  CHECK(api.handle(f.req("GET", "/api/v1/other"), f.t0).status == 404);
+  CHECK(seen == std::vector<std::string>{"PATCH alice", "GET -"});
+}
