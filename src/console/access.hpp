@@ -1,37 +1,30 @@
-// Who runs a console command, what they may touch, and the audit trail of
-// what they changed. Checks happen before any write; a refusal changes nothing.
+// Who runs a console command: the operator at the appliance or `--as USER`.
+// The rules of what a principal may touch live in the admin library
+// (mxguard/admin/access.hpp); this adds what only a terminal has.
 #pragma once
 
 #include <string>
 #include <string_view>
 
-#include <nlohmann/json.hpp>
-
 #include "exit_codes.hpp"
+#include "mxguard/admin/access.hpp"
 #include "mxguard/core/result.hpp"
-#include "mxguard/store/accounts.hpp"
 #include "mxguard/store/config_store.hpp"
 
 namespace mxguard::console {
 
-struct Principal {
-  std::string name;  // "console:<login>" for the operator at the appliance, else the user name
-  store::Role role = store::Role::kOperator;
-  std::string customer;
-  std::string domain;
-};
+using admin::audit;
+using admin::domain_record;
+using admin::is_operator;
+using admin::may_manage_customer;
+using admin::may_manage_domain;
+using admin::Principal;
 
 // The operator at the console (default), or `--as USER` looked up in the store.
 Result<Principal> resolve_principal(const store::ConfigStore& store, std::string_view as_user);
 
-bool is_operator(const Principal& p);
-// Domains: operators all; customer-admins their customer's; postmasters their one domain.
-bool may_manage_domain(const Principal& p, const store::Domain& d);
-// Customers: operators all; customer-admins their own.
-bool may_manage_customer(const Principal& p, std::string_view customer);
-
-// Loads a domain the principal may manage. Another tenant's domain and a
-// missing one get the same refusal, so names of other customers never leak.
+// Loads a domain the principal may manage (admin::managed_domain), with the
+// exit code of its refusal.
 Result<store::Domain> domain_for(const store::ConfigStore& store, const Principal& p, std::string_view name,
                                  int& exit_code);
 
@@ -39,13 +32,5 @@ std::string not_permitted(std::string_view what);
 
 // Reads a secret from a file or "-" (stdin), without its final newline; never from argv.
 Result<std::string> read_secret_file(const std::string& path);
-
-// A domain's stored settings as JSON, for audit entries.
-nlohmann::ordered_json domain_record(const store::Domain& d);
-
-// Appends one audit entry; `before`/`after` are JSON objects (null for none).
-// Keys named like secrets are masked.
-Status audit(store::ConfigStore& store, const Principal& p, std::string_view action, std::string_view object,
-             const nlohmann::ordered_json& before, const nlohmann::ordered_json& after);
 
 }  // namespace mxguard::console

@@ -5,7 +5,6 @@
 #include <memory>
 
 #include "dns_commands.hpp"
-#include "dns_report.hpp"
 #include "mx_check.hpp"
 #include "mxguard/core/net.hpp"
 #include "onboarding.hpp"

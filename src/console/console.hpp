@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "mxguard/admin/domains.hpp"
 #include "mxguard/core/config.hpp"
 #include "mxguard/core/result.hpp"
 #include "access.hpp"
@@ -58,6 +59,13 @@ void add_status_commands(CLI::App& root, Commands& out);
 int fail(int code, std::string_view message);
 inline int usage_error(std::string_view message) { return fail(kExitUsage, message); }
 inline int runtime_error(std::string_view message) { return fail(kExitRuntime, message); }
+// Prints an admin operation's refusal and returns its exit code (exit_code_for).
+inline int fail(const admin::Failure& f) { return fail(exit_code_for(f), f.message); }
+
+// The admin library's view of who runs this command, on `store`.
+inline admin::Actor actor(const Context& ctx, store::ConfigStore& store) {
+  return {ctx.config, store, ctx.principal};
+}
 
 // Adds the `--json` flag with the same wording on every command that has it.
 void add_json_flag(CLI::App& cmd, bool& json);

@@ -1,14 +1,11 @@
 // `mxguard customer ...`: the customer accounts (tenants) that own domains.
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <map>
 #include <memory>
 
 #include "console.hpp"
-#include "onboarding.hpp"
+#include "mxguard/admin/customers.hpp"
 #include "output.hpp"
-#include "validate.hpp"
 
 namespace mxguard::console {
 
@@ -35,113 +32,51 @@ struct ListOptions {
 
 // Creates an empty customer account; refuses a name already taken.
 int run_add(const Context& ctx, const AddOptions& o) {
-  if (!is_operator(ctx.principal)) return fail(kExitNotPermitted, not_permitted("adding customers"));
-  if (auto s = check_customer_name(o.name); !s) return usage_error(s.error());
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  store::Customer c{o.name, now_ms()};
-  auto added = (*store)->add_customer(c);
-  if (!added) return runtime_error(added.error());
-  if (!*added) return usage_error(fmt::format("customer {} already exists", o.name));
-  if (auto s = audit(**store, ctx.principal, "customer.add", o.name, nullptr, {{"name", o.name}}); !s)
-    return runtime_error(s.error());
-  if (o.json) print_json_line({{"name", c.name}, {"domains", 0}, {"created", iso8601(c.created_ms)}});
+  auto c = admin::add_customer(actor(ctx, **store), o.name);
+  if (!c) return fail(c.failure());
+  if (o.json) print_json_line(admin::customer_json({*c, 0}));
   else fmt::print("Added customer {}.\n", o.name);
   return kExitOk;
 }
 
-// Refuses while the customer still owns domains or users: removing them is a
-// decision the operator takes one by one, not a side effect.
 int run_remove(const Context& ctx, const RemoveOptions& o) {
-  const std::string& name = o.name;
-  if (!is_operator(ctx.principal)) return fail(kExitNotPermitted, not_permitted("removing customers"));
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto before = (*store)->customer(name);
-  if (!before) return runtime_error(before.error());
-  auto removed = (*store)->remove_customer(name);
-  if (!removed) return runtime_error(removed.error());
-  using Change = store::ConfigStore::CustomerChange;
-  if (*removed == Change::kNoCustomer) return usage_error(fmt::format("no such customer: {}", name));
-  if (*removed == Change::kInUse) {
-    auto domains = (*store)->domains();
-    auto users = (*store)->users();
-    if (!domains || !users) return runtime_error(!domains ? domains.error() : users.error());
-    size_t nd = std::count_if(domains->begin(), domains->end(), [&](const store::Domain& d) { return d.customer == name; });
-    size_t nu = std::count_if(users->begin(), users->end(), [&](const store::User& u) { return u.customer == name; });
-    return fail(kExitTaken, fmt::format("customer {} still has {} and {}; remove them first (domain remove, user remove)",
-                                        name, count_of(nd, "domain", "domains"), count_of(nu, "user", "users")));
-  }
-  nlohmann::ordered_json was = {{"name", name}, {"created", iso8601((*before)->created_ms)}};
-  if (auto s = audit(**store, ctx.principal, "customer.remove", name, was, nullptr); !s) return runtime_error(s.error());
+  auto was = admin::remove_customer(actor(ctx, **store), o.name);
+  if (!was) return fail(was.failure());
   if (o.json) {
-    was["removed"] = true;
-    print_json_line(was);
+    print_json_line({{"name", was->name}, {"created", iso8601(was->created_ms)}, {"removed", true}});
     return kExitOk;
   }
-  fmt::print("Removed customer {}.\n", name);
+  fmt::print("Removed customer {}.\n", o.name);
   return kExitOk;
 }
 
 int run_rename(const Context& ctx, const RenameOptions& o) {
-  if (!is_operator(ctx.principal)) return fail(kExitNotPermitted, not_permitted("renaming customers"));
-  if (auto s = check_customer_name(o.to); !s) return usage_error(s.error());
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto renamed = (*store)->rename_customer(o.from, o.to);
-  if (!renamed) return runtime_error(renamed.error());
-  using Change = store::ConfigStore::CustomerChange;
-  if (*renamed == Change::kNoCustomer) return usage_error(fmt::format("no such customer: {}", o.from));
-  if (*renamed == Change::kNameTaken) return fail(kExitTaken, fmt::format("customer {} already exists", o.to));
-  if (auto s = audit(**store, ctx.principal, "customer.rename", o.from, {{"name", o.from}}, {{"name", o.to}}); !s)
-    return runtime_error(s.error());
+  if (auto r = admin::rename_customer(actor(ctx, **store), o.from, o.to); !r) return fail(r.failure());
   if (o.json) print_json_line({{"name", o.to}, {"renamed_from", o.from}});
   else fmt::print("Renamed customer {} to {}; its domains and users moved with it.\n", o.from, o.to);
   return kExitOk;
 }
 
-// Number of domains per customer, for the list.
-Result<std::map<std::string, size_t>> domain_counts(const store::ConfigStore& store) {
-  auto domains = store.domains();
-  if (!domains) return Error{domains.error()};
-  std::map<std::string, size_t> counts;
-  for (const auto& d : *domains) ++counts[d.customer];
-  return counts;
-}
-
-void print_customers_json(const std::vector<store::Customer>& customers,
-                          const std::map<std::string, size_t>& counts) {
-  for (const auto& c : customers) {
-    auto n = counts.find(c.name);
-    print_json_line({{"name", c.name},
-                     {"domains", n == counts.end() ? 0 : n->second},
-                     {"created", iso8601(c.created_ms)}});
-  }
-}
-
-void print_customers_table(const std::vector<store::Customer>& customers,
-                           const std::map<std::string, size_t>& counts) {
-  Table table({"CUSTOMER", "DOMAINS", "CREATED"});
-  for (const auto& c : customers) {
-    auto n = counts.find(c.name);
-    table.add_row({c.name, std::to_string(n == counts.end() ? 0 : n->second), iso8601(c.created_ms)});
-  }
-  table.print();
-  fmt::print("{}\n", count_of(customers.size(), "customer", "customers"));
-}
-
 int run_list(const Context& ctx, const ListOptions& o) {
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  if (!is_operator(ctx.principal) && ctx.principal.role != store::Role::kCustomerAdmin)
-    return fail(kExitNotPermitted, not_permitted("listing customers"));
-  auto customers = (*store)->customers();
-  if (!customers) return runtime_error(customers.error());
-  std::erase_if(*customers, [&](const store::Customer& c) { return !may_manage_customer(ctx.principal, c.name); });
-  auto counts = domain_counts(**store);
-  if (!counts) return runtime_error(counts.error());
-  if (o.json) print_customers_json(*customers, *counts);
-  else print_customers_table(*customers, *counts);
+  auto customers = admin::list_customers(actor(ctx, **store));
+  if (!customers) return fail(customers.failure());
+  if (o.json) {
+    for (const auto& c : *customers) print_json_line(admin::customer_json(c));
+    return kExitOk;
+  }
+  Table table({"CUSTOMER", "DOMAINS", "CREATED"});
+  for (const auto& c : *customers)
+    table.add_row({c.customer.name, std::to_string(c.domains), iso8601(c.customer.created_ms)});
+  table.print();
+  fmt::print("{}\n", count_of(customers->size(), "customer", "customers"));
   return kExitOk;
 }
 

@@ -3,17 +3,11 @@
 // and the engine sees them at the next transaction.
 #include <fmt/format.h>
 
-#include <charconv>
-#include <cmath>
 #include <memory>
-#include <set>
 
 #include "console.hpp"
 #include "domain_view.hpp"
-#include "onboarding.hpp"
 #include "output.hpp"
-#include "risks.hpp"
-#include "validate.hpp"
 
 namespace mxguard::console {
 
@@ -32,123 +26,22 @@ struct NameOption {
   bool json = false;
 };
 
-// The keys of KEY=VALUE assignments, for the risk checks.
-std::set<std::string> changed_keys(const std::vector<std::string>& assignments) {
-  std::set<std::string> keys;
-  for (const auto& a : assignments) keys.insert(a.substr(0, a.find('=')));
-  return keys;
-}
-
-Result<double> parse_score(std::string_view key, std::string_view v) {
-  std::string s(v);
-  char* end = nullptr;
-  double d = std::strtod(s.c_str(), &end);
-  if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(d) || d < -1000 || d > 1000)
-    return Error{fmt::format("{}: '{}' is not a score between -1000 and 1000", key, v)};
-  return d;
-}
-
-// Applies one KEY=VALUE to `d`, or says what is wrong with it.
-Status apply_setting(store::Domain& d, std::string_view assignment) {
-  size_t eq = assignment.find('=');
-  if (eq == std::string_view::npos || eq == 0)
-    return Error{fmt::format("'{}' is not KEY=VALUE", assignment)};
-  std::string_view key = assignment.substr(0, eq), v = assignment.substr(eq + 1);
-  if (key == "backend") {
-    auto b = parse_backend(v);
-    if (!b) return Error{b.error()};
-    d.backend_host = b->host;
-    d.backend_port = b->port;
-  } else if (key == "tls") {
-    if (auto s = check_choice("tls", v, {"none", "may", "encrypt", "dane"}); !s) return s;
-    d.tls_policy = std::string(v);
-  } else if (key == "trust") {
-    if (auto s = check_choice("trust", v, {"ip", "auth"}); !s) return s;
-    d.trust = std::string(v);
-  } else if (key == "auth_user") {
-    if (!v.empty())
-      if (auto s = check_auth_user(v); !s) return s;
-    d.auth_user = std::string(v);
-  } else if (key == "recipients") {
-    if (auto s = check_choice("recipients", v, {"accept-all", "callout", "list"}); !s) return s;
-    d.recipients_mode = std::string(v);
-  } else if (key == "recipient_delimiter") {
-    if (auto s = store::check_recipient_delimiter(v); !s) return s;
-    d.recipient_delimiter = std::string(v);
-  } else if (key == "reject_threshold" || key == "quarantine_threshold" || key == "greylist_threshold") {
-    auto score = parse_score(key, v);
-    if (!score) return Error{score.error()};
-    (key == "reject_threshold" ? d.reject_threshold
-     : key == "quarantine_threshold" ? d.quarantine_threshold : d.greylist_threshold) = *score;
-  } else if (key == "digest_from") {
-    size_t at = v.rfind('@');
-    if (at == std::string_view::npos || at == 0 || !normalize_domain(v.substr(at + 1)) ||
-        v.find_first_of(" \t<>\"") != std::string_view::npos)
-      return Error{fmt::format("digest_from: '{}' is not an address", v)};
-    d.digest_from = std::string(v);
-  } else if (key == "quarantine_days") {
-    unsigned days = 0;
-    auto r = std::from_chars(v.data(), v.data() + v.size(), days);
-    if (r.ec != std::errc() || r.ptr != v.data() + v.size() || days < 1 || days > 3650)
-      return Error{fmt::format("quarantine_days: '{}' is not a number of days from 1 to 3650", v)};
-    d.quarantine_days = days;
-  } else {
-    return Error{fmt::format("unknown setting '{}' (backend, tls, trust, auth_user, recipients, recipient_delimiter, "
-                             "reject_threshold, quarantine_threshold, greylist_threshold, digest_from, "
-                             "quarantine_days)", key)};
-  }
-  return {};
-}
-
 int run_set(const Context& ctx, const SetOptions& o) {
-  if (o.assignments.empty() && o.auth_password_file.empty())
-    return usage_error("nothing to change: give KEY=VALUE settings or --auth-password-file");
-  auto m = open_managed_domain(ctx, o.domain);
-  if (m.exit_code) return m.exit_code;
-  std::string password;
-  if (!o.auth_password_file.empty()) {
+  auto store = open_config_store(ctx);
+  if (!store) return runtime_error(store.error());
+  admin::DomainSettings in;
+  in.assignments = o.assignments;
+  in.password_given = !o.auth_password_file.empty();
+  in.force = o.force;
+  // A refused domain is reported before the password file (maybe stdin) is read.
+  if (in.password_given) {
+    if (auto m = admin::show_domain(actor(ctx, **store), o.domain); !m) return fail(m.failure());
     auto pw = read_secret_file(o.auth_password_file);
     if (!pw) return usage_error(pw.error());
-    password = std::move(*pw);
+    in.auth_password = std::move(*pw);
   }
-  RiskFacts facts;
-  facts.dane_trust_anchor = !ctx.config.delivery.dane_trust_anchor.empty();
-  auto known = m.store->recipients(m.domain.name);
-  if (!known) return runtime_error(known.error());
-  facts.recipients = known->size();
-  std::set<std::string> keys = changed_keys(o.assignments);
-  bool risky = false;
-  // The settings are applied to the record as it is inside the write
-  // transaction, so a concurrent change to other settings is not lost.
-  store::Domain before;
-  bool input_error = false;
-  auto updated = m.store->update_domain(m.domain.name, [&](store::Domain& d) -> Status {
-    before = d;
-    for (const auto& a : o.assignments) {
-      if (auto s = apply_setting(d, a); !s) {
-        input_error = true;
-        return s;
-      }
-    }
-    if (!password.empty()) d.auth_password = password;  // empty keeps the stored password
-    input_error = true;
-    if (d.reject_threshold < d.quarantine_threshold)
-      return Error{fmt::format("reject_threshold ({}) must be >= quarantine_threshold ({})", d.reject_threshold,
-                               d.quarantine_threshold)};
-    if (d.trust == "auth" && d.auth_user.empty()) return Error{"trust=auth needs auth_user"};
-    input_error = false;
-    if (auto risks = setting_risks(d, keys, facts); !risks.empty() && !o.force) {
-      risky = true;
-      return Error{force_refusal(risks)};
-    }
-    return {};
-  });
-  if (!updated && risky) return fail(kExitNeedsForce, updated.error());
-  if (!updated) return input_error ? usage_error(updated.error()) : runtime_error(updated.error());
-  if (!*updated) return usage_error(fmt::format("no such domain: {}", m.domain.name));
-  const store::Domain* d = &**updated;
-  if (auto s = audit(*m.store, ctx.principal, "domain.set", d->name, domain_record(before), domain_record(*d)); !s)
-    return runtime_error(s.error());
+  auto d = admin::set_domain(actor(ctx, **store), o.domain, in);
+  if (!d) return fail(d.failure());
   if (o.json) {
     print_json_line(domain_json(ctx.config, *d));
     return kExitOk;
@@ -159,28 +52,10 @@ int run_set(const Context& ctx, const SetOptions& o) {
 }
 
 int run_status(const Context& ctx, const NameOption& o, store::DomainStatus to) {
-  auto m = open_managed_domain(ctx, o.domain);
-  if (m.exit_code) return m.exit_code;
-  if (!is_operator(ctx.principal) && ctx.principal.role != store::Role::kCustomerAdmin)
-    return fail(kExitNotPermitted, not_permitted("suspending or resuming domains"));
-  store::DomainStatus was{};
-  bool pending = false;
-  auto updated = m.store->update_domain(m.domain.name, [&](store::Domain& d) -> Status {
-    was = d.status;
-    if (d.status == store::DomainStatus::kPendingVerification) {
-      pending = true;
-      return Error{fmt::format("{} is pending verification; verify it first", d.name)};
-    }
-    d.status = to;
-    return {};
-  });
-  if (!updated) return pending ? usage_error(updated.error()) : runtime_error(updated.error());
-  if (!*updated) return usage_error(fmt::format("no such domain: {}", m.domain.name));
-  const store::Domain* d = &**updated;
-  if (auto s = audit(*m.store, ctx.principal, to == store::DomainStatus::kActive ? "domain.resume" : "domain.suspend",
-                     d->name, {{"status", store::to_string(was)}}, {{"status", store::to_string(to)}});
-      !s)
-    return runtime_error(s.error());
+  auto store = open_config_store(ctx);
+  if (!store) return runtime_error(store.error());
+  auto d = admin::set_domain_status(actor(ctx, **store), o.domain, to);
+  if (!d) return fail(d.failure());
   if (o.json) print_json_line(domain_json(ctx.config, *d));
   else fmt::print("{} is now {}.\n", d->name, store::to_string(to));
   return kExitOk;

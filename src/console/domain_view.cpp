@@ -17,31 +17,6 @@ void print_field(std::string_view key, std::string_view value) {
 
 }  // namespace
 
-nlohmann::ordered_json domain_json(const Config& cfg, const store::Domain& d) {
-  nlohmann::ordered_json mx = nlohmann::ordered_json::array();
-  for (const auto& r : mx_records(cfg)) mx.push_back({{"preference", r.preference}, {"host", r.host}});
-  return {{"domain", d.name},
-          {"customer", d.customer},
-          {"status", store::to_string(d.status)},
-          {"verification",
-           {{"name", verification_name(cfg, d.name)}, {"type", "TXT"}, {"value", d.verify_token}, {"ttl", kVerifyTtl}}},
-          {"backend",
-           {{"host", d.backend_host},
-            {"port", d.backend_port},
-            {"tls", d.tls_policy},
-            {"trust", d.trust},
-            {"auth_user", d.auth_user},
-            {"auth_password_set", !d.auth_password.empty()}}},
-          {"recipients", d.recipients_mode},
-          {"recipient_delimiter", d.recipient_delimiter},
-          {"thresholds",
-           {{"reject", d.reject_threshold}, {"quarantine", d.quarantine_threshold}, {"greylist", d.greylist_threshold}}},
-          {"digest_from", d.digest_from},
-          {"quarantine_days", d.quarantine_days},
-          {"created", iso8601(d.created_ms)},
-          {"mx", mx}};
-}
-
 void print_domain_details(const Config& cfg, const store::Domain& d) {
   print_field("domain", d.name);
   print_field("customer", d.customer);

@@ -6,13 +6,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mxguard/admin/domains.hpp"
 #include "mxguard/core/config.hpp"
 #include "mxguard/store/config_store.hpp"
 
 namespace mxguard::console {
 
-// {"domain","customer","status","verification":{...},"backend":{...},"recipients","created","mx":[...]}
-nlohmann::ordered_json domain_json(const Config& cfg, const store::Domain& d);
+using admin::domain_json;
 
 // "key: value" lines followed by the DNS records the customer must publish.
 void print_domain_details(const Config& cfg, const store::Domain& d);

@@ -4,6 +4,8 @@
 
 #include <string_view>
 
+#include "mxguard/admin/failure.hpp"
+
 namespace mxguard::console {
 
 inline constexpr int kExitOk = 0;
@@ -35,5 +37,29 @@ inline constexpr ExitCodeMeaning kExitCodes[] = {
     {kExitTaken, "conflict: the name is taken or the object is still in use"},
     {kExitNotPermitted, "not permitted for this user (--as), or another tenant's object"},
 };
+
+// The one table from an admin operation's failure category to an exit code.
+struct CategoryExit {
+  admin::Category category;
+  int code;
+};
+inline constexpr CategoryExit kCategoryExits[] = {
+    {admin::Category::kUsage, kExitUsage},
+    {admin::Category::kNotFound, kExitUsage},
+    {admin::Category::kNotPermitted, kExitNotPermitted},
+    {admin::Category::kConflict, kExitTaken},
+    {admin::Category::kNeedsForce, kExitNeedsForce},
+    {admin::Category::kUnavailable, kExitRuntime},
+};
+
+// The exit code for `f`. A refusal outside the principal's scope (--as) has
+// always been "not permitted" at the console, missing object or not, so
+// scripts see one code for both; the API answers 404 for it.
+inline int exit_code_for(const admin::Failure& f) {
+  if (f.out_of_scope) return kExitNotPermitted;
+  for (const CategoryExit& e : kCategoryExits)
+    if (e.category == f.category) return e.code;
+  return kExitRuntime;
+}
 
 }  // namespace mxguard::console

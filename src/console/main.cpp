@@ -35,20 +35,14 @@ Result<std::unique_ptr<store::ConfigStore>> open_config_store(const Context& ctx
 
 ManagedDomain open_managed_domain(const Context& ctx, std::string_view typed) {
   ManagedDomain m;
-  auto name = normalize_domain(typed);
-  if (!name) {
-    m.exit_code = usage_error(name.error());
-    return m;
-  }
   auto store = open_config_store(ctx);
   if (!store) {
     m.exit_code = runtime_error(store.error());
     return m;
   }
-  int code;
-  auto d = domain_for(**store, ctx.principal, *name, code);
+  auto d = admin::show_domain(actor(ctx, **store), typed);
   if (!d) {
-    m.exit_code = fail(code, d.error());
+    m.exit_code = fail(d.failure());
     return m;
   }
   m.store = std::move(*store);

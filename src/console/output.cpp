@@ -3,9 +3,7 @@
 
 #include <fmt/format.h>
 
-#include <chrono>
 #include <cstdio>
-#include <ctime>
 
 namespace mxguard::console {
 
@@ -19,25 +17,6 @@ size_t display_width(std::string_view s) {
   for (unsigned char c : s)
     if (!is_utf8_continuation(c)) ++n;
   return n;
-}
-
-// Floor division, so times before 1970 still split into seconds and millis correctly.
-std::pair<int64_t, int64_t> split_ms(int64_t epoch_ms) {
-  int64_t secs = epoch_ms / 1000;
-  int64_t ms = epoch_ms % 1000;
-  if (ms < 0) {
-    ms += 1000;
-    secs -= 1;
-  }
-  return {secs, ms};
-}
-
-std::string utc_seconds(int64_t secs) {
-  std::time_t t = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  if (!gmtime_r(&t, &tm)) return "invalid-time";
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 void print_row(const std::vector<std::string>& cells, const std::vector<size_t>& widths) {
@@ -60,16 +39,6 @@ void print_json_line(const nlohmann::ordered_json& j) {
   std::fwrite(line.data(), 1, line.size(), stdout);
 }
 
-std::string printable(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
-    else out += static_cast<char>(c);
-  }
-  return out;
-}
-
 std::string truncate(std::string_view s, size_t max) {
   if (display_width(s) <= max) return std::string(s);
   size_t keep = max > 3 ? max - 3 : 0;
@@ -78,18 +47,6 @@ std::string truncate(std::string_view s, size_t max) {
     if (!is_utf8_continuation(static_cast<unsigned char>(s[end])) && chars++ == keep) break;
   }
   return std::string(s.substr(0, end)) + "...";
-}
-
-std::string iso8601(int64_t epoch_ms) { return utc_seconds(split_ms(epoch_ms).first) + "Z"; }
-
-std::string iso8601_ms(int64_t epoch_ms) {
-  auto [secs, ms] = split_ms(epoch_ms);
-  return fmt::format("{}.{:03}Z", utc_seconds(secs), ms);
-}
-
-int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
 Table::Table(std::vector<std::string> headers) : headers_(std::move(headers)) {}
@@ -106,10 +63,6 @@ void Table::print() const {
     for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], display_width(printable(row[i])));
   print_row(headers_, widths);
   for (const auto& row : rows_) print_row(row, widths);
-}
-
-std::string count_of(size_t n, std::string_view singular, std::string_view plural) {
-  return fmt::format("{} {}", n, n == 1 ? singular : plural);
 }
 
 }  // namespace mxguard::console

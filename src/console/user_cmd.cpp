@@ -1,18 +1,14 @@
 // `mxguard user ...` and `mxguard audit`: accounts with roles, and the log of
-// every change. Passwords are Argon2id hashes (libsodium) and never printed.
+// every change, over the admin library. Passwords are never printed.
 #include <sodium.h>
 
 #include <fmt/format.h>
 
-#include <fstream>
-#include <iostream>
 #include <memory>
-#include <sstream>
 
 #include "console.hpp"
-#include "onboarding.hpp"
+#include "mxguard/admin/users.hpp"
 #include "output.hpp"
-#include "validate.hpp"
 
 namespace mxguard::console {
 
@@ -24,123 +20,31 @@ struct UserOptions {
   bool json = false;
 };
 
-Result<std::string> read_password(const std::string& path) {
-  auto pw = read_secret_file(path);
-  if (!pw) return pw;
-  if (pw->size() < 8) return Error{"password must have at least 8 characters"};
-  return pw;
-}
-
-Result<std::string> hash_password(const std::string& pw) {
-  if (sodium_init() < 0) return Error{"libsodium failed to initialise"};
-  char out[crypto_pwhash_STRBYTES];
-  if (crypto_pwhash_str_alg(out, pw.data(), pw.size(), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                            crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13) != 0)
-    return Error{"out of memory while hashing the password"};
-  return std::string(out);
-}
-
-nlohmann::ordered_json user_json(const store::User& u) {
-  return {{"name", u.name},       {"role", store::to_string(u.role)}, {"customer", u.customer},
-          {"domain", u.domain},   {"address", u.address},           {"shadows", u.shadows},
-          {"has_password", !u.password_hash.empty()}, {"created", iso8601(u.created_ms)}};
-}
-
-// Builds and checks the new user against the store and the principal's rights.
-Result<store::User> user_from(const UserOptions& o, const store::ConfigStore& store, const Principal& p, int& code) {
-  code = kExitUsage;
-  store::User u;
-  if (auto s = check_customer_name(o.name); !s) return Error{fmt::format("user name: {}", s.error())};
-  u.name = o.name;
-  auto role = store::role_from_string(o.role);
-  if (!role) return Error{fmt::format("unknown role '{}' (operator, customer-admin, postmaster, user)", o.role)};
-  u.role = *role;
-  u.shadows = o.shadows;
-  switch (u.role) {
-    case store::Role::kOperator:
-      break;
-    case store::Role::kCustomerAdmin: {
-      if (o.customer.empty()) return Error{"a customer-admin needs --customer"};
-      auto c = store.customer(o.customer);
-      if (!c) return Error{c.error()};
-      if (!*c || !may_manage_customer(p, o.customer)) {
-        code = is_operator(p) ? kExitUsage : kExitNotPermitted;
-        return Error{is_operator(p) ? fmt::format("no such customer: {}", o.customer)
-                                    : not_permitted(fmt::format("customer {}", o.customer))};
-      }
-      u.customer = o.customer;
-      break;
-    }
-    case store::Role::kPostmaster:
-    case store::Role::kUser: {
-      std::string domain = o.domain;
-      if (u.role == store::Role::kUser) {
-        size_t at = o.address.rfind('@');
-        if (at == std::string::npos || at == 0) return Error{"a user needs --address local@domain"};
-        domain = o.address.substr(at + 1);
-        u.address = o.address;
-      } else if (domain.empty()) {
-        return Error{"a postmaster needs --domain"};
-      }
-      auto name = normalize_domain(domain);
-      if (!name) return Error{name.error()};
-      auto d = domain_for(store, p, *name, code);
-      if (!d) return Error{d.error()};
-      u.customer = d->customer;
-      if (u.role == store::Role::kPostmaster) u.domain = *name;
-      break;
-    }
-  }
-  // Only operators create operators and customer-admins.
-  if (!is_operator(p) && (u.role == store::Role::kOperator || u.role == store::Role::kCustomerAdmin)) {
-    code = kExitNotPermitted;
-    return Error{not_permitted(fmt::format("creating a {}", store::to_string(u.role)))};
-  }
-  return u;
-}
-
 int run_add(const Context& ctx, const UserOptions& o) {
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  int code;
-  auto u = user_from(o, **store, ctx.principal, code);
-  if (!u) return fail(code, u.error());
+  admin::NewUser in{o.name, o.role, o.customer, o.domain, o.address, o.shadows, std::nullopt};
   if (!o.password_file.empty()) {
-    auto pw = read_password(o.password_file);
+    auto pw = read_secret_file(o.password_file);
     if (!pw) return usage_error(pw.error());
-    auto hash = hash_password(*pw);
-    sodium_memzero(pw->data(), pw->size());
-    if (!hash) return runtime_error(hash.error());
-    u->password_hash = std::move(*hash);
+    in.password = std::move(*pw);
   }
-  u->created_ms = now_ms();
-  auto added = (*store)->add_user(*u);
-  if (!added) return runtime_error(added.error());
-  if (!*added) return fail(kExitTaken, fmt::format("user {} already exists", u->name));
-  if (auto s = audit(**store, ctx.principal, "user.add", u->name, nullptr, user_json(*u)); !s)
-    return runtime_error(s.error());
-  if (o.json) print_json_line(user_json(*u));
+  auto u = admin::add_user(actor(ctx, **store), in);
+  if (in.password) sodium_memzero(in.password->data(), in.password->size());
+  if (!u) return fail(u.failure());
+  if (o.json) print_json_line(admin::user_json(*u));
   else fmt::print("Added {} {}.\n", store::to_string(u->role), u->name);
   return kExitOk;
 }
 
-// Users the principal may see: all for operators, their customer's for customer-admins.
-bool may_see_user(const Principal& p, const store::User& u) {
-  return is_operator(p) || (p.role == store::Role::kCustomerAdmin && u.customer == p.customer &&
-                            u.role != store::Role::kOperator);
-}
-
 int run_list(const Context& ctx, const UserOptions& o) {
-  if (!is_operator(ctx.principal) && ctx.principal.role != store::Role::kCustomerAdmin)
-    return fail(kExitNotPermitted, not_permitted("listing users"));
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto users = (*store)->users();
-  if (!users) return runtime_error(users.error());
+  auto users = admin::list_users(actor(ctx, **store));
+  if (!users) return fail(users.failure());
   Table t({"USER", "ROLE", "CUSTOMER", "SCOPE"});
   for (const auto& u : *users) {
-    if (!may_see_user(ctx.principal, u)) continue;
-    if (o.json) print_json_line(user_json(u));
+    if (o.json) print_json_line(admin::user_json(u));
     else t.add_row({u.name, std::string(store::to_string(u.role)), u.customer, u.domain.empty() ? u.address : u.domain});
   }
   if (!o.json) t.print();
@@ -150,21 +54,10 @@ int run_list(const Context& ctx, const UserOptions& o) {
 int run_remove(const Context& ctx, const UserOptions& o) {
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto u = (*store)->user(o.name);
-  if (!u) return runtime_error(u.error());
-  bool visible = *u && may_see_user(ctx.principal, **u);
-  if (!visible) {
-    if (!is_operator(ctx.principal)) return fail(kExitNotPermitted, not_permitted(fmt::format("user {}", o.name)));
-    return usage_error(fmt::format("no such user: {}", o.name));
-  }
-  if (!is_operator(ctx.principal) && (*u)->role == store::Role::kCustomerAdmin)
-    return fail(kExitNotPermitted, not_permitted("removing a customer-admin"));
-  auto removed = (*store)->remove_user(o.name);
-  if (!removed) return runtime_error(removed.error());
-  if (auto s = audit(**store, ctx.principal, "user.remove", o.name, user_json(**u), nullptr); !s)
-    return runtime_error(s.error());
+  auto u = admin::remove_user(actor(ctx, **store), o.name);
+  if (!u) return fail(u.failure());
   if (o.json) {
-    nlohmann::ordered_json j = user_json(**u);
+    nlohmann::ordered_json j = admin::user_json(*u);
     j["removed"] = true;
     print_json_line(j);
     return kExitOk;
@@ -173,31 +66,18 @@ int run_remove(const Context& ctx, const UserOptions& o) {
   return kExitOk;
 }
 
-// The new password comes from stdin so it never shows in `ps` or shell history.
-// Another tenant's user is reported as missing, not as forbidden, so the
-// answer does not reveal that the name exists.
+// The new password comes from stdin so it never shows in `ps` or shell
+// history; the target is checked before stdin is read.
 int run_passwd(const Context& ctx, const UserOptions& o) {
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto u = (*store)->user(o.name);
-  if (!u) return runtime_error(u.error());
-  if (!*u || !may_see_user(ctx.principal, **u)) return usage_error(fmt::format("no such user: {}", o.name));
-  if (!is_operator(ctx.principal) && (*u)->role == store::Role::kCustomerAdmin && (*u)->name != ctx.principal.name)
-    return fail(kExitNotPermitted, not_permitted("changing another customer-admin's password"));
-  auto pw = read_password("-");
+  if (auto t = admin::password_target(actor(ctx, **store), o.name); !t) return fail(t.failure());
+  auto pw = read_secret_file("-");
   if (!pw) return usage_error(pw.error());
-  auto hash = hash_password(*pw);
-  sodium_memzero(pw->data(), pw->size());
-  if (!hash) return runtime_error(hash.error());
-  auto changed = (*store)->set_user_password(o.name, *hash);
-  if (!changed) return runtime_error(changed.error());
-  if (!*changed) return usage_error(fmt::format("no such user: {}", o.name));
-  if (auto s = audit(**store, ctx.principal, "user.passwd", o.name, nullptr, {{"name", o.name}}); !s)
-    return runtime_error(s.error());
+  auto u = admin::set_password(actor(ctx, **store), o.name, std::move(*pw));
+  if (!u) return fail(u.failure());
   if (o.json) {
-    store::User after = **u;
-    after.password_hash = *hash;
-    print_json_line(user_json(after));
+    print_json_line(admin::user_json(*u));
     return kExitOk;
   }
   fmt::print("Changed the password of {}.\n", o.name);
@@ -205,11 +85,10 @@ int run_passwd(const Context& ctx, const UserOptions& o) {
 }
 
 int run_audit(const Context& ctx, bool json) {
-  if (!is_operator(ctx.principal)) return fail(kExitNotPermitted, not_permitted("reading the audit log"));
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto entries = (*store)->audit();
-  if (!entries) return runtime_error(entries.error());
+  auto entries = admin::audit_log(actor(ctx, **store));
+  if (!entries) return fail(entries.failure());
   for (const auto& e : *entries) {
     auto parse = [](const std::string& s) {
       return s.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json::parse(s, nullptr, false);

@@ -155,6 +155,19 @@ bool valid_ip_literal(const std::string& host) {
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
+// A list of "IP:port" (or a bare IP with `default_port`) for an HTTP listener.
+std::vector<ListenAddress> ip_listen(const Reader& r, const toml::node& n, std::string_view key,
+                                     uint16_t default_port) {
+  std::vector<ListenAddress> out;
+  for (const auto& spec : r.strings(n, key)) {
+    ListenAddress a;
+    if (!parse_host_port(spec, default_port, a.host, a.port) || !valid_ip_literal(a.host) || a.port == 0)
+      r.fail(key, fmt::format("'{}' is not an IP:port address", spec));
+    out.push_back(a);
+  }
+  return out;
+}
+
 }  // namespace
 
 Config parse_config(std::string_view toml_text, std::string_view origin) {
@@ -171,7 +184,7 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
   Config cfg;
   r.check_known(root, "",
                 {"hostname", "state_dir", "smtp", "tls", "dns", "delivery", "quarantine", "onboarding", "scan",
-                 "rules", "metrics"});
+                 "rules", "metrics", "web"});
 
   if (auto n = root.get("hostname")) {
     cfg.hostname = r.str(*n, "hostname");
@@ -349,14 +362,44 @@ Config parse_config(std::string_view toml_text, std::string_view origin) {
   }
   if (const toml::table* t = section("metrics")) {
     r.check_known(*t, "metrics", {"listen"});
-    if (auto n = t->get("listen")) {
-      for (const auto& spec : r.strings(*n, "metrics.listen")) {
-        ListenAddress a;
-        if (!parse_host_port(spec, 9925, a.host, a.port) || !valid_ip_literal(a.host) || a.port == 0)
-          r.fail("metrics.listen", fmt::format("'{}' is not an IP:port address", spec));
-        cfg.metrics.listen.push_back(a);
-      }
+    if (auto n = t->get("listen")) cfg.metrics.listen = ip_listen(r, *n, "metrics.listen", 9925);
+  }
+  if (const toml::table* t = section("web")) {
+    r.check_known(*t, "web", {"listen", "public_url", "certificate", "private_key", "insecure_http", "static_dir",
+                              "session_idle", "session_lifetime"});
+    if (auto n = t->get("listen")) cfg.web.listen = ip_listen(r, *n, "web.listen", 443);
+    if (auto n = t->get("public_url")) {
+      cfg.web.public_url = r.str(*n, "web.public_url");
+      std::string_view u = cfg.web.public_url;
+      std::string_view rest = u.substr(u.find("://") == std::string_view::npos ? 0 : u.find("://") + 3);
+      bool scheme = u.starts_with("https://") || u.starts_with("http://");
+      if (!scheme || rest.empty() || rest.find_first_of("/?# ") != std::string_view::npos)
+        r.fail("web.public_url", "must be \"https://host\" or \"https://host:port\", without a path");
     }
+    if (auto n = t->get("certificate")) cfg.web.certificate = r.str(*n, "web.certificate");
+    if (auto n = t->get("private_key")) cfg.web.private_key = r.str(*n, "web.private_key");
+    if (cfg.web.certificate.empty() != cfg.web.private_key.empty())
+      r.fail(cfg.web.certificate.empty() ? "web.certificate" : "web.private_key",
+             "web.certificate and web.private_key must be set together");
+    if (auto n = t->get("insecure_http")) {
+      if (!n->is_boolean()) r.fail("web.insecure_http", "must be true or false");
+      cfg.web.insecure_http = *n->value<bool>();
+    }
+    if (cfg.web.insecure_http) {
+      for (const auto& a : cfg.web.listen)
+        if (a.host != "127.0.0.1" && a.host != "::1")
+          r.fail("web.insecure_http", fmt::format("plain HTTP only on loopback; web.listen has {}", a.to_string()));
+    }
+    if (auto n = t->get("static_dir")) cfg.web.static_dir = r.str(*n, "web.static_dir");
+    if (auto n = t->get("session_idle")) cfg.web.session_idle = r.duration(*n, "web.session_idle");
+    if (auto n = t->get("session_lifetime")) cfg.web.session_lifetime = r.duration(*n, "web.session_lifetime");
+    if (cfg.web.session_idle.count() <= 0) r.fail("web.session_idle", "must be positive");
+    if (cfg.web.session_lifetime < cfg.web.session_idle)
+      r.fail("web.session_lifetime", "must not be shorter than web.session_idle");
+  }
+  if (cfg.web.certificate.empty()) {
+    cfg.web.certificate = cfg.tls.certificate;
+    cfg.web.private_key = cfg.tls.private_key;
   }
   if (const toml::table* t = section("scan")) {
     r.check_known(*t, "scan",

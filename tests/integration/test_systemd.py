@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mxg  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else os.path.join(mxg.ROOT, "build"))
-UNITS = ["mxguardd.service", "mxguard-maintenance.service", "mxguard-maintenance.timer",
+UNITS = ["mxguardd.service", "mxguard-web.service", "mxguard-maintenance.service", "mxguard-maintenance.timer",
          "mxguard-console@.service"]
 MAX_EXPOSURE = 2.0
 
@@ -64,7 +64,8 @@ class InstalledTree(unittest.TestCase):
         return os.path.join(self.tmp, self.prefix.lstrip("/"), *parts)
 
     def test_install_puts_everything_where_the_units_expect_it(self):
-        expect = [self.path("sbin/mxguardd"), self.path("bin/mxguard"),
+        expect = [self.path("sbin/mxguardd"), self.path("bin/mxguard"), self.path("sbin/mxguard-web"),
+                  self.path("share/mxguard/web/index.html"),
                   self.path("share/mxguard/factory.bundle"),
                   self.path("share/mxguard/rules/high-value-domains.txt"),
                   self.path("share/mxguard/rules/10-headers.rules"),
@@ -74,10 +75,12 @@ class InstalledTree(unittest.TestCase):
         expect.append(os.path.join(self.tmp, etc, "mxguard/mxguard.toml"))
         missing = [p for p in expect if not os.path.exists(p)]
         self.assertEqual(missing, [])
-        for exe in expect[:2]:
+        for exe in expect[:3]:
             self.assertTrue(os.access(exe, os.X_OK), exe)
         unit = read(os.path.join(self.unit_dir, "mxguardd.service"))
         self.assertIn("ExecStart=%s/sbin/mxguardd --config " % self.prefix, unit)
+        web = read(os.path.join(self.unit_dir, "mxguard-web.service"))
+        self.assertIn("ExecStart=%s/sbin/mxguard-web --config " % self.prefix, web)
         # The installed default configuration is one the engine accepts.
         conf = os.path.join(self.tmp, etc, "mxguard/mxguard.toml")
         p = subprocess.run([self.path("sbin/mxguardd"), "--config", conf, "--check-config"],
@@ -101,15 +104,24 @@ class InstalledTree(unittest.TestCase):
             self.assertEqual(own, [], out)
             print("systemd-analyze verify %s: ok" % unit)
 
-    def test_engine_unit_exposure(self):
+    def exposure(self, name):
         p = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--root=" + self.tmp,
-                            "--no-pager", os.path.join(self.unit_dir, "mxguardd.service")],
+                            "--no-pager", os.path.join(self.unit_dir, name)],
                            capture_output=True, text=True, timeout=60)
-        m = re.search(r"Overall exposure level for mxguardd\.service: (\d+\.\d+)", p.stdout)
+        m = re.search(r"Overall exposure level for %s: (\d+\.\d+)" % re.escape(name), p.stdout)
         self.assertIsNotNone(m, p.stdout + p.stderr)
         exposure = float(m.group(1))
-        print("systemd-analyze security mxguardd.service: exposure %.1f (limit %.1f)" % (exposure, MAX_EXPOSURE))
+        print("systemd-analyze security %s: exposure %.1f (limit %.1f)" % (name, exposure, MAX_EXPOSURE))
         self.assertLessEqual(exposure, MAX_EXPOSURE)
+
+    def test_web_unit_exposure(self):
+        self.exposure("mxguard-web.service")
+        unit = read(os.path.join(self.unit_dir, "mxguard-web.service"))
+        self.assertRegex(unit, r"(?m)^User=mxguard$")
+        self.assertRegex(unit, r"(?m)^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$")
+
+    def test_engine_unit_exposure(self):
+        self.exposure("mxguardd.service")
         unit = read(os.path.join(self.unit_dir, "mxguardd.service"))
         self.assertRegex(unit, r"(?m)^WatchdogSec=\d+")
         self.assertRegex(unit, r"(?m)^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$")

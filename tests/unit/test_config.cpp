@@ -167,3 +167,48 @@ TEST_CASE("config: metrics.listen is a list of IP:port, absent means off") {
   CHECK(error_of("[metrics]\nlisten = \"127.0.0.1:9925\"").find("metrics.listen") != std::string::npos);
   CHECK(error_of("[metrics]\nport = 9925").find("metrics.port") != std::string::npos);
 }
+
+TEST_CASE("config: [web] keys, defaults from [tls], and their errors") {
+  Config d = parse_config("", "t");
+  CHECK(d.web.listen.empty());
+  CHECK_FALSE(d.web.insecure_http);
+  CHECK(d.web.session_idle == Millis(30 * 60'000));
+
+  const std::string tls = "[tls]\ncertificate = \"/etc/c.pem\"\nprivate_key = \"/etc/k.pem\"\n";
+  Config c = parse_config(tls + R"(
+[web]
+listen = ["0.0.0.0:443", "[::1]:8443"]
+public_url = "https://mx1.example.net"
+session_idle = "10m"
+session_lifetime = "8h"
+)", "t");
+  REQUIRE(c.web.listen.size() == 2);
+  CHECK(c.web.listen[1].host == "::1");
+  CHECK(c.web.listen[1].port == 8443);
+  CHECK(c.web.public_url == "https://mx1.example.net");
+  CHECK(c.web.certificate == "/etc/c.pem");  // from [tls]
+  CHECK(c.web.private_key == "/etc/k.pem");
+  CHECK(c.web.session_lifetime == Millis(8 * 3'600'000));
+
+  Config own = parse_config(tls + R"(
+[web]
+certificate = "/etc/w.pem"
+private_key = "/etc/wk.pem"
+)", "t");
+  CHECK(own.web.certificate == "/etc/w.pem");
+  CHECK(own.web.private_key == "/etc/wk.pem");
+
+  Config ins = parse_config("[web]\nlisten = [\"127.0.0.1:8080\"]\ninsecure_http = true\n", "t");
+  CHECK(ins.web.insecure_http);
+
+  CHECK(error_of("[web]\nlisten = [\"0.0.0.0:8080\"]\ninsecure_http = true\n").find("web.insecure_http") !=
+        std::string::npos);
+  CHECK(error_of("[web]\nlisten = [\"mx1:443\"]\n").find("web.listen") != std::string::npos);
+  CHECK(error_of("[web]\npublic_url = \"mx1.example.net\"\n").find("web.public_url") != std::string::npos);
+  CHECK(error_of("[web]\npublic_url = \"https://mx1.example.net/x\"\n").find("web.public_url") != std::string::npos);
+  CHECK(error_of("[web]\ncertificate = \"/c.pem\"\n").find("web.private_key") != std::string::npos);
+  CHECK(error_of("[web]\ninsecure_http = 1\n").find("web.insecure_http") != std::string::npos);
+  CHECK(error_of("[web]\nsession_idle = \"2h\"\nsession_lifetime = \"1h\"\n").find("web.session_lifetime") !=
+        std::string::npos);
+  CHECK(error_of("[web]\nport = 1\n").find("web.port") != std::string::npos);
+}

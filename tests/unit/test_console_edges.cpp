@@ -5,9 +5,10 @@
 #include <string>
 
 #include "mx_check.hpp"
-#include "risks.hpp"
+#include "mxguard/admin/risks.hpp"
 
 using namespace mxguard::console;
+using namespace mxguard::admin;
 
 TEST_CASE("risks: each risky setting is named only when it is being changed") {
   mxguard::store::Domain d;

@@ -8,12 +8,12 @@
 #include <set>
 #include <string>
 
-#include "blocklist.hpp"
-#include "onboarding.hpp"
-#include "token.hpp"
-#include "validate.hpp"
+#include "mxguard/admin/blocklist.hpp"
+#include "mxguard/admin/onboarding.hpp"
+#include "mxguard/admin/token.hpp"
+#include "mxguard/admin/validate.hpp"
 
-using namespace mxguard::console;
+using namespace mxguard::admin;
 
 TEST_CASE("onboarding: domain names, valid and invalid (as typed)") {
   struct Case {
@@ -130,7 +130,7 @@ TEST_CASE("onboarding: verification tokens are mxg- and 32 base62 characters, al
 }
 
 TEST_CASE("console menu: a static address is checked before anything is written") {
-  using mxguard::console::static_network_lines;
+  using mxguard::admin::static_network_lines;
   auto ok = static_network_lines("192.0.2.10/24", "192.0.2.1", " 192.0.2.53  2001:db8::53 ");
   REQUIRE(ok.ok());
   CHECK(*ok == "Address=192.0.2.10/24\nGateway=192.0.2.1\nDNS=192.0.2.53\nDNS=2001:db8::53\n");

@@ -118,6 +118,18 @@ struct MetricsConfig {
   std::vector<ListenAddress> listen;  // Prometheus /metrics over plain HTTP; empty = off
 };
 
+// [web]: mxguard-web, the customer dashboard and its API (HTTPS).
+struct WebConfig {
+  std::vector<ListenAddress> listen;  // empty = mxguard-web refuses to start
+  std::string public_url;             // "https://host[:port]"; the Origin state-changing requests must carry
+  std::string certificate;            // "" in the file = tls.certificate
+  std::string private_key;            // "" in the file = tls.private_key
+  bool insecure_http = false;         // plain HTTP, allowed only when every listen address is loopback (tests, demo)
+  std::string static_dir;             // dashboard files; "" = the installed ones, else the source tree's
+  Millis session_idle{30 * 60'000};
+  Millis session_lifetime{12 * 3'600'000};
+};
+
 struct OnboardingConfig {
   std::string verify_label = "_mxguard-verify";
   std::vector<std::string> mx_hosts;
@@ -135,6 +147,7 @@ struct Config {
   ScanConfig scan;
   RulesConfig rules;
   MetricsConfig metrics;
+  WebConfig web;
 };
 
 struct ConfigError : std::runtime_error {

@@ -1,9 +1,9 @@
 // Resolver set-up and failure wording for the DNS-backed console commands.
-#include "dns_report.hpp"
+#include "mxguard/admin/dns_report.hpp"
 
 #include <fmt/format.h>
 
-namespace mxguard::console {
+namespace mxguard::admin {
 
 namespace {
 
@@ -40,4 +40,4 @@ std::string lookup_failure(const Config& cfg, dns::LookupStatus status, std::str
   return "succeeded";
 }
 
-}  // namespace mxguard::console
+}  // namespace mxguard::admin

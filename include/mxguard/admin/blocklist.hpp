@@ -9,7 +9,7 @@
 
 #include "mxguard/core/result.hpp"
 
-namespace mxguard::console {
+namespace mxguard::admin {
 
 class Blocklist {
  public:
@@ -25,4 +25,4 @@ class Blocklist {
   std::set<std::string, std::less<>> names_;
 };
 
-}  // namespace mxguard::console
+}  // namespace mxguard::admin

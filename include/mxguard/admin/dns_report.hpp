@@ -9,7 +9,7 @@
 #include "mxguard/core/result.hpp"
 #include "mxguard/dns/resolver.hpp"
 
-namespace mxguard::console {
+namespace mxguard::admin {
 
 // A resolver asking only cfg.dns.servers, bounded by cfg.dns.timeout.
 Result<dns::Resolver> make_resolver(const Config& cfg);
@@ -22,4 +22,4 @@ std::string format_duration(Millis d);
 // "timed out after 2s (DNS servers: 127.0.0.1:53)".
 std::string lookup_failure(const Config& cfg, dns::LookupStatus status, std::string_view error);
 
-}  // namespace mxguard::console
+}  // namespace mxguard::admin

@@ -1,5 +1,5 @@
 // Verification tokens: getrandom(2) bytes mapped to base62 by rejection sampling.
-#include "token.hpp"
+#include "mxguard/admin/token.hpp"
 
 #include <sys/random.h>
 
@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 #include <string_view>
 
-namespace mxguard::console {
+namespace mxguard::admin {
 
 namespace {
 
@@ -46,4 +46,4 @@ Result<std::string> new_verify_token() {
   return token;
 }
 
-}  // namespace mxguard::console
+}  // namespace mxguard::admin

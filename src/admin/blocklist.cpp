@@ -1,5 +1,5 @@
 // Loading and matching the high-value domain blocklist.
-#include "blocklist.hpp"
+#include "mxguard/admin/blocklist.hpp"
 
 #include <unistd.h>
 
@@ -12,7 +12,7 @@
 #include "mxguard/core/strings.hpp"
 #include "mxguard/smtp/address.hpp"
 
-namespace mxguard::console {
+namespace mxguard::admin {
 
 Result<Blocklist> Blocklist::parse(std::string_view text, std::string_view origin) {
   Blocklist b;
@@ -59,4 +59,4 @@ std::optional<std::string> Blocklist::match(std::string_view domain) const {
   return std::nullopt;
 }
 
-}  // namespace mxguard::console
+}  // namespace mxguard::admin

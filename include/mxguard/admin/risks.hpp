@@ -9,7 +9,7 @@
 
 #include "mxguard/store/config_store.hpp"
 
-namespace mxguard::console {
+namespace mxguard::admin {
 
 struct RiskFacts {
   bool dane_trust_anchor = false;  // delivery.dane_trust_anchor is configured
@@ -26,4 +26,4 @@ std::vector<std::string> setting_risks(const store::Domain& d, const std::set<st
 // The one refusal line: the risks and how to go ahead anyway.
 std::string force_refusal(const std::vector<std::string>& risks);
 
-}  // namespace mxguard::console
+}  // namespace mxguard::admin

@@ -1,5 +1,5 @@
 // Field checks for console input (customer names, backends, option values, ids).
-#include "validate.hpp"
+#include "mxguard/admin/validate.hpp"
 
 #include <arpa/inet.h>
 
@@ -11,9 +11,9 @@
 #include "mxguard/core/strings.hpp"
 #include "mxguard/smtp/address.hpp"
 #include "mxguard/store/envelope.hpp"
-#include "output.hpp"
+#include "mxguard/admin/text.hpp"
 
-namespace mxguard::console {
+namespace mxguard::admin {
 
 namespace {
 
@@ -172,4 +172,4 @@ Result<std::string> static_network_lines(std::string_view address, std::string_v
   return out;
 }
 
-}  // namespace mxguard::console
+}  // namespace mxguard::admin

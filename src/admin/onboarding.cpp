@@ -1,5 +1,5 @@
 // Domain admission (syntax and ownership) and the DNS records onboarding asks for.
-#include "onboarding.hpp"
+#include "mxguard/admin/onboarding.hpp"
 
 #include <idn2.h>
 
@@ -7,10 +7,10 @@
 
 #include "mxguard/core/strings.hpp"
 #include "mxguard/smtp/address.hpp"
-#include "output.hpp"
-#include "validate.hpp"
+#include "mxguard/admin/text.hpp"
+#include "mxguard/admin/validate.hpp"
 
-namespace mxguard::console {
+namespace mxguard::admin {
 
 namespace {
 
@@ -73,7 +73,7 @@ Result<Refusal> admit_new_domain(const store::ConfigStore& store, const store::D
   // Order matters and is part of the contract: blocklist, then ownership.
   if (auto listed = blocklist.match(d.name); listed && !force) {
     std::string why = *listed == d.name ? "is" : fmt::format("is under {}, which is", *listed);
-    return Refusal{{kExitBlocklisted, fmt::format("domain {} {} on the high-value blocklist (an operator may add it "
+    return Refusal{{Category::kNeedsForce, fmt::format("domain {} {} on the high-value blocklist (an operator may add it "
                                                   "with --force)", d.name, why)}};
   }
   auto existing = store.domain(d.name);
@@ -81,8 +81,8 @@ Result<Refusal> admit_new_domain(const store::ConfigStore& store, const store::D
   if (*existing) {
     // Another tenant's name stays unnamed: the console will also serve customer admins.
     if ((*existing)->customer != d.customer)
-      return Refusal{{kExitTaken, fmt::format("domain {} already belongs to another customer", d.name)}};
-    return Refusal{{kExitTaken, fmt::format("domain {} already exists for customer {}", d.name, d.customer)}};
+      return Refusal{{Category::kConflict, fmt::format("domain {} already belongs to another customer", d.name)}};
+    return Refusal{{Category::kConflict, fmt::format("domain {} already exists for customer {}", d.name, d.customer)}};
   }
   return Refusal();
 }
@@ -101,4 +101,4 @@ std::vector<MxRecord> mx_records(const Config& cfg) {
   return out;
 }
 
-}  // namespace mxguard::console
+}  // namespace mxguard::admin

@@ -1,9 +1,9 @@
 // The risky-setting checks behind `domain add` and `domain set` --force.
-#include "risks.hpp"
+#include "mxguard/admin/risks.hpp"
 
 #include <fmt/format.h>
 
-namespace mxguard::console {
+namespace mxguard::admin {
 
 std::vector<std::string> setting_risks(const store::Domain& d, const std::set<std::string>& changed,
                                        const RiskFacts& facts) {
@@ -31,4 +31,4 @@ std::string force_refusal(const std::vector<std::string>& risks) {
   return fmt::format("refused, nothing changed: {}; repeat with --force to do it anyway", fmt::join(risks, "; "));
 }
 
-}  // namespace mxguard::console
+}  // namespace mxguard::admin

@@ -1,0 +1,42 @@
+// /api/v1/domains over the admin library: each handler turns JSON into the
+// operation's typed input and its result (or Failure) into JSON. No check
+// lives here; permission and validation are the library's.
+#pragma once
+
+#include <mutex>
+#include <optional>
+
+#include "mxguard/admin/access.hpp"
+#include "mxguard/admin/failure.hpp"
+#include "mxguard/core/config.hpp"
+#include "mxguard/store/config_store.hpp"
+#include "web_core.hpp"
+
+namespace mxguard::web {
+
+// {"error": message, "code": category, "field": ...} with the category's status.
+Response failure_response(const admin::Failure& f);
+
+class DomainsApi {
+ public:
+  DomainsApi(const Config& cfg, store::ConfigStore& store) : cfg_(cfg), store_(store) {}
+  // The response for a /api/v1/domains request by session `s` (null: not
+  // logged in, 401), or nullopt when the path is not this API's.
+  std::optional<Response> handle(const Request& req, const Session* s);
+
+ private:
+  Response list(const admin::Principal& p);
+  Response add(const admin::Principal& p, const Request& req);
+  Response show(const admin::Principal& p, const std::string& domain);
+  Response patch(const admin::Principal& p, const std::string& domain, const Request& req);
+  Response remove(const admin::Principal& p, const std::string& domain);
+  Response verify(const admin::Principal& p, const std::string& domain);
+
+  const Config& cfg_;
+  store::ConfigStore& store_;
+  // One listen address is one libmicrohttpd thread; operations run one at a
+  // time, as console commands do against each other's write lock.
+  std::mutex mu_;
+};
+
+}  // namespace mxguard::web
