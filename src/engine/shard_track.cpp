@@ -27,9 +27,10 @@ uint64_t Shard::next_session_id() {
   return session_base_ + ++session_seq_;
 }
 
-// A session's reference: its id in hex and the shard, shaped like a queue id.
+// A session's reference: "c", its id in hex and the shard. The "c" keeps it
+// apart from queue ids (hex microseconds, as session ids nearly are).
 std::string Shard::session_reference(uint32_t slot) const {
-  return fmt::format("{:x}.s{}", conns_[slot]->session_id, index_);
+  return fmt::format("c{:x}.s{}", conns_[slot]->session_id, index_);
 }
 
 void Shard::track(store::TrackEvent e) {
