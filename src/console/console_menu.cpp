@@ -100,10 +100,24 @@ class Menu {
     self_ = n > 0 ? std::string(self, static_cast<size_t>(n)) : "mxguard";
   }
 
+  // Where customers and operators reach mxguard-web: web.public_url, else
+  // this host on the first web.listen port; "" when the dashboard is off.
+  std::string dashboard_url() const {
+    const WebConfig& w = ctx_.config.web;
+    if (w.listen.empty()) return "";
+    if (!w.public_url.empty()) return w.public_url;
+    uint16_t port = w.listen.front().port;
+    const char* scheme = w.insecure_http ? "http" : "https";
+    bool standard = port == (w.insecure_http ? 80 : 443);
+    return standard ? fmt::format("{}://{}", scheme, ctx_.config.hostname)
+                    : fmt::format("{}://{}:{}", scheme, ctx_.config.hostname, port);
+  }
+
   int loop() {
     signal(SIGINT, SIG_IGN);
     while (true) {
       fmt::print("\nMxGuard console on {} -- {}\n", hostname(), ctx_.config.hostname);
+      if (std::string url = dashboard_url(); !url.empty()) fmt::print("Dashboard: {}/\n", url);
       fmt::print(
           "  1) Status (engine, shards, queue, last verdicts)\n"
           "  2) Live feed (Ctrl-C to return)\n"

@@ -28,6 +28,7 @@ unless MXGUARD_IMAGE_TEST=0 or full; building A, the first boot and its checks, 
 plain reboot always run).
 Takes long (see appliance-image/README.md); prints the time of each phase.
 """
+import http.client
 import json
 import os
 import re
@@ -112,6 +113,7 @@ class Appliance:
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "operator@test", "-f", self.key],
                            check=True)
         self.smtp_port, self.ssh_port, self.closed_port = free_port(), free_port(), free_port()
+        self.web_port = free_port()
         self.serial = os.path.join(WORK, "serial.log")
         # The first serial port is a socket the test can talk to (the console
         # menu); qemu also logs everything the guest writes to it.
@@ -140,7 +142,8 @@ class Appliance:
         if os.path.exists(self.serial_sock):
             os.unlink(self.serial_sock)
         fwd = ",".join("hostfwd=tcp:127.0.0.1:%d-:%d" % (h, g) for h, g in
-                       [(self.smtp_port, 25), (self.ssh_port, 22), (self.closed_port, 8080)])
+                       [(self.smtp_port, 25), (self.ssh_port, 22), (self.closed_port, 8080),
+                        (self.web_port, 443)])
         cmd = ["qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2048",
                "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + OVMF_CODE,
                "-drive", "if=pflash,format=raw,unit=1,file=" + self.vars,
@@ -500,6 +503,7 @@ class ImageTest(unittest.TestCase):
                                               check=False))
         self.assertIn("appliance-test@sender.example", got[0])
         phase("message delivered to the host sink through the appliance")
+        self.check_dashboard(app)
 
         if wanted("power-cut"):
             self.check_power_cut(app)
@@ -881,6 +885,54 @@ class ImageTest(unittest.TestCase):
         phase("watchdog: %s; systemd logged the watchdog timeout and restarted mxguardd (NRestarts %d -> %s, "
               "MainPID %d -> %s) in %.0f s; banner again" %
               (how, restarts, now["NRestarts"], pid, now["MainPID"], restarted))
+
+    def check_dashboard(self, app):
+        """mxguard-web on 443 with the first-boot certificate, through the
+        firewall: the login page, an operator's login and the domain list."""
+        start = time.monotonic()
+        app.ssh("mxguard user add ops --role operator --password-file -", input="image test password 1\n")
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # the self-signed first-boot certificate
+
+        def request(method, path, body=None, headers=None):
+            conn = http.client.HTTPSConnection("127.0.0.1", app.web_port, context=ctx, timeout=60)
+            try:
+                conn.request(method, path, body=body, headers=headers or {})
+                r = conn.getresponse()
+                return r.status, dict(r.getheaders()), r.read(), conn.sock.getpeercert(binary_form=True)
+            finally:
+                conn.close()
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                status, headers, page, cert = request("GET", "/")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
+        self.assertEqual(status, 200)
+        self.assertIn("text/html", headers.get("Content-Type", ""))
+        self.assertIn("Content-Security-Policy", headers)
+        served = ssl.DER_cert_to_PEM_cert(cert)
+        self.assertEqual(served.strip(), app.ssh("cat /var/lib/appliance/tls/cert.pem").strip())
+        origin = "https://127.0.0.1:%d" % app.web_port
+        status, headers, body, _ = request("POST", "/api/v1/session",
+                                           json.dumps({"user": "ops", "password": "image test password 1"}),
+                                           {"Content-Type": "application/json", "Origin": origin})
+        self.assertEqual(status, 200, body)
+        login = json.loads(body)
+        self.assertEqual(login["role"], "operator")
+        cookie = headers["Set-Cookie"].split(";")[0]
+        self.assertIn("Secure", headers["Set-Cookie"])
+        status, _, body, _ = request("GET", "/api/v1/domains", headers={"Cookie": cookie})
+        self.assertEqual(status, 200, body)
+        self.assertIn(DOMAIN, body.decode())
+        self.assertEqual(app.ssh("systemctl is-active mxguard-web.service", check=False).strip(), "active")
+        phase("dashboard: login page and an operator's login over HTTPS on 443 with the first-boot "
+              "certificate, domain list through the API (%.1f s)" % (time.monotonic() - start))
 
     def check_console_menu(self, app, sink):
         """The menu on ttyS0 driven over the serial line, as an operator at the

@@ -246,6 +246,22 @@ class ConsoleMenu(unittest.TestCase):
         self.assertIn("1) Status", p.stdout)
         self.assertIn("menu.example", p.stdout)   # 3: the domain list
         self.assertRegex(p.stdout, r"\d+ bundles?")  # 6: the stored rule bundles
+        self.assertNotIn("Dashboard:", p.stdout)  # no [web]: no dashboard
+
+    def test_dashboard_url_in_the_menu(self):
+        d = mxg.Daemon(domains=(), top_extra='[web]\nlisten = ["127.0.0.1:8443"]\n')
+        self.addCleanup(d.cleanup)
+        p = subprocess.run([mxg.MXGUARD, "--config", d.config, "console"], input="q\n",
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("Dashboard: https://mx.test.local:8443/", p.stdout)
+        with open(d.config) as f:
+            text = f.read()
+        with open(d.config, "w") as f:
+            f.write(text.replace('[web]\n', '[web]\npublic_url = "https://mx1.example.net"\n'))
+        p = subprocess.run([mxg.MXGUARD, "--config", d.config, "console"], input="q\n",
+                           capture_output=True, text=True, timeout=60)
+        self.assertIn("Dashboard: https://mx1.example.net/", p.stdout)
 
     def test_end_of_input_leaves(self):
         d = mxg.Daemon(domains=())
