@@ -8,6 +8,7 @@ message carrying <script> and markup is shown as text, and no script runs.
 
 A screenshot of every page visited is saved as a PNG under
 <build>/dashboard-screenshots/ (MXGUARD_SCREENSHOTS overrides)."""
+import datetime
 import json
 import os
 import shutil
@@ -68,6 +69,8 @@ class Browser:
         self.console = []
 
     def get(self, path):
+        """A fresh page load (about:blank first: a change of the #fragment alone would not reload)."""
+        self.drv.get("about:blank")
         self.drv.get(self.base + path)
 
     def wait(self, cond, timeout=30, what=""):
@@ -240,6 +243,16 @@ def main():
         rows = b.drv.find_elements(By.CSS_SELECTOR, "#messages tbody tr")
         assert len(rows) == 1, [r.text for r in rows]
         b.shot("quarantine-search")
+        # The date fields are the browser's local days (until includes its day).
+        day = datetime.datetime.fromisoformat(held[0]["received"].replace("Z", "+00:00")).astimezone().date()
+        for since, until, present in ((day, day, True), (day + datetime.timedelta(days=1), None, False),
+                                      (None, day - datetime.timedelta(days=1), False)):
+            query = "&".join("%s=%s" % (k, v) for k, v in (("since", since), ("until", until)) if v)
+            b.get("/app.html#/quarantine?search=invoice+4711&" + query)
+            b.css("#results table, #results .empty")
+            assert bool(b.drv.find_elements(By.CSS_SELECTOR, "#messages tbody tr")) == present, (query, present)
+        b.get("/app.html#/quarantine?search=invoice+4711")
+        rows = [b.css("#messages tbody tr")]
         rows[0].find_element(By.CSS_SELECTOR, "td.subject a").click()
         b.text_in("#preview-text", "Please pay invoice 4711 today.")
         page = b.css("main").text
@@ -286,8 +299,10 @@ def main():
 
         # A phone-sized screen: the same page still works.
         b.drv.set_window_size(390, 844)
-        b.get("/app.html#/domains/shop.example")
+        b.drv.execute_script("location.hash = '#/domains/shop.example'")  # in-page navigation, as a click
         b.css("#settings")
+        assert not b.drv.find_element(By.ID, "notice").is_displayed(), "a notice outlived its page"
+        assert "null" not in b.css("main").text
         b.shot("phone-domain")
         b.get("/app.html#/quarantine")
         b.css("#results")
@@ -310,7 +325,7 @@ def main():
         assert "Second invoice" not in b.css("main").text
         b.shot("postmaster-quarantine")
         b.get("/app.html#/quarantine/" + secret_id)
-        b.text_in("main .error", "not permitted")
+        b.text_in("main .error", "not in your quarantine")
         assert "Second invoice" not in b.css("main").text
         b.shot("postmaster-other-message")
         b.get("/app.html#/domains")

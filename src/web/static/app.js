@@ -59,7 +59,7 @@ function say(text, kind = "ok", keep = false) {
 function page(title, ...content) {
   document.title = `${title} · MxGuard`;
   const h1 = el("h1", { tabindex: "-1" }, title);
-  main.replaceChildren(h1, ...content);
+  main.replaceChildren(h1, ...content.filter((c) => c !== null && c !== undefined && c !== false));
   h1.focus();
 }
 
@@ -292,7 +292,8 @@ async function domainPage(name) {
     el("p", { class: "subtitle" }, badge(d.status), ` Customer ${d.customer} · added ${fmtTime(d.created)}`),
     d.status === "pending_verification" ? verifySection(d) : null,
     el("section", { class: "panel", "aria-labelledby": "mx-h" }, el("h2", { id: "mx-h" }, "MX records to set"),
-      el("ul", { class: "plain" }, d.mx.map((m) => el("li", {}, el("code", {}, `${d.domain}. MX ${m.preference} ${m.host}.`))))),
+      d.mx.length === 0 ? el("p", { class: "muted" }, "This appliance has no MX host names configured; ask your operator.")
+        : el("ul", { class: "plain" }, d.mx.map((m) => el("li", {}, el("code", {}, `${d.domain}. MX ${m.preference} ${m.host}.`))))),
     settingsForm(d),
     el("p", {}, el("a", { href: `#/quarantine?domain=${encodeURIComponent(d.domain)}` }, "Quarantine of this domain →")));
 }
@@ -314,7 +315,8 @@ const actionWords = {
   delete: ["Delete", "Deleted"],
 };
 
-async function runAction(kind, ids) {
+// Acts on each id in turn; `leaving`: the page changes next, the notice stays.
+async function runAction(kind, ids, leaving = false) {
   const n = ids.length;
   const what = n === 1 ? "this message" : `these ${n} messages`;
   if (kind === "delete" && !window.confirm(`Delete ${what}? This cannot be undone.`)) return false;
@@ -325,8 +327,8 @@ async function runAction(kind, ids) {
     if (!r.ok) failures.push(`${id}: ${r.data.error || r.status}`);
   }
   const done = n - failures.length;
-  if (failures.length) say(`${actionWords[kind][1]} ${done} of ${n}. ${failures.join("; ")}`, "bad", true);
-  else say(`${actionWords[kind][1]} ${n === 1 ? "1 message" : `${n} messages`}.`, "ok", true);
+  if (failures.length) say(`${actionWords[kind][1]} ${done} of ${n}. ${failures.join("; ")}`, "bad", leaving);
+  else say(`${actionWords[kind][1]} ${n === 1 ? "1 message" : `${n} messages`}.`, "ok", leaving);
   return true;
 }
 
@@ -357,8 +359,14 @@ async function quarantinePage() {
   page("Quarantine", el("p", { class: "muted" },
     "Messages held because they looked like spam. Release what you want delivered."), form, results);
 
+  // The dates are the user's days: since its local midnight, until the end of the day.
   const params = new URLSearchParams();
-  for (const k of ["search", "domain", "recipient", "since", "until"]) if (q.get(k)) params.set(k, q.get(k));
+  for (const k of ["search", "domain", "recipient"]) if (q.get(k)) params.set(k, q.get(k));
+  for (const [k, extra] of [["since", 0], ["until", 1]]) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(q.get(k) || "");
+    if (m) params.set(k, `@${Math.floor(new Date(+m[1], +m[2] - 1, +m[3] + extra).getTime() / 1000)}`);
+    else if (q.get(k)) params.set(k, q.get(k));
+  }
   const r = await api("GET", `/api/v1/quarantine${params.toString() ? `?${params}` : ""}`);
   if (!r.ok) {
     results.replaceChildren();
@@ -387,10 +395,10 @@ async function quarantinePage() {
     boxes.push(box);
     return el("tr", { "data-id": m.id },
       el("td", { class: "check" }, box),
-      el("td", { "data-label": "Received" }, fmtTime(m.received)),
+      el("td", { "data-label": "Received", class: "when" }, fmtTime(m.received)),
       el("td", { "data-label": "Score", class: "num" }, Number(m.score).toFixed(1)),
-      el("td", { "data-label": "From", class: "clip" }, m.sender || "<>"),
-      el("td", { "data-label": "To", class: "clip" }, recipientsText(m.recipients)),
+      el("td", { "data-label": "From", class: "clip", title: m.sender || "<>" }, m.sender || "<>"),
+      el("td", { "data-label": "To", class: "clip", title: (m.recipients || []).join(", ") }, recipientsText(m.recipients)),
       el("td", { "data-label": "Subject", class: "subject" },
         el("a", { href: `#/quarantine/${encodeURIComponent(m.id)}` }, m.subject || "(no subject)")));
   });
@@ -406,13 +414,15 @@ async function quarantinePage() {
 
 async function messagePage(id) {
   const r = await api("GET", `/api/v1/quarantine/${encodeURIComponent(id)}`);
-  if (!r.ok) return page("Message", el("p", { class: "error" }, r.data.error || "No such message."),
+  if (!r.ok) return page("Message", el("p", { class: "error" }, r.status === 404
+    ? "This message is not in your quarantine: it was released or deleted, or it is not yours to see."
+    : r.data.error || "The message cannot be shown."),
     el("p", {}, el("a", { href: "#/quarantine" }, "← Back to the quarantine")));
   const m = r.data;
   const meta = (label, value) => [el("dt", {}, label), el("dd", {}, value)];
   const reasons = (m.reasons || []).map((x) => `${x.rule} (${Number(x.score).toFixed(1)})`).join(", ");
   const doIt = (kind) => async () => {
-    if (await runAction(kind, [m.id])) window.location.hash = "#/quarantine";
+    if (await runAction(kind, [m.id], true)) window.location.hash = "#/quarantine";
   };
   page(m.subject || "(no subject)",
     el("p", {}, el("a", { href: "#/quarantine" }, "← Back to the quarantine")),
