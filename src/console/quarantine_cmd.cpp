@@ -1,7 +1,5 @@
 // `mxguard quarantine ...`: list, preview, release, delete and purge the
 // messages held in the shards' spools, each within the principal's scope.
-#include <sodium.h>
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,10 +8,8 @@
 #include <memory>
 
 #include "console.hpp"
-#include "mxguard/bayes/bayes.hpp"
+#include "mxguard/admin/quarantine.hpp"
 #include "mxguard/core/strings.hpp"
-#include "mxguard/scan/active.hpp"
-#include "mxguard/scan/scanner.hpp"
 #include "mxguard/store/quarantine.hpp"
 #include "mxguard/store/spool.hpp"
 #include "onboarding.hpp"
@@ -45,140 +41,10 @@ struct PurgeOptions {
   bool json = false;
 };
 
-struct Held {
-  store::QuarantineRecord record;
-  std::vector<std::string> visible;  // held recipients the principal may see
-};
-
-mime::Limits limits_for(const Config& cfg) {
-  mime::Limits l;
-  l.max_depth = cfg.scan.mime_max_depth;
-  l.max_parts = cfg.scan.mime_max_parts;
-  return l;
-}
-
-// An address as typed: local@domain, printable, no spaces; lower case.
-Result<std::string> normalize_address(std::string_view typed) {
-  std::string_view a = trim(typed);
-  size_t at = a.rfind('@');
-  bool ok = at != std::string_view::npos && at > 0 && at + 1 < a.size() && a.size() <= 320;
-  for (char c : a) ok = ok && static_cast<unsigned char>(c) > 0x20 && c != 0x7f;
-  if (!ok) return Error{fmt::format("'{}' is not an address (local@domain)", printable(typed))};
-  return to_lower(a);
-}
-
-// Opens the spool named by the id's shard suffix; null when that shard has
-// no spool (opening it would create one).
-Result<std::unique_ptr<store::Spool>> spool_for(const Context& ctx, std::string_view id) {
-  unsigned shard = static_cast<unsigned>(store::shard_of_message_id(id));
-  auto shards = store::Spool::existing_shards(ctx.config.state_dir);
-  if (std::find(shards.begin(), shards.end(), shard) == shards.end()) return std::unique_ptr<store::Spool>();
-  return store::Spool::open(ctx.config.state_dir, shard);
-}
-
-// A quarantine action as a tracking event, so `mxguard track --id` shows it
-// on the message's path. The action is done already: a failure to record it
-// is reported, not undone.
-void track_action(store::Spool& spool, const store::QuarantineRecord& r, std::string_view decision,
-                  const std::vector<std::string>& targets, std::string reason, std::string copy_id) {
-  store::TrackEvent e;
-  e.time_ms = now_ms();
-  e.shard = static_cast<unsigned>(store::shard_of_message_id(r.envelope.id));
-  e.client_ip = r.envelope.client_ip;
-  e.sender = r.envelope.sender;
-  e.recipients = targets;
-  e.decision = std::string(decision);
-  e.reason = std::move(reason);
-  e.message_id = r.envelope.id;
-  e.ref_id = std::move(copy_id);
-  if (auto st = spool.add_events({e}); !st)
-    fmt::print(stderr, "mxguard: warning: the {} of {} is not in the tracking log: {}\n", decision, r.envelope.id,
-               st.error());
-}
-
-// Missing messages and other tenants' messages get the same refusal for
-// non-operators, so ids of other customers' mail never leak.
-int no_such_message(const Context& ctx, std::string_view id) {
-  if (is_operator(ctx.principal)) return usage_error(fmt::format("no such quarantined message: {}", id));
-  return fail(kExitNotPermitted, not_permitted(fmt::format("quarantined message {}", id)));
-}
-
-// Finds a held message the principal may see; on failure the message is
-// printed and the exit code returned.
-int locate(const Context& ctx, const QuarantineScope& scope, const std::string& id,
-           std::unique_ptr<store::Spool>& spool, Held& out) {
-  if (auto s = check_message_id(id); !s) return usage_error(s.error());
-  auto opened = spool_for(ctx, id);
-  if (!opened) return runtime_error(opened.error());
-  if (!*opened) return no_such_message(ctx, id);
-  spool = std::move(*opened);
-  auto r = store::quarantine_get(*spool, id);
-  if (!r) return runtime_error(r.error());
-  if (!*r) return no_such_message(ctx, id);
-  out.visible = scope.visible((*r)->held());
-  if (out.visible.empty()) return no_such_message(ctx, id);
-  out.record = std::move(**r);
-  return kExitOk;
-}
-
-// The recipients a release or delete acts on: --recipient (which must be
-// held and visible), else every held recipient the principal may see.
-int targets_for(const Held& h, const QuarantineScope& scope, const std::string& recipient,
-                std::vector<std::string>& out) {
-  if (recipient.empty()) {
-    out = h.visible;
-    return kExitOk;
-  }
-  auto a = normalize_address(recipient);
-  if (!a) return usage_error(a.error());
-  if (!scope.sees(*a)) return fail(kExitNotPermitted, not_permitted(fmt::format("recipient {}", *a)));
-  auto it = std::find_if(h.visible.begin(), h.visible.end(), [&](const std::string& v) { return iequals(v, *a); });
-  if (it == h.visible.end())
-    return usage_error(fmt::format("{} is not held in quarantine for message {}", *a, h.record.envelope.id));
-  out = {*it};
-  return kExitOk;
-}
-
-// The same key `mxguard learn` uses for a message file (SHA-256 of its
-// bytes), so learning a message both ways moves it instead of counting it twice.
-std::string message_key(std::string_view data) {
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(data.data()), data.size());
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : digest) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-  return out;
-}
-
-// Trains the shared Bayes model with the client's message (without the
-// header fields we added), tokenized exactly as the engine's scanner does.
-Status learn(const Context& ctx, store::ConfigStore& store, std::string_view content, bool spam) {
-  if (sodium_init() < 0) return Error{"libsodium did not initialise"};
-  auto active = scan::load_active(store, scan::rules_dir_for(ctx.config.scan));
-  if (!active) return Error{active.error()};
-  auto model = bayes::Model::open(ctx.config.state_dir);
-  if (!model) return Error{model.error()};
-  scan::Scanner scanner(active->rules);
-  scan::ScanOptions options;
-  options.rules = false;
-  options.dkim = false;
-  options.limits = limits_for(ctx.config);
-  scan::MessageScan ms(scanner, options);
-  ms.feed(content);
-  ms.finish();
-  if (auto s = (*model)->learn(message_key(content), ms.tokens().hashes(), spam); !s)
-    return Error{fmt::format("Bayes: {}", s.error())};
-  return {};
-}
-
-Result<std::string> client_content(const store::Spool& spool, const store::QuarantineRecord& r) {
-  auto data = store::quarantine_message(spool, r.envelope.id);
-  if (!data) return Error{data.error()};
-  if (!*data) return Error{fmt::format("quarantined message {} disappeared", r.envelope.id)};
-  return (*data)->substr(r.content_offset);
+// A failure as the console words it: the time options are named as typed.
+int fail_list(const admin::Failure& f) {
+  if (f.field == "since" || f.field == "until") return fail(exit_code_for(f), fmt::format("--{}: {}", f.field, f.message));
+  return fail(f);
 }
 
 std::string recipients_summary(const std::vector<std::string>& rcpts) {
@@ -187,97 +53,32 @@ std::string recipients_summary(const std::vector<std::string>& rcpts) {
   return fmt::format("{} (+{})", rcpts.front(), rcpts.size() - 1);
 }
 
-bool search_matches(const Held& h, const std::string& needle) {
-  const store::Envelope& e = h.record.envelope;
-  auto has = [&](std::string_view s) { return to_lower(s).find(needle) != std::string::npos; };
-  return has(e.sender) || has(e.subject) || has(e.message_id) ||
-         std::any_of(h.visible.begin(), h.visible.end(), [&](const std::string& r) { return has(r); });
+void warn(std::string_view warning) {
+  if (!warning.empty()) fmt::print(stderr, "mxguard: warning: {}\n", warning);
 }
 
 int run_list(const Context& ctx, const ListOptions& o) {
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto scope = QuarantineScope::of(**store, ctx.principal);
-  if (!scope) return runtime_error(scope.error());
-  const int64_t now = now_ms();
-  store::QuarantineQuery q;
-  if (!o.since.empty()) {
-    auto t = parse_time_arg(o.since, now);
-    if (!t) return usage_error(fmt::format("--since: {}", t.error()));
-    q.since_ms = *t;
-  }
-  if (!o.until.empty()) {
-    auto t = parse_time_arg(o.until, now);
-    if (!t) return usage_error(fmt::format("--until: {}", t.error()));
-    q.until_ms = *t;
-  }
-  std::string recipient, domain;
-  if (!o.recipient.empty()) {
-    auto a = normalize_address(o.recipient);
-    if (!a) return usage_error(a.error());
-    if (!scope->sees(*a)) return fail(kExitNotPermitted, not_permitted(fmt::format("recipient {}", *a)));
-    recipient = *a;
-    q.recipients = {recipient};
-  }
-  if (!o.domain.empty()) {
-    auto d = normalize_domain(o.domain);
-    if (!d) return usage_error(d.error());
-    if (!scope->covers_domain(*d)) return fail(kExitNotPermitted, not_permitted(fmt::format("domain {}", *d)));
-    domain = *d;
-  }
-  // Narrow the index walk to what the principal may see; an empty query
-  // would mean "everything", which only operators get.
-  bool nothing = false;
-  if (q.recipients.empty()) {
-    for (const auto& a : scope->addresses())
-      if (domain.empty() || store::quarantine_domain_of(a) == domain) q.recipients.push_back(a);
-    if (!scope->addresses().empty()) nothing = q.recipients.empty();
-    else if (!domain.empty()) q.domains = {domain};
-    else if (!scope->all()) q.domains.assign(scope->domains().begin(), scope->domains().end());
-    if (!scope->all() && q.recipients.empty() && q.domains.empty()) nothing = true;
-  }
-
-  const std::string needle = to_lower(o.search);
-  std::vector<Held> rows;
-  for (unsigned shard : nothing ? std::vector<unsigned>() : store::Spool::existing_shards(ctx.config.state_dir)) {
-    auto spool = store::Spool::open(ctx.config.state_dir, shard);
-    if (!spool) return runtime_error(spool.error());
-    auto records = store::quarantine_list(**spool, q);
-    if (!records) return runtime_error(fmt::format("spool {}: {}", shard, records.error()));
-    for (auto& r : *records) {
-      Held h;
-      for (const auto& v : scope->visible(r.held()))
-        if ((recipient.empty() || iequals(v, recipient)) &&
-            (domain.empty() || store::quarantine_domain_of(v) == domain))
-          h.visible.push_back(v);
-      if (h.visible.empty()) continue;
-      h.record = std::move(r);
-      if (!needle.empty() && !search_matches(h, needle)) continue;
-      rows.push_back(std::move(h));
-    }
-  }
-  std::sort(rows.begin(), rows.end(), [](const Held& a, const Held& b) {
-    const store::Envelope &x = a.record.envelope, &y = b.record.envelope;
-    return x.received_ms != y.received_ms ? x.received_ms < y.received_ms : x.id < y.id;
-  });
-
+  auto rows = admin::list_quarantine(actor(ctx, **store), {o.domain, o.recipient, o.search, o.since, o.until});
+  if (!rows) return fail_list(rows.failure());
   if (o.json) {
-    for (const auto& h : rows) print_json_line(quarantine_json(h.record, h.visible));
+    for (const auto& h : *rows) print_json_line(quarantine_json(h.record, h.visible));
     return kExitOk;
   }
   Table table({"ID", "RECEIVED", "SCORE", "SENDER", "RECIPIENTS", "SUBJECT"});
-  for (const auto& h : rows) {
+  for (const auto& h : *rows) {
     const store::Envelope& e = h.record.envelope;
     table.add_row({e.id, iso8601(e.received_ms), fmt::format("{:.2f}", e.score),
                    truncate(e.sender.empty() ? "<>" : e.sender, 40), truncate(recipients_summary(h.visible), 40),
                    truncate(e.subject, 50)});
   }
   if (table.rows() > 0) table.print();
-  fmt::print("{} held\n", count_of(rows.size(), "message", "messages"));
+  fmt::print("{} held\n", count_of(rows->size(), "message", "messages"));
   return kExitOk;
 }
 
-void print_details(const Held& h, const Preview& p) {
+void print_details(const admin::HeldMessage& h, const Preview& p) {
   const store::Envelope& e = h.record.envelope;
   auto field = [](std::string_view key, std::string_view value) {
     fmt::print("{:<12}{}\n", fmt::format("{}:", key), printable(value));
@@ -318,107 +119,50 @@ void print_details(const Held& h, const Preview& p) {
 int run_show(const Context& ctx, const IdOptions& o) {
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto scope = QuarantineScope::of(**store, ctx.principal);
-  if (!scope) return runtime_error(scope.error());
-  std::unique_ptr<store::Spool> spool;
-  Held h;
-  if (int rc = locate(ctx, *scope, o.id, spool, h); rc != kExitOk) return rc;
-  auto data = store::quarantine_message(*spool, o.id);
-  if (!data) return runtime_error(data.error());
-  if (!*data) return no_such_message(ctx, o.id);
-  Preview p = make_preview(**data, limits_for(ctx.config));
-  if (o.json) {
-    nlohmann::ordered_json j = quarantine_json(h.record, h.visible);
-    nlohmann::ordered_json preview = preview_json(p);
-    for (auto& [k, v] : preview.items()) j[k] = v;
-    print_json_line(j);
-  } else {
-    print_details(h, p);
-  }
+  auto m = admin::show_quarantined(actor(ctx, **store), o.id);
+  if (!m) return fail(m.failure());
+  if (o.json) print_json_line(admin::shown_json(*m));
+  else print_details(m->held, m->preview);
   return kExitOk;
+}
+
+admin::QuarantineAction action_of(const IdOptions& o) {
+  admin::QuarantineAction in;
+  in.id = o.id;
+  if (!o.recipient.empty()) in.recipients = {o.recipient};
+  in.learn_spam = o.learn_spam;
+  return in;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string to;
+  for (const auto& t : v) to += (to.empty() ? "" : ", ") + t;
+  return to;
 }
 
 int run_release(const Context& ctx, const IdOptions& o) {
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto scope = QuarantineScope::of(**store, ctx.principal);
-  if (!scope) return runtime_error(scope.error());
-  std::unique_ptr<store::Spool> spool;
-  Held h;
-  if (int rc = locate(ctx, *scope, o.id, spool, h); rc != kExitOk) return rc;
-  std::vector<std::string> targets;
-  if (int rc = targets_for(h, *scope, o.recipient, targets); rc != kExitOk) return rc;
-  auto content = client_content(*spool, h.record);
-  if (!content) return runtime_error(content.error());
-  // Ham first: learning is idempotent, so a release that then fails can
-  // simply be repeated.
-  if (auto s = learn(ctx, **store, *content, false); !s) return runtime_error(s.error());
-  auto queued = store::quarantine_release(*spool, o.id, targets, now_ms());
-  if (!queued) return runtime_error(queued.error());
-  track_action(*spool, h.record, "released", targets,
-               fmt::format("released by {}; queued for delivery as {}", ctx.principal.name, *queued), *queued);
-  if (auto s = audit(**store, ctx.principal, "quarantine.release", o.id, {{"id", o.id}, {"recipients", targets}},
-                     {{"queued_id", *queued}});
-      !s)
-    return runtime_error(s.error());
-  if (o.json) {
-    print_json_line({{"id", o.id}, {"queued_id", *queued}, {"recipients", targets}});
-  } else {
-    std::string to;
-    for (const auto& t : targets) to += (to.empty() ? "" : ", ") + t;
-    fmt::print("Released {} to {}: queued for delivery as {}.\n", o.id, printable(to), *queued);
-  }
-  return kExitOk;
-}
-
-// An operator can clear a record that no longer decodes (nothing else can
-// read or release it). Returns -1 when the record is readable.
-int delete_unreadable(const Context& ctx, store::ConfigStore& store, const std::string& id) {
-  if (auto s = check_message_id(id); !s) return -1;
-  auto spool = spool_for(ctx, id);
-  if (!spool || !*spool) return -1;
-  auto r = store::quarantine_get(**spool, id);
-  if (r) return -1;
-  auto gone = store::quarantine_delete(**spool, id, {});
-  if (!gone) return runtime_error(gone.error());
-  if (auto s = audit(store, ctx.principal, "quarantine.delete", id, {{"id", id}, {"unreadable", true}}, nullptr); !s)
-    return runtime_error(s.error());
-  fmt::print("Deleted unreadable quarantined message {}.\n", id);
+  auto r = admin::release_quarantined(actor(ctx, **store), action_of(o));
+  if (!r) return fail(r.failure());
+  warn(r->warning);
+  if (o.json) print_json_line({{"id", o.id}, {"queued_id", r->queued_id}, {"recipients", r->recipients}});
+  else fmt::print("Released {} to {}: queued for delivery as {}.\n", o.id, printable(joined(r->recipients)), r->queued_id);
   return kExitOk;
 }
 
 int run_delete(const Context& ctx, const IdOptions& o) {
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto scope = QuarantineScope::of(**store, ctx.principal);
-  if (!scope) return runtime_error(scope.error());
-  if (is_operator(ctx.principal) && o.recipient.empty() && !o.learn_spam)
-    if (int rc = delete_unreadable(ctx, **store, o.id); rc >= 0) return rc;
-  std::unique_ptr<store::Spool> spool;
-  Held h;
-  if (int rc = locate(ctx, *scope, o.id, spool, h); rc != kExitOk) return rc;
-  std::vector<std::string> targets;
-  if (int rc = targets_for(h, *scope, o.recipient, targets); rc != kExitOk) return rc;
-  if (o.learn_spam) {
-    auto content = client_content(*spool, h.record);
-    if (!content) return runtime_error(content.error());
-    if (auto s = learn(ctx, **store, *content, true); !s) return runtime_error(s.error());
+  auto d = admin::delete_quarantined(actor(ctx, **store), action_of(o));
+  if (!d) return fail(d.failure());
+  if (d->unreadable) {
+    fmt::print("Deleted unreadable quarantined message {}.\n", o.id);
+    return kExitOk;
   }
-  auto gone = store::quarantine_delete(*spool, o.id, targets);
-  if (!gone) return runtime_error(gone.error());
-  track_action(*spool, h.record, "deleted", targets,
-               fmt::format("deleted by {}{}", ctx.principal.name, o.learn_spam ? " and learned as spam" : ""), {});
-  if (auto s = audit(**store, ctx.principal, "quarantine.delete", o.id,
-                     {{"id", o.id}, {"recipients", targets}, {"learn_spam", o.learn_spam}}, nullptr);
-      !s)
-    return runtime_error(s.error());
-  if (o.json) {
-    print_json_line({{"id", o.id}, {"recipients", targets}, {"learned_spam", o.learn_spam}});
-  } else {
-    std::string to;
-    for (const auto& t : targets) to += (to.empty() ? "" : ", ") + t;
-    fmt::print("Deleted {} for {}{}.\n", o.id, printable(to), o.learn_spam ? " and learned it as spam" : "");
-  }
+  warn(d->warning);
+  if (o.json) print_json_line({{"id", o.id}, {"recipients", d->recipients}, {"learned_spam", d->learned_spam}});
+  else fmt::print("Deleted {} for {}{}.\n", o.id, printable(joined(d->recipients)), o.learn_spam ? " and learned it as spam" : "");
   return kExitOk;
 }
 

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "console.hpp"
+#include "mxguard/admin/quarantine.hpp"
 #include "message_files.hpp"
 #include "mxguard/bayes/bayes.hpp"
 #include "mxguard/scan/active.hpp"
@@ -104,18 +105,6 @@ struct LearnOptions {
   bool json = false;
 };
 
-std::string message_key(std::string_view data) {
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(data.data()), data.size());
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : digest) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-  return out;
-}
-
 int run_learn(const Context& ctx, const LearnOptions& o) {
   if (!is_operator(ctx.principal)) return fail(kExitNotPermitted, not_permitted("training the shared model is for operators"));
   if (o.kind != "ham" && o.kind != "spam") return usage_error(fmt::format("'{}': learn ham or learn spam", o.kind));
@@ -151,7 +140,7 @@ int run_learn(const Context& ctx, const LearnOptions& o) {
   };
   int rc = scan_files(ctx, *paths, scanner, options, [&](const std::string&, const std::string& data,
                                                           const scan::MessageScan& ms) {
-    batch.push_back({message_key(data), ms.tokens().hashes(), spam});
+    batch.push_back({admin::learn_key(data), ms.tokens().hashes(), spam});
     return batch.size() < 500 || flush();
   });
   if (store_failed) return kExitRuntime;

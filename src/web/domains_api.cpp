@@ -11,8 +11,8 @@
 namespace mxguard::web {
 
 namespace {
-
 constexpr std::string_view kPrefix = "/api/v1/domains";
+}  // namespace
 
 Response json_response(unsigned status, const nlohmann::ordered_json& j) {
   Response r;
@@ -21,15 +21,13 @@ Response json_response(unsigned status, const nlohmann::ordered_json& j) {
   return r;
 }
 
-// The body as a JSON object, or a usage failure.
 admin::Outcome<nlohmann::json> object_body(const Request& req) {
   nlohmann::json j = nlohmann::json::parse(req.body, nullptr, false);
   if (!j.is_object()) return admin::usage("the request body must be a JSON object");
   return j;
 }
 
-// A string field (absent: `fallback`); numbers are not strings here.
-admin::Outcome<std::string> string_field(const nlohmann::json& j, const char* key, std::string fallback = {}) {
+admin::Outcome<std::string> string_field(const nlohmann::json& j, const char* key, std::string fallback) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
   if (!it->is_string()) return admin::usage(fmt::format("{}: expected a string", key), key);
@@ -43,13 +41,25 @@ admin::Outcome<bool> bool_field(const nlohmann::json& j, const char* key) {
   return it->get<bool>();
 }
 
-}  // namespace
-
 Response failure_response(const admin::Failure& f) {
+  if (f.category == admin::Category::kNotFound && f.field == kNotLoggedIn)
+    return json_error(401, "not_logged_in", f.message);
   const admin::CategoryInfo& info = admin::category_info(f.category);
   nlohmann::ordered_json j = {{"error", f.message}, {"code", info.name}};
   if (!f.field.empty()) j["field"] = f.field;
   return json_response(info.http_status, j);
+}
+
+admin::Outcome<admin::Principal> session_principal(const store::ConfigStore& store, const Session& s) {
+  // The principal is read again for every request: a changed role or a
+  // removed user takes effect at once, not at the next login.
+  auto p = admin::user_principal(store, s.user);
+  if (!p && p.failure().category == admin::Category::kNotFound) {
+    admin::Failure f = admin::not_found("the session's user no longer exists");
+    f.field = std::string(kNotLoggedIn);
+    return f;
+  }
+  return p;
 }
 
 std::optional<Response> DomainsApi::handle(const Request& req, const Session* s) {
@@ -59,14 +69,8 @@ std::optional<Response> DomainsApi::handle(const Request& req, const Session* s)
   if (!rest.empty() && rest.front() != '/') return std::nullopt;
   if (!s) return json_error(401, "not_logged_in", "not logged in");
   std::lock_guard lock(mu_);
-  // The principal is read again for every request: a changed role or a
-  // removed user takes effect at once, not at the next login.
-  auto p = admin::user_principal(store_, s->user);
-  if (!p) {
-    if (p.failure().category == admin::Category::kNotFound)
-      return json_error(401, "not_logged_in", "the session's user no longer exists");
-    return failure_response(p.failure());
-  }
+  auto p = session_principal(store_, *s);
+  if (!p) return failure_response(p.failure());
   if (rest.empty() || rest == "/") {
     if (req.method == "GET") return list(*p);
     if (req.method == "POST") return add(*p, req);

@@ -5,6 +5,9 @@
 
 #include <mutex>
 #include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "mxguard/admin/access.hpp"
 #include "mxguard/admin/failure.hpp"
@@ -16,6 +19,18 @@ namespace mxguard::web {
 
 // {"error": message, "code": category, "field": ...} with the category's status.
 Response failure_response(const admin::Failure& f);
+
+// What every API handler shares: JSON in and out, and the session's principal.
+Response json_response(unsigned status, const nlohmann::ordered_json& j);
+// The body as a JSON object, or a usage failure.
+admin::Outcome<nlohmann::json> object_body(const Request& req);
+// A string field (absent: `fallback`); numbers are not strings here.
+admin::Outcome<std::string> string_field(const nlohmann::json& j, const char* key, std::string fallback = {});
+admin::Outcome<bool> bool_field(const nlohmann::json& j, const char* key);
+// The principal of a session's user, read from the store for each request;
+// a removed user's session answers 401 through failure_response.
+inline constexpr std::string_view kNotLoggedIn = "(session)";
+admin::Outcome<admin::Principal> session_principal(const store::ConfigStore& store, const Session& s);
 
 class DomainsApi {
  public:

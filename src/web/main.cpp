@@ -23,6 +23,7 @@
 #include "mxguard/core/log.hpp"
 #include "mxguard/store/config_store.hpp"
 #include "domains_api.hpp"
+#include "quarantine_api.hpp"
 #include "web_core.hpp"
 
 using namespace mxguard;
@@ -55,6 +56,11 @@ MHD_Result collect_header(void* cls, MHD_ValueKind, const char* key, const char*
   std::string name = key ? key : "";
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
   req->headers.emplace(std::move(name), value ? value : "");
+  return MHD_YES;
+}
+
+MHD_Result collect_query(void* cls, MHD_ValueKind, const char* key, const char* value) {
+  if (key) static_cast<web::Request*>(cls)->query.emplace(key, value ? value : "");
   return MHD_YES;
 }
 
@@ -109,6 +115,7 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
   req.body = std::move(p->body);
   req.client = client_address(conn);
   MHD_get_connection_values(conn, MHD_HEADER_KIND, &collect_header, &req);
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, &collect_query, &req);
   web::Response r;
   if (p->too_large) {
     r = web::json_error(413, "too_large", "request body too large");
@@ -193,6 +200,7 @@ int main(int argc, char** argv) {
   opts.session_idle = cfg.web.session_idle;
   opts.session_lifetime = cfg.web.session_lifetime;
   web::DomainsApi domains(cfg, *st);
+  web::QuarantineApi quarantine(cfg, *st);
   web::Api api(opts, [st](const std::string& name) -> std::optional<store::User> {
     auto u = st->user(name);
     if (!u) {
@@ -200,7 +208,10 @@ int main(int argc, char** argv) {
       return std::nullopt;
     }
     return *u;
-  }, [&domains](const web::Request& req, const web::Session* s) { return domains.handle(req, s); });
+  }, [&](const web::Request& req, const web::Session* s) {
+    if (auto r = domains.handle(req, s)) return r;
+    return quarantine.handle(req, s);
+  });
   Server srv{&api};
 
   std::vector<MHD_Daemon*> daemons;

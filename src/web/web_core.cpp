@@ -142,6 +142,11 @@ std::string_view Request::header(std::string_view name) const {
   return it == headers.end() ? std::string_view{} : std::string_view(it->second);
 }
 
+std::string_view Request::param(std::string_view name) const {
+  auto it = query.find(name);
+  return it == query.end() ? std::string_view{} : std::string_view(it->second);
+}
+
 Response json_error(unsigned status, std::string_view code, std::string_view message) {
   Response r;
   r.status = status;

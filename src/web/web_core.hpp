@@ -70,7 +70,9 @@ class RateLimiter {
 struct Request {
   std::string method, path, body, client;  // client: the peer address
   std::map<std::string, std::string, std::less<>> headers;  // names in lower case
+  std::map<std::string, std::string, std::less<>> query;    // ?name=value, decoded; a name seen twice keeps the first
   std::string_view header(std::string_view name) const;
+  std::string_view param(std::string_view name) const;
 };
 
 struct Response {

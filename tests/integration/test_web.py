@@ -254,6 +254,166 @@ def test_domains_api(d, w):
     return w
 
 
+EICAR = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+def spam_message(subject, rcpt, n):
+    """Scored far above quarantine_threshold=5 by its EICAR attachment."""
+    return ("From: Mallory <mallory@sender.test>\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <wq%d@sender.test>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+            "--b\r\nContent-Type: text/plain\r\n\r\nparcel %d is waiting\r\n--b\r\n"
+            "Content-Type: application/octet-stream\r\n"
+            "Content-Disposition: attachment; filename=\"eicar.com\"\r\n\r\n%s\r\n--b--\r\n") % (
+                rcpt, subject, n, n, EICAR)
+
+
+def console_quarantine(d, *as_user):
+    args = ("--as", as_user[0]) if as_user else ()
+    out = d.console(*args, "quarantine", "list", "--json").stdout
+    return {json.loads(line)["id"]: json.loads(line) for line in out.splitlines()}
+
+
+def test_quarantine_api(d, w):
+    """The quarantine endpoints as each role, against the console on the same store;
+    a release over the API is delivered by a running mxguardd to an aiosmtpd backend."""
+    from test_delivery import Backend
+    backend = Backend()
+    try:
+        c = d.console
+        c("domain", "add", "q.example", "--customer", "acme", "--backend", "127.0.0.1:%d" % backend.port,
+          "--tls", "none", "--active")
+        c("domain", "add", "qg.example", "--customer", "globex", "--backend", "127.0.0.1:2", "--active")
+        for dom in ("q.example", "qg.example"):
+            c("domain", "set", dom, "reject_threshold=100", "quarantine_threshold=5", "greylist_threshold=100")
+        add_user(d, "ursula", "ursula-password", "--role", "user", "--address", "ursula@q.example",
+                 "--shadow", "ursula2@q.example")
+        d.start()
+        for n, (subject, rcpt) in enumerate((("parcel for bob", "bob@q.example"),
+                                             ("shadow parcel", "ursula2@q.example"),
+                                             ("globex parcel", "gus@qg.example"))):
+            with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+                s.ehlo("client.sender.test")
+                assert s.sendmail("mallory@sender.test", [rcpt], spam_message(subject, rcpt, n).encode()) == {}
+        deadline = time.time() + 30
+        while len(console_quarantine(d)) < 3:
+            assert time.time() < deadline, console_quarantine(d)
+            time.sleep(0.1)
+        ids = {m["subject"]: i for i, m in console_quarantine(d).items()}
+        m1, m2, m3 = ids["parcel for bob"], ids["shadow parcel"], ids["globex parcel"]
+
+        alice, carol = Client(w, "alice", "alice-password"), Client(w, "carol", "carol-password")
+        pete, gina = Client(w, "pete", "pete-password"), Client(w, "gina", "gina-password")
+        ursula = Client(w, "ursula", "ursula-password")
+        roles = {"alice": alice, "carol": carol, "pete": pete, "gina": gina, "ursula": ursula}
+
+        status, me = ursula("GET", "/api/v1/me")
+        assert status == 200 and me["role"] == "user" and me["address"] == "ursula@q.example", me
+        assert me["shadows"] == ["ursula2@q.example"] and me["csrf_token"] == ursula.csrf, me
+        status, me = pete("GET", "/api/v1/me")
+        assert status == 200 and me["role"] == "postmaster" and me["domain"] == "acme.example", me
+        r, raw = w.request("GET", "/api/v1/me")
+        assert r.status == 401, r.status
+        print("ok: GET /api/v1/me names the user, role, customer/domain (401 logged out)")
+
+        # Each role sees exactly what `quarantine list --as` shows, with the same JSON.
+        expect = {"alice": {m1, m2}, "carol": {m1, m2, m3}, "pete": set(), "gina": {m3}, "ursula": {m2}}
+        for name, who in roles.items():
+            status, body = who("GET", "/api/v1/quarantine")
+            assert status == 200, (name, status, body)
+            seen = {m["id"]: m for m in body["messages"]}
+            assert set(seen) == expect[name], (name, seen.keys())
+            console = console_quarantine(d) if name == "carol" else console_quarantine(d, name)
+            assert seen == console, (name, seen, console)
+        status, body = alice("GET", "/api/v1/quarantine?search=BOB")
+        assert [m["id"] for m in body["messages"]] == [m1], body
+        status, body = alice("GET", "/api/v1/quarantine?domain=q.example&since=1d&until=%2B1d")
+        assert {m["id"] for m in body["messages"]} == {m1, m2}, body
+        status, body = alice("GET", "/api/v1/quarantine?recipient=ursula2@q.example")
+        assert [m["id"] for m in body["messages"]] == [m2], body
+        for query, field in (("since=yesterday-ish", "since"), ("until=2026-13-01", "until"),
+                             ("recipient=not-an-address", "recipient"), ("domain=http://x/", "domain")):
+            status, b = alice("GET", "/api/v1/quarantine?" + query)
+            assert status == 400 and b["code"] == "usage" and b["field"] == field, (query, status, b)
+        status, b = alice("GET", "/api/v1/quarantine?domain=qg.example")
+        assert status == 404 and b["code"] == "not_found", (status, b)
+        print("ok: GET /api/v1/quarantine per role = `quarantine list --as`; search/domain/recipient/since/until; "
+              "bad values 400 naming the field")
+
+        # The preview, as `quarantine show --json`.
+        status, shown = alice("GET", "/api/v1/quarantine/" + m1)
+        assert status == 200, (status, shown)
+        assert shown == json.loads(d.console("quarantine", "show", m1, "--json").stdout), shown
+        assert "parcel 0 is waiting" in shown["text"] and shown["attachments"][0]["filename"] == "eicar.com", shown
+        print("ok: GET /api/v1/quarantine/{id} = `quarantine show --json` (headers, text, attachments not opened)")
+
+        # Another tenant's message, and a missing one: 404 for each verb, nothing changes.
+        before = console_quarantine(d)
+        missing = "0000000000001." + m3.split(".")[1]
+        for who, other in ((alice, m3), (pete, m1), (gina, m1), (ursula, m1), (ursula, m3)):
+            for method, path, body in (("GET", "/api/v1/quarantine/%s", None),
+                                       ("POST", "/api/v1/quarantine/%s/release", {}),
+                                       ("POST", "/api/v1/quarantine/%s/release", {"allow_sender": True}),
+                                       ("POST", "/api/v1/quarantine/%s/delete", {"learn_spam": True})):
+                status, b = who(method, path % other, body)
+                assert status == 404 and b["code"] == "not_found", (method, path, other, status, b)
+                status, nb = who(method, path % missing, body)
+                assert status == 404 and nb["error"].replace(missing, "X") == b["error"].replace(other, "X"), nb
+        # CSRF and Origin on the POSTs; bad bodies.
+        for kw in ({"csrf": False}, {"origin": False}):
+            for action in ("release", "delete"):
+                status, b = alice("POST", "/api/v1/quarantine/%s/%s" % (m1, action), {}, **kw)
+                assert status == 403 and b["code"] in ("bad_csrf_token", "bad_origin"), (kw, status, b)
+        for action, body, field in (("release", {"allow_sender": "yes"}, "allow_sender"),
+                                    ("release", {"recipients": "bob@q.example"}, "recipients"),
+                                    ("release", {"recipients": ["nobody@q.example"]}, "recipients"),
+                                    ("delete", {"learn_spam": 1}, "learn_spam"),
+                                    ("delete", {"colour": "blue"}, "colour")):
+            status, b = alice("POST", "/api/v1/quarantine/%s/%s" % (m1, action), body)
+            assert status == 400 and b["field"] == field, (action, body, status, b)
+        status, b = ursula("POST", "/api/v1/quarantine/%s/release" % m2, {"allow_sender": True})
+        assert status == 403 and b["code"] == "not_permitted", (status, b)
+        assert console_quarantine(d) == before
+        assert backend.rec.messages == []
+        print("ok: another tenant's message is 404 (worded as a missing one) for GET, release, delete; "
+              "CSRF/Origin 403; bad bodies 400; a user may not allow a sender; nothing changed")
+
+        # Release over the API: queued, delivered by the running engine, learned as ham, audited.
+        status, rel = alice("POST", "/api/v1/quarantine/%s/release" % m1, {"allow_sender": True})
+        assert status == 200 and rel["recipients"] == ["bob@q.example"], (status, rel)
+        assert rel["allowed_sender_in"] == ["q.example"] and rel["queued_id"], rel
+        deadline = time.time() + 60
+        while not backend.rec.messages:
+            assert time.time() < deadline, "the released message never reached the backend: " + d.read_log()[-2000:]
+            time.sleep(0.1)
+        got = backend.rec.messages[0]
+        assert got["rcpts"] == ["bob@q.example"] and b"parcel for bob" in got["data"], got
+        assert m1 not in console_quarantine(d)
+        allow = d.console("list", "allow", "show", "q.example", "--json").stdout
+        assert '"value":"mallory@sender.test"' in allow, allow
+        audit = d.console("audit", "--json").stdout
+        assert '"principal":"alice","action":"quarantine.release"' in audit, audit[-600:]
+        track = d.console("track", "--id", m1, "--json").stdout
+        assert '"decision":"released"' in track, track
+        print("ok: POST release (allow_sender) queues it; mxguardd delivers it to the aiosmtpd backend; "
+              "sender on q.example's allow list; audit and tracking event written")
+
+        # The user releases their shadow's message; globex's admin deletes theirs as spam.
+        status, rel = ursula("POST", "/api/v1/quarantine/%s/release" % m2)
+        assert status == 200 and rel["recipients"] == ["ursula2@q.example"], (status, rel)
+        status, gone = gina("POST", "/api/v1/quarantine/%s/delete" % m3, {"learn_spam": True})
+        assert status == 200 and gone["learned_spam"] is True and gone["recipients"] == ["gus@qg.example"], gone
+        assert console_quarantine(d) == {}
+        deadline = time.time() + 60
+        while len(backend.rec.messages) < 2:
+            assert time.time() < deadline, "the shadow's release never arrived"
+            time.sleep(0.1)
+        assert backend.rec.messages[1]["rcpts"] == ["ursula2@q.example"]
+        print("ok: a user releases their shadow address's message (delivered); delete with learn_spam")
+    finally:
+        d.stop()
+        backend.stop()
+
+
 def test_refuses_without_certificate(d):
     cfg = os.path.join(d.dir, "plain.toml")
     with open(cfg, "w") as f:
@@ -372,6 +532,7 @@ def main():
         print("ok: unknown API path -> 404 JSON, bad body -> 400 JSON")
 
         w = test_domains_api(d, w)
+        test_quarantine_api(d, w)
 
         # In memory only: a restart logs everyone out.
         r, raw = w.login("alice", "alice-password", source="127.0.0.30")

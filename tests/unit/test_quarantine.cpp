@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "mxguard/admin/quarantine.hpp"
 #include "mxguard/store/config_store.hpp"
 #include "mxguard/store/quarantine.hpp"
 #include "mxguard/store/spool.hpp"
@@ -396,11 +397,9 @@ TEST_CASE("quarantine: corrupt records and bodies are clear errors") {
   CHECK(entries(s, s.dbs().qindex) == 3);  // only g.s0's keys are left
 }
 
-TEST_CASE("quarantine console: scope follows the role, shadows stay in the customer") {
-  TempDir dir;
-  auto cs = ConfigStore::open(dir.path());
-  REQUIRE(cs.ok());
-  ConfigStore& c = **cs;
+// Customers acme (a.example, b.example) and globex (g.example), and acme's
+// user anna with her address and shadows.
+void tenants(ConfigStore& c, const std::string& address, std::vector<std::string> shadows) {
   for (auto [name, customer] : {std::pair{"a.example", "acme"}, {"b.example", "acme"}, {"g.example", "globex"}}) {
     Domain d;
     d.name = name;
@@ -412,9 +411,17 @@ TEST_CASE("quarantine console: scope follows the role, shadows stay in the custo
   anna.name = "anna";
   anna.role = Role::kUser;
   anna.customer = "acme";
-  anna.address = "Anna@a.example";
-  anna.shadows = {"alias@b.example", "spy@g.example"};
+  anna.address = address;
+  anna.shadows = std::move(shadows);
   REQUIRE(*c.add_user(anna));
+}
+
+TEST_CASE("quarantine console: scope follows the role, shadows stay in the customer") {
+  TempDir dir;
+  auto cs = ConfigStore::open(dir.path());
+  REQUIRE(cs.ok());
+  ConfigStore& c = **cs;
+  tenants(c, "Anna@a.example", {"alias@b.example", "spy@g.example"});
 
   console::Principal op;
   auto all = console::QuarantineScope::of(c, op);
@@ -486,4 +493,103 @@ TEST_CASE("quarantine console: time arguments") {
   CHECK(*console::parse_time_arg("2026-05-28 20:26:40.5", now) == kT0 + 500);
   for (const char* bad : {"", "yesterday", "2026-02-30", "2026-05-28T25:00", "12", "+2026-01-01", "2026-05-28Tx"})
     CHECK_MESSAGE(!console::parse_time_arg(bad, now).ok(), bad);
+}
+
+// The scope/permission table of the quarantine operations (admin library):
+// operator all; customer-admin their customer's domains; postmaster one
+// domain; user their address and shadows. Another tenant's message is
+// not_found (out_of_scope), and refusing changes nothing.
+TEST_CASE("quarantine operations: each role acts within its scope only") {
+  TempDir dir;
+  Config cfg;
+  cfg.state_dir = dir.path();
+  auto cs = ConfigStore::open(dir.path());
+  REQUIRE(cs.ok());
+  ConfigStore& c = **cs;
+  tenants(c, "anna@a.example", {"alias@b.example"});
+  {
+    auto spool = Spool::open(dir.path(), 1);
+    REQUIRE(spool.ok());
+    put_held(**spool, held_envelope("0a1.s1", {"anna@a.example"}, {"anna@a.example"}, kT0, "for anna"),
+             stored_message("for anna", "hello"));
+    put_held(**spool, held_envelope("0a2.s1", {"bob@a.example"}, {"bob@a.example"}, kT0 + 1, "for bob"),
+             stored_message("for bob", "hello"));
+    put_held(**spool, held_envelope("0b1.s1", {"alias@b.example"}, {"alias@b.example"}, kT0 + 2, "shadow"),
+             stored_message("shadow", "hello"));
+    put_held(**spool, held_envelope("0g1.s1", {"x@g.example"}, {"x@g.example"}, kT0 + 3, "globex <b>mail</b>"),
+             stored_message("globex <b>mail</b>", "<script>alert(1)</script>"));
+  }
+  admin::Principal op;
+  admin::Principal acme{"acme-admin", Role::kCustomerAdmin, "acme", ""};
+  admin::Principal pm{"pm", Role::kPostmaster, "acme", "b.example"};
+  admin::Principal user{"anna", Role::kUser, "acme", ""};
+  admin::Principal globex{"globex-admin", Role::kCustomerAdmin, "globex", ""};
+  auto ids = [&](const admin::Principal& p, admin::QuarantineFilter f = {}) {
+    auto rows = admin::list_quarantine({cfg, c, p}, f);
+    REQUIRE(rows);
+    std::vector<std::string> out;
+    for (const auto& h : *rows) out.push_back(h.record.envelope.id);
+    return out;
+  };
+  using V = std::vector<std::string>;
+  CHECK(ids(op) == V{"0a1.s1", "0a2.s1", "0b1.s1", "0g1.s1"});
+  CHECK(ids(acme) == V{"0a1.s1", "0a2.s1", "0b1.s1"});
+  CHECK(ids(pm) == V{"0b1.s1"});
+  CHECK(ids(user) == V{"0a1.s1", "0b1.s1"});
+  CHECK(ids(globex) == V{"0g1.s1"});
+  CHECK(ids(acme, {.search = "BOB"}) == V{"0a2.s1"});
+  CHECK(ids(acme, {.domain = "b.example"}) == V{"0b1.s1"});
+  CHECK(ids(op, {.since = "@" + std::to_string((kT0 + 2) / 1000 + 1)}).empty());
+
+  // Filters outside the scope, and bad input, are refused with the field named.
+  auto refused = admin::list_quarantine({cfg, c, pm}, {.domain = "a.example"});
+  REQUIRE(!refused);
+  CHECK(refused.failure().out_of_scope);
+  CHECK(admin::category_info(refused.failure().category).http_status == 404);
+  auto bad = admin::list_quarantine({cfg, c, acme}, {.since = "yesterday-ish"});
+  REQUIRE(!bad);
+  CHECK(bad.failure().category == admin::Category::kUsage);
+  CHECK(bad.failure().field == "since");
+  CHECK(admin::list_quarantine({cfg, c, acme}, {.recipient = "no at sign"}).failure().field == "recipient");
+
+  // Show: the owner's tenant sees it with its preview; any other is not found.
+  auto shown = admin::show_quarantined({cfg, c, globex}, "0g1.s1");
+  REQUIRE(shown);
+  CHECK(shown->preview.text.find("<script>") != std::string::npos);  // the text as sent; front ends escape it
+  nlohmann::ordered_json j = admin::shown_json(*shown);
+  CHECK(j["subject"] == "globex <b>mail</b>");
+  CHECK(j.contains("headers"));
+  for (const auto* p : {&acme, &pm, &user}) {
+    auto other = admin::show_quarantined({cfg, c, *p}, "0g1.s1");
+    REQUIRE(!other);
+    CHECK(other.failure().category == admin::Category::kNotFound);
+    CHECK(other.failure().out_of_scope);
+  }
+  CHECK(admin::show_quarantined({cfg, c, pm}, "0a1.s1").failure().out_of_scope);
+  CHECK(!admin::show_quarantined({cfg, c, op}, "0ff.s1").failure().out_of_scope);  // operators: plainly missing
+  CHECK(admin::show_quarantined({cfg, c, op}, "not/an/id").failure().field == "id");
+
+  // Acting on another tenant's message changes nothing.
+  auto del = admin::delete_quarantined({cfg, c, acme}, {.id = "0g1.s1"});
+  REQUIRE(!del);
+  CHECK(del.failure().out_of_scope);
+  auto rel = admin::release_quarantined({cfg, c, user}, {.id = "0a2.s1"});
+  REQUIRE(!rel);
+  CHECK(rel.failure().out_of_scope);
+  // A user may not put a sender on the domain's allow list (checked before anything is written).
+  auto allow = admin::release_quarantined({cfg, c, user}, {.id = "0a1.s1", .allow_sender = true});
+  REQUIRE(!allow);
+  CHECK(allow.failure().category == admin::Category::kNotPermitted);
+  // A named recipient outside the message's visible ones.
+  auto wrong = admin::delete_quarantined({cfg, c, acme}, {.id = "0a1.s1", .recipients = {"bob@a.example"}});
+  REQUIRE(!wrong);
+  CHECK(wrong.failure().field == "recipients");
+  CHECK(ids(op) == V{"0a1.s1", "0a2.s1", "0b1.s1", "0g1.s1"});
+
+  // The owner deletes: gone for everyone, with the tracking event.
+  auto ok = admin::delete_quarantined({cfg, c, user}, {.id = "0b1.s1"});
+  REQUIRE(ok);
+  CHECK(ok->recipients == V{"alias@b.example"});
+  CHECK(ok->warning.empty());
+  CHECK(ids(op) == V{"0a1.s1", "0a2.s1", "0g1.s1"});
 }

@@ -1,5 +1,5 @@
-// The quarantine as the console shows it: tenant scope, JSON, safe preview.
-#include "quarantine_view.hpp"
+// The quarantine as the front ends show it: tenant scope, JSON, safe preview.
+#include "mxguard/admin/quarantine_view.hpp"
 
 #include <chrono>
 #include <cstdlib>
@@ -8,9 +8,10 @@
 #include <fmt/format.h>
 
 #include "mxguard/core/strings.hpp"
-#include "output.hpp"
+#include "mxguard/admin/access.hpp"
+#include "mxguard/admin/text.hpp"
 
-namespace mxguard::console {
+namespace mxguard::admin {
 
 namespace {
 
@@ -330,4 +331,4 @@ Result<int64_t> parse_time_arg(std::string_view input, int64_t now_ms) {
   return *t;
 }
 
-}  // namespace mxguard::console
+}  // namespace mxguard::admin

@@ -1,0 +1,79 @@
+// The quarantine operations behind `mxguard quarantine ...` and
+// /api/v1/quarantine: list/search, the safe preview, release (optionally
+// allowing the sender), delete. Each works within the principal's
+// QuarantineScope; another tenant's message is not_found (out_of_scope).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mxguard/admin/domains.hpp"
+#include "mxguard/admin/failure.hpp"
+#include "mxguard/admin/quarantine_view.hpp"
+#include "mxguard/store/quarantine.hpp"
+
+namespace mxguard::admin {
+
+// A held message and the held recipients the principal may see.
+struct HeldMessage {
+  store::QuarantineRecord record;
+  std::vector<std::string> visible;
+};
+
+// The search of `quarantine list` / GET /api/v1/quarantine; strings as typed.
+struct QuarantineFilter {
+  std::string domain, recipient, search;
+  std::string since, until;  // parse_time_arg forms
+};
+
+// Oldest first. A recipient or domain outside the scope is refused
+// (out_of_scope); bad input is usage with the field named.
+Outcome<std::vector<HeldMessage>> list_quarantine(const Actor& a, const QuarantineFilter& f);
+
+struct ShownMessage {
+  HeldMessage held;
+  Preview preview;
+};
+Outcome<ShownMessage> show_quarantined(const Actor& a, std::string_view id);
+// The record and its safe preview as one JSON object (`quarantine show --json`).
+nlohmann::ordered_json shown_json(const ShownMessage& m);
+
+// Which held recipients a release or delete acts on: the named ones (each
+// held and visible), or every visible one when none is named.
+struct QuarantineAction {
+  std::string id;
+  std::vector<std::string> recipients;
+  bool allow_sender = false;  // release: add the sender to each target domain's allow list
+  bool learn_spam = false;    // delete: train the Bayes model with it as spam
+};
+
+struct Released {
+  std::string id, queued_id;
+  std::vector<std::string> recipients;
+  std::vector<std::string> allowed_in;  // domains whose allow list got the sender
+  std::string warning;                  // the action was done, but its tracking event was not written
+};
+// Trains Bayes as ham, queues a copy for the targets through the normal
+// queue, writes the tracking event and the audit entry.
+Outcome<Released> release_quarantined(const Actor& a, const QuarantineAction& in);
+
+struct Deleted {
+  std::string id;
+  std::vector<std::string> recipients;
+  bool learned_spam = false;
+  bool unreadable = false;  // an operator cleared a record that no longer decodes
+  std::string warning;
+};
+Outcome<Deleted> delete_quarantined(const Actor& a, const QuarantineAction& in);
+
+// The Bayes key of a message (SHA-256 of its bytes, hex), the same for
+// `mxguard learn` and the quarantine's release and delete, so learning a
+// message both ways moves it instead of counting it twice.
+std::string learn_key(std::string_view data);
+
+// An address as typed (local@domain, printable, no spaces), lower case;
+// usage with `field` otherwise.
+Outcome<std::string> quarantine_address(std::string_view typed, std::string field = "recipient");
+
+}  // namespace mxguard::admin
