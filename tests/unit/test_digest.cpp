@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mxguard/digest/message.hpp"
+#include "mxguard/digest/send.hpp"
 #include "mxguard/digest/token.hpp"
 #include "mxguard/mime/walker.hpp"
 #include "mxguard/store/config_store.hpp"
@@ -332,4 +333,95 @@ TEST_CASE("display_text keeps UTF-8, replaces invalid bytes and controls, and cu
   CHECK(display_text("Grüße", 100) == "Grüße");
   CHECK(display_text("abcdef", 3) == "abc...");
   CHECK(html_escape("<a href='x'>&\"</a>") == "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+}
+
+namespace {
+
+void hold(store::Spool& spool, const std::string& id, const std::vector<std::string>& held, int64_t when) {
+  store::Envelope e;
+  e.id = id;
+  e.sender = "m@sender.test";
+  e.recipients = held;
+  e.quarantined = held;
+  e.received_ms = when;
+  e.subject = "held " + id;
+  e.scanned = true;
+  e.score = 9.5;
+  e.action = "quarantine";
+  const std::string data = "Subject: held\r\n\r\nbody\r\n";
+  std::vector<store::Spool::Record> records{{&e, data}};
+  REQUIRE(spool.store_batch(records).ok());
+}
+
+store::Domain domain(const std::string& name, const std::string& customer, unsigned days = 30) {
+  store::Domain d;
+  d.name = name;
+  d.customer = customer;
+  d.status = store::DomainStatus::kActive;
+  d.quarantine_days = days;
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("planning: shadows merge into their owner, other tenants' shadows do not, off and last digests count") {
+  TempDir dir;
+  auto store = store::ConfigStore::open(dir.path());
+  REQUIRE(store);
+  REQUIRE((*store)->put_domain(domain("acme.test", "acme")).ok());
+  REQUIRE((*store)->put_domain(domain("acme.org", "acme", 7)).ok());
+  REQUIRE((*store)->put_domain(domain("globex.test", "globex")).ok());
+  store::User bob;
+  bob.name = "bob";
+  bob.customer = "acme";
+  bob.address = "Bob@acme.test";
+  bob.shadows = {"bob@acme.org", "bob@globex.test"};  // the last is another customer's: ignored
+  REQUIRE(*(*store)->add_user(bob));
+  store::User dave;
+  dave.name = "dave";
+  dave.customer = "acme";
+  dave.address = "dave@acme.test";
+  dave.digest = false;
+  REQUIRE(*(*store)->add_user(dave));
+  auto spool = store::Spool::open(dir.path(), 0);
+  REQUIRE(spool);
+  hold(**spool, "0000000000001.s0", {"bob@acme.test"}, kT0);
+  hold(**spool, "0000000000002.s0", {"BOB@acme.org", "bob@acme.test"}, kT0 + 1);  // one entry, held for both
+  hold(**spool, "0000000000003.s0", {"bob@globex.test"}, kT0 + 2);  // a plain recipient of globex
+  hold(**spool, "0000000000004.s0", {"dave@acme.test"}, kT0 + 3);
+  hold(**spool, "0000000000005.s0", {"nobody@unknown.test"}, kT0 + 4);  // no such domain: skipped
+  hold(**spool, "0000000000006.s0", {"bob@acme.test"}, kT0 + 100);     // after the period
+
+  auto plan = plan_digests(**store, {spool->get()}, kT0 + 50);
+  REQUIRE(plan);
+  REQUIRE(plan->digests.size() == 2);
+  const PlannedDigest& b = plan->digests[0];
+  CHECK(b.scope.recipient == "bob@acme.test");
+  CHECK(b.scope.user == "bob");
+  CHECK(b.from == "postmaster@acme.test");
+  REQUIRE(b.entries.size() == 2);
+  CHECK(b.entries[0].id == "0000000000001.s0");
+  CHECK(b.entries[1].id == "0000000000002.s0");
+  CHECK(b.entries[1].held_for == std::vector<std::string>{"bob@acme.org", "bob@acme.test"});
+  CHECK(b.entries[1].expires_ms == kT0 + 1 + 7 * kDay);  // the shorter retention of the two
+  CHECK(plan->digests[1].scope.recipient == "bob@globex.test");
+  CHECK(plan->digests[1].scope.user.empty());
+  CHECK(plan->off == std::vector<std::string>{"dave@acme.test"});
+
+  // After a digest up to kT0 + 50, only the later message is new.
+  REQUIRE((*store)->set_last_digest("bob@acme.test", kT0 + 50).ok());
+  auto next = plan_digests(**store, {spool->get()}, kT0 + 200);
+  REQUIRE(next);
+  REQUIRE(!next->digests.empty());
+  CHECK(next->digests[0].scope.recipient == "bob@acme.test");
+  REQUIRE(next->digests[0].entries.size() == 1);
+  CHECK(next->digests[0].entries[0].id == "0000000000006.s0");
+
+  // What a link's action may touch: the owner's addresses; a shadow alone is no recipient.
+  auto scope = recipient_scope(**store, "bob@acme.test");
+  REQUIRE(scope);
+  CHECK(scope->addresses == std::vector<std::string>{"bob@acme.test", "bob@acme.org"});
+  auto shadow = recipient_scope(**store, "bob@acme.org");
+  REQUIRE(shadow);
+  CHECK(shadow->addresses.empty());
 }
