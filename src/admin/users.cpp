@@ -90,7 +90,8 @@ Outcome<store::User> user_from(const NewUser& o, const Actor& a) {
 nlohmann::ordered_json user_json(const store::User& u) {
   return {{"name", u.name},       {"role", store::to_string(u.role)}, {"customer", u.customer},
           {"domain", u.domain},   {"address", u.address},           {"shadows", u.shadows},
-          {"has_password", !u.password_hash.empty()}, {"created", iso8601(u.created_ms)}};
+          {"has_password", !u.password_hash.empty()}, {"digest", u.digest ? "on" : "off"},
+          {"created", iso8601(u.created_ms)}};
 }
 
 Outcome<store::User> add_user(const Actor& a, const NewUser& in) {
@@ -170,6 +171,37 @@ Outcome<std::vector<store::AuditEntry>> audit_log(const Actor& a) {
   auto entries = a.store.audit();
   if (!entries) return unavailable(entries.error());
   return std::move(*entries);
+}
+
+Outcome<store::User> set_user_settings(const Actor& a, std::string_view name, const std::vector<std::string>& pairs) {
+  auto u = a.store.user(name);
+  if (!u) return unavailable(u.error());
+  const bool self = *u && (*u)->name == a.principal.name;
+  if (!*u || (!self && !may_see_user(a.principal, **u))) return not_found(fmt::format("no such user: {}", name));
+  if (pairs.empty()) return usage("nothing to set (digest=on|off)");
+  std::optional<bool> digest;
+  for (const auto& p : pairs) {
+    auto eq = p.find('=');
+    std::string key = p.substr(0, eq);
+    if (eq == std::string::npos) return usage(fmt::format("'{}' is not KEY=VALUE", printable(p)));
+    std::string value = p.substr(eq + 1);
+    if (key != "digest") return usage(fmt::format("unknown user setting '{}' (digest)", printable(key)), key);
+    if (value != "on" && value != "off") return usage(fmt::format("digest must be on or off, not '{}'", printable(value)), "digest");
+    if ((*u)->role != store::Role::kUser)
+      return usage(fmt::format("{} is a {}: only users (role user) get a quarantine digest", name,
+                               store::to_string((*u)->role)), "digest");
+    digest = value == "on";
+  }
+  const bool before = (*u)->digest;
+  auto changed = a.store.set_user_digest(name, *digest);
+  if (!changed) return unavailable(changed.error());
+  if (!*changed) return not_found(fmt::format("no such user: {}", name));
+  if (auto s = audit(a.store, a.principal, "user.set", name, {{"digest", before ? "on" : "off"}},
+                     {{"digest", *digest ? "on" : "off"}});
+      !s)
+    return unavailable(s.error());
+  (*u)->digest = *digest;
+  return std::move(**u);
 }
 
 }  // namespace mxguard::admin

@@ -54,6 +54,7 @@ void add_quarantine_commands(CLI::App& root, Commands& out);
 void add_console_menu_commands(CLI::App& root, Commands& out);
 void add_backup_commands(CLI::App& root, Commands& out);
 void add_status_commands(CLI::App& root, Commands& out);
+void add_digest_commands(CLI::App& root, Commands& out);
 
 // Prints "mxguard: <message>" as exactly one line on stderr and returns `code`.
 int fail(int code, std::string_view message);

@@ -161,6 +161,7 @@ int parse_and_run(int argc, char** argv) {
   add_console_menu_commands(app, commands);
   add_backup_commands(app, commands);
   add_status_commands(app, commands);
+  add_digest_commands(app, commands);
 
   try {
     app.parse(argc, argv);

@@ -84,6 +84,16 @@ int run_passwd(const Context& ctx, const UserOptions& o) {
   return kExitOk;
 }
 
+int run_set(const Context& ctx, const UserOptions& o, const std::vector<std::string>& pairs) {
+  auto store = open_config_store(ctx);
+  if (!store) return runtime_error(store.error());
+  auto u = admin::set_user_settings(actor(ctx, **store), o.name, pairs);
+  if (!u) return fail(u.failure());
+  if (o.json) print_json_line(admin::user_json(*u));
+  else fmt::print("Changed user {}: digest={}.\n", u->name, u->digest ? "on" : "off");
+  return kExitOk;
+}
+
 int run_audit(const Context& ctx, bool json) {
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
@@ -133,6 +143,13 @@ void add_user_commands(CLI::App& root, Commands& out) {
   passwd->add_option("USER", pw->name, "User name")->required();
   add_json_flag(*passwd, pw->json);
   out.push_back({passwd, [pw](const Context& ctx) { return run_passwd(ctx, *pw); }});
+  auto st = std::make_shared<UserOptions>();
+  auto pairs = std::make_shared<std::vector<std::string>>();
+  CLI::App* set = group->add_subcommand("set", "Change a user's settings: digest=on|off");
+  set->add_option("NAME", st->name, "User name")->required();
+  set->add_option("SETTING", *pairs, "KEY=VALUE (digest=on|off)")->required();
+  add_json_flag(*set, st->json);
+  out.push_back({set, [st, pairs](const Context& ctx) { return run_set(ctx, *st, *pairs); }});
 }
 
 void add_audit_commands(CLI::App& root, Commands& out) {

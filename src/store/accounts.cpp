@@ -44,6 +44,7 @@ std::string encode_user(const User& u) {
                         {"address", u.address},
                         {"shadows", u.shadows},
                         {"password_hash", u.password_hash},
+                        {"digest", u.digest},
                         {"created_ms", u.created_ms}});
 }
 
@@ -61,6 +62,8 @@ Result<User> decode_user(std::string_view bytes) {
     u.address = j->value("address", "");
     u.shadows = j->value("shadows", std::vector<std::string>{});
     u.password_hash = j->value("password_hash", "");
+    // Added without a new record version: users stored before get digests.
+    u.digest = j->value("digest", true);
     u.created_ms = j->value("created_ms", int64_t{0});
     return u;
   } catch (const json::exception& e) {

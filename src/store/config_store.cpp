@@ -141,8 +141,10 @@ Result<std::unique_ptr<ConfigStore>> ConfigStore::open(const std::string& state_
   if (!bundles) return Error{bundles.error()};
   auto settings = env->open_db("settings");
   if (!settings) return Error{settings.error()};
+  auto digest = env->open_db("digest");
+  if (!digest) return Error{digest.error()};
   return std::unique_ptr<ConfigStore>(new ConfigStore(
-      std::move(*env), Dbis{*customers, *domains, *recipients, *lists, *users, *audit, *bundles, *settings}));
+      std::move(*env), Dbis{*customers, *domains, *recipients, *lists, *users, *audit, *bundles, *settings, *digest}));
 }
 
 template <typename T, typename Decode>
@@ -404,6 +406,20 @@ Result<bool> ConfigStore::set_user_password(std::string_view name, std::string_v
   auto u = decode_user(**raw);
   if (!u) return Error{u.error()};
   u->password_hash = std::string(password_hash);
+  if (auto s = txn->put(dbis_.users, name, encode_user(*u)); !s) return Error{s.error()};
+  if (auto s = txn->commit(); !s) return Error{s.error()};
+  return true;
+}
+
+Result<bool> ConfigStore::set_user_digest(std::string_view name, bool on) {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  auto raw = txn->get(dbis_.users, name);
+  if (!raw) return Error{raw.error()};
+  if (!*raw) return false;
+  auto u = decode_user(**raw);
+  if (!u) return Error{u.error()};
+  u->digest = on;
   if (auto s = txn->put(dbis_.users, name, encode_user(*u)); !s) return Error{s.error()};
   if (auto s = txn->commit(); !s) return Error{s.error()};
   return true;
@@ -896,6 +912,212 @@ Result<std::vector<ConfigStore::TrustedKey>> ConfigStore::trusted_key_records() 
     out.push_back(std::move(k));
   }
   return out;
+}
+
+// --- Digest link keys and the last digest of each recipient. ---
+//   "key:<id>"        a DigestKey as JSON (key bytes in hex)
+//   "signing"         the signing key's id
+//   "last:<address>"  decimal ms: the end of the period the last digest covered
+
+namespace {
+constexpr std::string_view kSigningKey = "signing";
+
+std::string hex_of(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+std::optional<std::string> bytes_of_hex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return out;
+}
+
+std::string encode_digest_key(const DigestKey& k) {
+  return with_version(json{{"id", k.id},
+                           {"public_key", hex_of(k.public_key)},
+                           {"secret_key", hex_of(k.secret_key)},
+                           {"created_ms", k.created_ms},
+                           {"retired_ms", k.retired_ms}});
+}
+
+Result<DigestKey> decode_digest_key(std::string_view bytes) {
+  auto j = parse_record(bytes, "digest key");
+  if (!j) return Error{j.error()};
+  try {
+    DigestKey k;
+    k.id = j->at("id").get<std::string>();
+    auto pub = bytes_of_hex(j->at("public_key").get<std::string>());
+    auto sec = bytes_of_hex(j->at("secret_key").get<std::string>());
+    if (!pub || !sec || pub->size() != 32 || sec->size() != 64) return Error{"digest key record is corrupt"};
+    k.public_key = std::move(*pub);
+    k.secret_key = std::move(*sec);
+    k.created_ms = j->value("created_ms", int64_t{0});
+    k.retired_ms = j->value("retired_ms", int64_t{0});
+    return k;
+  } catch (const json::exception& e) {
+    return Error{fmt::format("digest key record is corrupt: {}", e.what())};
+  }
+}
+
+std::string digest_key_key(std::string_view id) { return "key:" + std::string(id); }
+
+Result<std::optional<DigestKey>> digest_key_in(const Txn& txn, MDB_dbi dbi, std::string_view id) {
+  auto raw = txn.get(dbi, digest_key_key(id));
+  if (!raw) return Error{raw.error()};
+  if (!*raw) return std::optional<DigestKey>();
+  auto k = decode_digest_key(**raw);
+  if (!k) return Error{k.error()};
+  return std::optional<DigestKey>(std::move(*k));
+}
+
+Result<std::optional<DigestKey>> signing_key_in(const Txn& txn, MDB_dbi dbi) {
+  auto id = txn.get(dbi, kSigningKey);
+  if (!id) return Error{id.error()};
+  if (!*id) return std::optional<DigestKey>();
+  auto k = digest_key_in(txn, dbi, **id);
+  if (!k) return Error{k.error()};
+  if (!*k) return Error{fmt::format("the digest signing key {} is missing", **id)};
+  return k;
+}
+
+Status check_new_digest_key(const DigestKey& k) {
+  if (k.id.empty() || k.public_key.size() != 32 || k.secret_key.size() != 64)
+    return Error{"digest key: bad id or key size"};
+  return {};
+}
+}  // namespace
+
+Result<std::optional<DigestKey>> ConfigStore::digest_signing_key() const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  return signing_key_in(*txn, dbis_.digest);
+}
+
+Result<std::optional<DigestKey>> ConfigStore::digest_key(std::string_view id) const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  return digest_key_in(*txn, dbis_.digest, id);
+}
+
+Result<std::vector<DigestKey>> ConfigStore::digest_keys() const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  std::vector<DigestKey> out;
+  Cursor cur(*txn, dbis_.digest);
+  for (bool ok = cur.seek("key:"); ok && cur.key().starts_with("key:"); ok = cur.next()) {
+    auto k = decode_digest_key(cur.value());
+    if (!k) return Error{k.error()};
+    out.push_back(std::move(*k));
+  }
+  return out;
+}
+
+Result<DigestKey> ConfigStore::ensure_digest_key(const DigestKey& k) {
+  if (auto s = check_new_digest_key(k); !s) return Error{s.error()};
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  auto current = signing_key_in(*txn, dbis_.digest);
+  if (!current) return Error{current.error()};
+  if (*current) return std::move(**current);
+  DigestKey fresh = k;
+  fresh.retired_ms = 0;
+  if (auto s = txn->put(dbis_.digest, digest_key_key(k.id), encode_digest_key(fresh), MDB_NOOVERWRITE); !s)
+    return Error{s.error()};
+  if (auto s = txn->put(dbis_.digest, kSigningKey, k.id); !s) return Error{s.error()};
+  if (auto s = txn->commit(); !s) return Error{s.error()};
+  return fresh;
+}
+
+Result<std::vector<std::string>> ConfigStore::rotate_digest_key(const DigestKey& k, int64_t drop_retired_before_ms) {
+  if (auto s = check_new_digest_key(k); !s) return Error{s.error()};
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  auto current = signing_key_in(*txn, dbis_.digest);
+  if (!current) return Error{current.error()};
+  if (*current) {
+    (*current)->retired_ms = k.created_ms;
+    if (auto s = txn->put(dbis_.digest, digest_key_key((*current)->id), encode_digest_key(**current)); !s)
+      return Error{s.error()};
+  }
+  std::vector<std::string> dropped;
+  {
+    Cursor cur(*txn, dbis_.digest);
+    for (bool ok = cur.seek("key:"); ok && cur.key().starts_with("key:"); ok = cur.next()) {
+      auto old = decode_digest_key(cur.value());
+      if (!old) return Error{old.error()};
+      if (old->retired_ms != 0 && old->retired_ms < drop_retired_before_ms) dropped.push_back(old->id);
+    }
+  }
+  for (const auto& id : dropped)
+    if (auto d = txn->del(dbis_.digest, digest_key_key(id)); !d) return Error{d.error()};
+  DigestKey fresh = k;
+  fresh.retired_ms = 0;
+  if (auto s = txn->put(dbis_.digest, digest_key_key(k.id), encode_digest_key(fresh), MDB_NOOVERWRITE); !s)
+    return Error{fmt::format("digest key {}: {}", k.id, s.error())};
+  if (auto s = txn->put(dbis_.digest, kSigningKey, k.id); !s) return Error{s.error()};
+  if (auto s = txn->commit(); !s) return Error{s.error()};
+  return dropped;
+}
+
+Result<int64_t> ConfigStore::last_digest(std::string_view recipient) const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  auto raw = txn->get(dbis_.digest, "last:" + to_lower(recipient));
+  if (!raw) return Error{raw.error()};
+  if (!*raw) return int64_t{0};
+  int64_t ms = 0;
+  auto [end, ec] = std::from_chars((*raw)->data(), (*raw)->data() + (*raw)->size(), ms);
+  if (ec != std::errc() || end != (*raw)->data() + (*raw)->size())
+    return Error{fmt::format("last digest time of {} is corrupt", recipient)};
+  return ms;
+}
+
+Status ConfigStore::set_last_digest(std::string_view recipient, int64_t until_ms) {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  if (auto s = txn->put(dbis_.digest, "last:" + to_lower(recipient), std::to_string(until_ms)); !s) return s;
+  return txn->commit();
+}
+
+Result<bool> ConfigStore::use_digest_link(std::string_view link, int64_t expires_ms, int64_t now_ms) {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  const std::string key = "used:" + std::string(link);
+  auto seen = txn->get(dbis_.digest, key);
+  if (!seen) return Error{seen.error()};
+  if (*seen) return false;
+  std::vector<std::string> expired;
+  {
+    Cursor cur(*txn, dbis_.digest);
+    for (bool ok = cur.seek("used:"); ok && cur.key().starts_with("used:"); ok = cur.next()) {
+      int64_t until = 0;
+      std::string_view v = cur.value();
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), until);
+      if (ec != std::errc() || until <= now_ms) expired.emplace_back(cur.key());
+    }
+  }
+  for (const auto& k : expired)
+    if (auto d = txn->del(dbis_.digest, k); !d) return Error{d.error()};
+  if (auto s = txn->put(dbis_.digest, key, std::to_string(expires_ms)); !s) return Error{s.error()};
+  if (auto s = txn->commit(); !s) return Error{s.error()};
+  return true;
 }
 
 }  // namespace mxguard::store

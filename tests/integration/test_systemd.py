@@ -26,7 +26,7 @@ import mxg  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else os.path.join(mxg.ROOT, "build"))
 UNITS = ["mxguardd.service", "mxguard-web.service", "mxguard-maintenance.service", "mxguard-maintenance.timer",
-         "mxguard-console@.service"]
+         "mxguard-digest.service", "mxguard-digest.timer", "mxguard-console@.service"]
 MAX_EXPOSURE = 2.0
 
 
@@ -119,6 +119,16 @@ class InstalledTree(unittest.TestCase):
         unit = read(os.path.join(self.unit_dir, "mxguard-web.service"))
         self.assertRegex(unit, r"(?m)^User=mxguard$")
         self.assertRegex(unit, r"(?m)^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$")
+
+    def test_digest_units(self):
+        self.exposure("mxguard-digest.service")
+        unit = read(os.path.join(self.unit_dir, "mxguard-digest.service"))
+        self.assertIn("ExecStart=%s/bin/mxguard --config " % self.prefix, unit)
+        self.assertRegex(unit, r"(?m) digest send$")
+        self.assertRegex(unit, r"(?m)^User=mxguard$")
+        timer = read(os.path.join(self.unit_dir, "mxguard-digest.timer"))
+        self.assertRegex(timer, r"(?m)^OnCalendar=\S")
+        self.assertRegex(timer, r"(?m)^Persistent=yes$")
 
     def test_engine_unit_exposure(self):
         self.exposure("mxguardd.service")

@@ -216,6 +216,29 @@ TEST_CASE("admin: customers and users by role") {
   CHECK(log->size() >= 4);  // two domains, a customer, a user
 }
 
+TEST_CASE("admin: a user's digest setting: who may change it, and bad values change nothing") {
+  Fixture f;
+  admin::NewUser u{"anna", "user", "", "", "anna@acme.example", {}, std::nullopt};
+  REQUIRE(admin::add_user(f.as(f.acme_admin), u));
+  admin::NewUser g{"gus", "user", "globex", "", "gus@globex.example", {}, std::nullopt};
+  REQUIRE(admin::add_user(f.as(f.op), g));
+  CHECK(category_of(admin::set_user_settings(f.as(f.anna), "anna", {"digest=maybe"})) == "usage");
+  CHECK(category_of(admin::set_user_settings(f.as(f.anna), "anna", {"colour=red"})) == "usage");
+  CHECK(category_of(admin::set_user_settings(f.as(f.anna), "anna", {})) == "usage");
+  CHECK((*f.store->user("anna"))->digest);
+  CHECK(category_of(admin::set_user_settings(f.as(f.anna), "gus", {"digest=off"})) == "not_found");
+  CHECK(category_of(admin::set_user_settings(f.as(f.acme_admin), "gus", {"digest=off"})) == "not_found");
+  CHECK(category_of(admin::set_user_settings(f.as(f.acme_admin), "acme-pm", {"digest=off"})) == "not_found");
+  auto off = admin::set_user_settings(f.as(f.anna), "anna", {"digest=off"});
+  REQUIRE(off);
+  CHECK_FALSE(off->digest);
+  CHECK_FALSE((*f.store->user("anna"))->digest);
+  CHECK(admin::user_json(*off)["digest"] == "off");
+  REQUIRE(admin::set_user_settings(f.as(f.acme_admin), "anna", {"digest=on"}));
+  CHECK((*f.store->user("anna"))->digest);
+  CHECK(category_of(admin::set_user_settings(f.as(f.op), "gus", {"digest=off"})) == "ok");
+}
+
 TEST_CASE("admin: each category has one HTTP status and one exit code") {
   using console::exit_code_for;
   struct Case {

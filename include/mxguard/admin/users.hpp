@@ -29,8 +29,12 @@ Outcome<store::User> remove_user(const Actor& a, std::string_view name);
 Outcome<store::User> password_target(const Actor& a, std::string_view name);
 Outcome<store::User> set_password(const Actor& a, std::string_view name, std::string password);
 Outcome<std::vector<store::AuditEntry>> audit_log(const Actor& a);
+// `user set NAME KEY=VALUE...`: settings a user has (for now `digest=on|off`,
+// their daily quarantine digest). Operators, their customer's admins and the
+// user themself may change them; every pair is checked before anything is written.
+Outcome<store::User> set_user_settings(const Actor& a, std::string_view name, const std::vector<std::string>& pairs);
 
-// {"name","role","customer","domain","address","shadows","has_password","created"}: never the hash.
+// {"name","role","customer","domain","address","shadows","has_password","digest","created"}: never the hash.
 nlohmann::ordered_json user_json(const store::User& u);
 
 }  // namespace mxguard::admin

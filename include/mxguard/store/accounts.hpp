@@ -23,6 +23,7 @@ struct User {
   std::string address;               // user: their own address
   std::vector<std::string> shadows;  // user: further addresses seen as theirs
   std::string password_hash;         // Argon2id (libsodium crypto_pwhash_str), never printed
+  bool digest = true;                // user: whether they get the daily quarantine digest
   int64_t created_ms = 0;
 };
 

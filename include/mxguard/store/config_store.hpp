@@ -54,6 +54,17 @@ struct Domain {
   int64_t created_ms = 0;
 };
 
+// A key that signs quarantine digest links (Ed25519, libsodium's layout).
+// The newest is the signing key; retired ones still verify the links they
+// signed until those expire.
+struct DigestKey {
+  std::string id;          // short, URL-safe: named in every token
+  std::string public_key;  // 32 bytes
+  std::string secret_key;  // 64 bytes; never printed
+  int64_t created_ms = 0;
+  int64_t retired_ms = 0;  // 0 while it is the signing key
+};
+
 // Records are a version byte followed by JSON.
 inline constexpr uint8_t kConfigRecordVersion = 1;
 std::string encode_domain(const Domain& d);
@@ -119,6 +130,29 @@ class ConfigStore {
   Result<bool> remove_user(std::string_view name);
   // Replaces a stored user's password hash; false when there is no such user.
   Result<bool> set_user_password(std::string_view name, std::string_view password_hash);
+  // Turns a user's quarantine digest on or off; false when there is no such user.
+  Result<bool> set_user_digest(std::string_view name, bool on);
+
+  // Digest link keys. The signing key, nullopt before the first one is made.
+  Result<std::optional<DigestKey>> digest_signing_key() const;
+  // Every stored key, signing and retired, by id.
+  Result<std::optional<DigestKey>> digest_key(std::string_view id) const;
+  Result<std::vector<DigestKey>> digest_keys() const;
+  // Stores `k` as the signing key only when there is none yet (first use;
+  // two racing first uses agree on one key). Returns the signing key.
+  Result<DigestKey> ensure_digest_key(const DigestKey& k);
+  // Rotation, in one transaction: `k` becomes the signing key, the previous
+  // one is retired at k.created_ms, and keys retired before `drop_retired_before_ms`
+  // (whose links have all expired) are deleted. Returns the ids deleted.
+  Result<std::vector<std::string>> rotate_digest_key(const DigestKey& k, int64_t drop_retired_before_ms);
+  // When `recipient` (lower-cased) last got a digest: the end of the period
+  // it covered, 0 when never.
+  Result<int64_t> last_digest(std::string_view recipient) const;
+  Status set_last_digest(std::string_view recipient, int64_t until_ms);
+  // Marks a digest link's action as done (`link`: recipient, message and
+  // action, see digest::claim_link), kept until `expires_ms`; false when it
+  // was done before. Marks past their expiry are dropped in the same write.
+  Result<bool> use_digest_link(std::string_view link, int64_t expires_ms, int64_t now_ms);
 
   // The audit log, oldest first. Entries are only ever appended.
   Status append_audit(const AuditEntry& e);
@@ -178,7 +212,7 @@ class ConfigStore {
 
  private:
   struct Dbis {
-    MDB_dbi customers, domains, recipients, lists, users, audit, bundles, settings;
+    MDB_dbi customers, domains, recipients, lists, users, audit, bundles, settings, digest;
   };
   ConfigStore(Env env, Dbis dbis) : env_(std::move(env)), dbis_(dbis) {}
   Env env_;
