@@ -1,6 +1,8 @@
 // Bayes: the tokenizer (folding, UTF-8, lengths, header prefixes, bounds) and
 // the LMDB model (learn, move, batch, classify, persistence, concurrent readers).
 #include <doctest.h>
+
+#include "temp_dir.hpp"
 #include <lmdb.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -21,23 +23,7 @@ using namespace mxguard::bayes;
 namespace {
 
 // A fresh directory under /tmp, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/mxguard-bayes-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using mxguard::testing::TempDir;
 
 bool has(const Tokenizer& t, std::string_view token) {
   auto h = t.hashes();

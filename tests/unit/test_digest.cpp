@@ -1,6 +1,8 @@
 // Digest link tokens (signing, every refusal, key rotation) and the digest
 // mail (MIME structure read back with the walker, links that verify, escaping).
 #include <doctest.h>
+
+#include "temp_dir.hpp"
 #include <sodium.h>
 #include <stdlib.h>
 
@@ -24,23 +26,7 @@ namespace {
 constexpr int64_t kT0 = 1'780'000'000'000;  // 2026-05-28T20:26:40Z
 constexpr int64_t kDay = 86'400'000;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/mxguard-digest-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using mxguard::testing::TempDir;
 
 Claims claims(std::string id = "0190f3c2a1b2c3.s1", Action a = Action::kRelease) {
   return Claims{"Bob@Example.com", std::move(id), a, kT0 + 30 * kDay, {}};

@@ -2,6 +2,8 @@
 // retention purge, corruption) and its console views (tenant scope, safe
 // preview, time arguments).
 #include <doctest.h>
+
+#include "temp_dir.hpp"
 #include <stdlib.h>
 
 #include <filesystem>
@@ -26,23 +28,7 @@ namespace {
 constexpr int64_t kT0 = 1'780'000'000'000;  // 2026-05-28T20:26:40Z
 constexpr int64_t kDay = 86'400'000;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/mxguard-quar-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using mxguard::testing::TempDir;
 
 // What the engine stores: our Received, Authentication-Results and score
 // fields above the client's message.

@@ -1,6 +1,8 @@
 // Store layer: envelope and queue-entry records, the chunked spool and the
 // config environment (including a shard-style reader seeing console writes).
 #include <doctest.h>
+
+#include "temp_dir.hpp"
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,23 +20,7 @@ using namespace mxguard::store;
 namespace {
 
 // A fresh directory under /tmp, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/mxguard-test-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using mxguard::testing::TempDir;
 
 Envelope sample_envelope(std::string id) {
   Envelope e;
