@@ -41,6 +41,11 @@ admin::Outcome<bool> bool_field(const nlohmann::json& j, const char* key) {
   return it->get<bool>();
 }
 
+std::mutex& operations_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
 Response failure_response(const admin::Failure& f) {
   if (f.category == admin::Category::kNotFound && f.field == kNotLoggedIn)
     return json_error(401, "not_logged_in", f.message);
@@ -68,7 +73,7 @@ std::optional<Response> DomainsApi::handle(const Request& req, const Session* s)
   std::string_view rest = path.substr(kPrefix.size());
   if (!rest.empty() && rest.front() != '/') return std::nullopt;
   if (!s) return json_error(401, "not_logged_in", "not logged in");
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(operations_mutex());
   auto p = session_principal(store_, *s);
   if (!p) return failure_response(p.failure());
   if (rest.empty() || rest == "/") {

@@ -32,6 +32,12 @@ admin::Outcome<bool> bool_field(const nlohmann::json& j, const char* key);
 inline constexpr std::string_view kNotLoggedIn = "(session)";
 admin::Outcome<admin::Principal> session_principal(const store::ConfigStore& store, const Session& s);
 
+// Every API handler runs its operation under this one lock: operations run
+// one at a time, as console commands do against each other's write lock, and
+// a spool's LMDB environment is opened by one operation at a time (LMDB
+// allows one open of an environment per process).
+std::mutex& operations_mutex();
+
 class DomainsApi {
  public:
   DomainsApi(const Config& cfg, store::ConfigStore& store) : cfg_(cfg), store_(store) {}
@@ -49,9 +55,6 @@ class DomainsApi {
 
   const Config& cfg_;
   store::ConfigStore& store_;
-  // One listen address is one libmicrohttpd thread; operations run one at a
-  // time, as console commands do against each other's write lock.
-  std::mutex mu_;
 };
 
 }  // namespace mxguard::web

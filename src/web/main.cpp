@@ -208,9 +208,11 @@ int main(int argc, char** argv) {
       return std::nullopt;
     }
     return *u;
-  }, [&](const web::Request& req, const web::Session* s) {
+  }, [&](const web::Request& req, const web::Session* s) -> std::optional<web::Response> {
+    // Each API answers the paths it knows and nullopt for the rest.
     if (auto r = domains.handle(req, s)) return r;
-    return quarantine.handle(req, s);
+    if (auto r = quarantine.handle(req, s)) return r;
+    return std::nullopt;
   });
   Server srv{&api};
 

@@ -78,7 +78,7 @@ std::optional<Response> QuarantineApi::handle(const Request& req, const Session*
     if (!rest.empty() && rest.front() != '/') return std::nullopt;
   }
   if (!s) return json_error(401, "not_logged_in", "not logged in");
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(operations_mutex());
   auto p = session_principal(store_, *s);
   if (!p) return failure_response(p.failure());
   const admin::Actor actor{cfg_, store_, *p};

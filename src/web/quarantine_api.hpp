@@ -22,9 +22,6 @@ class QuarantineApi {
  private:
   const Config& cfg_;
   store::ConfigStore& store_;
-  // The spools are LMDB environments: one process opens each once at a
-  // time, so the operations here run one after the other.
-  std::mutex mu_;
 };
 
 }  // namespace mxguard::web
