@@ -1,12 +1,12 @@
-// `mxguard domain check-mx DOMAIN`: looks up the domain's MX set and the
-// addresses of its targets, then reports the routing role and every problem.
+// `mxguard domain check-mx DOMAIN`: prints admin::check_mx's report (the
+// routing role and every problem) as a table or JSON.
 #include <fmt/format.h>
 
 #include <memory>
 
+#include "console.hpp"
 #include "dns_commands.hpp"
-#include "mx_check.hpp"
-#include "mxguard/core/net.hpp"
+#include "mxguard/admin/mx_check.hpp"
 #include "onboarding.hpp"
 #include "output.hpp"
 #include "validate.hpp"
@@ -20,52 +20,8 @@ struct CheckMxOptions {
   bool json = false;
 };
 
-// Fills in a target's addresses. IP literals and the null MX are not looked
-// up: a name like "192.0.2.1" lives under a numeric TLD no server is
-// authoritative for, so asking would only cost a timeout.
-MxTarget lookup_target(const Config& cfg, dns::Resolver& resolver, const dns::MxRecord& mx) {
-  MxTarget t;
-  t.preference = mx.preference;
-  t.host = mx.host;
-  t.ours = !mx.is_null() && is_our_host(mx.host, cfg.onboarding.mx_hosts);
-  t.ip_literal = IpAddress::parse(mx.host).has_value();
-  if (mx.is_null() || t.ip_literal) return t;
-  auto a = resolver.addresses(mx.host);
-  t.address_status = a.status;
-  t.address_failure = lookup_failure(cfg, a.status, a.error);
-  t.alias = a.canonical_name;
-  for (const auto& ip : a.records) t.addresses.push_back(ip.to_string());
-  return t;
-}
-
-MxReport check(const Config& cfg, dns::Resolver& resolver, const std::string& domain) {
-  MxReport r;
-  r.domain = domain;
-  auto answer = resolver.mx(domain);
-  r.lookup = answer.status;
-  r.lookup_failure = lookup_failure(cfg, answer.status, answer.error);
-  for (const auto& mx : answer.records) r.targets.push_back(lookup_target(cfg, resolver, mx));
-  assess(r, cfg.onboarding.mx_hosts);
-  return r;
-}
-
-nlohmann::ordered_json report_json(const MxReport& r, const std::string& backend) {
-  nlohmann::ordered_json mx = nlohmann::ordered_json::array();
-  for (const auto& t : r.targets)
-    mx.push_back({{"preference", t.preference},
-                  {"host", t.host.empty() ? "." : t.host},
-                  {"ours", t.ours},
-                  {"ip_literal", t.ip_literal},
-                  {"addresses", t.addresses}});
-  return {{"domain", r.domain},
-          {"role", to_string(r.role)},
-          {"role_description", role_description(r.role, backend)},
-          {"delivers_to", backend},
-          {"ok", r.ok},
-          {"lookup", dns::to_string(r.lookup)},
-          {"mx", mx},
-          {"warnings", r.warnings}};
-}
+using admin::MxReport;
+using admin::MxTarget;
 
 std::string addresses_cell(const MxTarget& t) {
   if (t.host.empty()) return "-";
@@ -91,16 +47,13 @@ void print_report(const MxReport& r, const std::string& backend) {
 }
 
 int run_check_mx(const Context& ctx, const CheckMxOptions& o) {
-  auto m = open_managed_domain(ctx, o.domain);
-  if (m.exit_code) return m.exit_code;
-  const std::string& name = m.domain.name;
-  auto resolver = make_resolver(ctx.config);
-  if (!resolver) return runtime_error(resolver.error());
-
-  MxReport r = check(ctx.config, *resolver, name);
-  std::string backend = format_backend(m.domain.backend_host, m.domain.backend_port);
-  if (o.json) print_json_line(report_json(r, backend));
-  else print_report(r, backend);
+  auto store = open_config_store(ctx);
+  if (!store) return runtime_error(store.error());
+  auto c = admin::check_mx(actor(ctx, **store), o.domain);
+  if (!c) return fail(c.failure());
+  const MxReport& r = c->report;
+  if (o.json) print_json_line(admin::mx_report_json(*c));
+  else print_report(r, c->backend);
   if (r.ok) return kExitOk;
   if (o.json) return kExitRuntime;
   return runtime_error(fmt::format("the MX set of {} needs attention ({})", r.domain,

@@ -1,12 +1,14 @@
 // `mxguard list allow|block add|remove|show`: global and per-domain allow and
 // block lists of sender addresses (or *@domain), sender domains (with their
 // subdomains, or *.domain for the subdomains only) and client IPs/CIDR
-// blocks. The engine reads them at the next connection or command.
+// blocks. The engine reads them at the next connection or command. The
+// checks are admin/lists'; this file sorts the words and prints.
 #include <fmt/format.h>
 
 #include <memory>
 
 #include "console.hpp"
+#include "mxguard/admin/lists.hpp"
 #include "onboarding.hpp"
 #include "output.hpp"
 
@@ -22,9 +24,7 @@ struct EntryOptions {
   bool json = false;
 };
 
-constexpr std::string_view kKinds =
-    "KIND is sender (an address, or *@domain), sender-domain (a domain and its subdomains, or *.domain for "
-    "the subdomains only) or ip (an address or CIDR block)";
+using admin::kListKinds;
 
 // Sorts the positional words into domain, kind and value. The domain comes
 // first when given, so "list block add example.com sender x@y" reads like
@@ -38,47 +38,17 @@ Status split_entry_args(EntryOptions& o, std::string_view usage) {
     o.domain = a[0];
   }
   size_t k = a.size() == 3 ? 1 : 0;
-  if (a.size() <= k) return Error{fmt::format("the kind and the value are missing (usage: {}; {})", usage, kKinds)};
+  if (a.size() <= k) return Error{fmt::format("the kind and the value are missing (usage: {}; {})", usage, kListKinds)};
   if (!is_kind(a[k]))
-    return Error{fmt::format("'{}' is not a kind, or the kind is missing (usage: {}; {})", a[k], usage, kKinds)};
+    return Error{fmt::format("'{}' is not a kind, or the kind is missing (usage: {}; {})", a[k], usage, kListKinds)};
   if (a.size() == k + 1) return Error{fmt::format("the value is missing (usage: {})", usage)};
   o.kind = a[k];
   o.value = a[k + 1];
   return {};
 }
 
-// Validates the options into an entry; the error is ready for the user.
-Result<store::ListEntry> entry_from(const EntryOptions& o, store::ListAction action,
-                                    const store::ConfigStore& store, const Principal& p, int& code) {
-  code = kExitUsage;
-  store::ListEntry e;
-  e.action = action;
-  auto kind = store::list_kind_from_string(o.kind);
-  if (!kind) return Error{fmt::format("unknown kind '{}' ({})", o.kind, kKinds)};
-  auto target = store::canonical_list_entry(*kind, o.value);
-  if (!target) return Error{target.error()};
-  e.kind = target->kind;
-  e.value = std::move(target->value);
-  if (!o.domain.empty()) {
-    auto name = normalize_domain(o.domain);
-    if (!name) return Error{name.error()};
-    auto d = domain_for(store, p, *name, code);
-    if (!d) return Error{d.error()};
-    e.scope = *name;
-  } else if (!is_operator(p)) {
-    code = kExitNotPermitted;
-    return Error{not_permitted("the global lists are for operators")};
-  }
-  e.added_ms = now_ms();
-  return e;
-}
-
-nlohmann::ordered_json entry_json(const store::ListEntry& e) {
-  return {{"list", store::to_string(e.action)},
-          {"scope", e.scope.empty() ? "global" : e.scope},
-          {"kind", store::to_string(e.kind)},
-          {"value", e.value},
-          {"added", iso8601(e.added_ms)}};
+admin::ListEntryInput entry_input(const EntryOptions& o, store::ListAction action) {
+  return {std::string(store::to_string(action)), o.domain, o.kind, o.value};
 }
 
 int run_change(const Context& ctx, EntryOptions o, store::ListAction action, bool add) {
@@ -87,31 +57,20 @@ int run_change(const Context& ctx, EntryOptions o, store::ListAction action, boo
   if (auto s = split_entry_args(o, usage); !s) return usage_error(s.error());
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  int code;
-  auto e = entry_from(o, action, **store, ctx.principal, code);
-  if (!e) return fail(code, e.error());
-  auto changed = add ? (*store)->add_list_entry(*e) : (*store)->remove_list_entry(*e);
-  if (!changed) return runtime_error(changed.error());
-  std::string where = e->scope.empty() ? "global" : e->scope;
-  std::string_view kind = store::to_string(e->kind);
-  nlohmann::ordered_json entry{{"list", store::to_string(action)}, {"scope", where}, {"kind", kind},
-                               {"value", e->value}};
-  if (*changed)
-    if (auto s = audit(**store, ctx.principal, add ? "list.add" : "list.remove", where,
-                       add ? nlohmann::ordered_json(nullptr) : entry, add ? entry : nlohmann::ordered_json(nullptr));
-        !s)
-      return runtime_error(s.error());
-  if (!*changed && !add) return usage_error(fmt::format("{} {} is not on the {} {} list", kind, e->value, where,
-                                                        store::to_string(action)));
+  auto a = actor(ctx, **store);
+  auto c = add ? admin::add_list_entry(a, entry_input(o, action)) : admin::remove_list_entry(a, entry_input(o, action));
+  if (!c) return fail(c.failure());
+  const store::ListEntry& e = c->entry;
   if (o.json) {
-    nlohmann::ordered_json j = entry_json(*e);
+    nlohmann::ordered_json j = admin::list_entry_json(e);
     if (!add) j.erase("added");
-    j[add ? "added_now" : "removed"] = *changed;
+    j[add ? "added_now" : "removed"] = c->changed;
     print_json_line(j);
     return kExitOk;
   }
-  fmt::print("{} {} {} {} the {} {} list.\n", add ? (*changed ? "Added" : "Already had") : "Removed", kind, e->value,
-             add ? "to" : "from", where, store::to_string(action));
+  fmt::print("{} {} {} {} the {} {} list.\n", add ? (c->changed ? "Added" : "Already had") : "Removed",
+             store::to_string(e.kind), e.value, add ? "to" : "from", e.scope.empty() ? "global" : e.scope,
+             store::to_string(action));
   return kExitOk;
 }
 
@@ -125,30 +84,19 @@ int run_show(const Context& ctx, EntryOptions o, store::ListAction action) {
   }
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  std::string scope;
-  if (!o.domain.empty()) {
-    auto name = normalize_domain(o.domain);
-    if (!name) return usage_error(name.error());
-    int code;
-    if (auto d = domain_for(**store, ctx.principal, *name, code); !d) return fail(code, d.error());
-    scope = *name;
-  } else if (!is_operator(ctx.principal)) {
-    return fail(kExitNotPermitted, not_permitted("the global lists are for operators"));
-  }
-  auto entries = (*store)->list_entries(scope, false);
-  if (!entries) return runtime_error(entries.error());
+  auto shown = admin::show_list(actor(ctx, **store), store::to_string(action), o.domain);
+  if (!shown) return fail(shown.failure());
   Table t({"KIND", "VALUE", "ADDED"});
-  for (const auto& e : *entries) {
-    if (e.action != action) continue;
+  for (const auto& e : shown->entries) {
     if (o.json)
-      print_json_line(entry_json(e));
+      print_json_line(admin::list_entry_json(e));
     else
       t.add_row({std::string(store::to_string(e.kind)), e.value, iso8601(e.added_ms)});
   }
   if (!o.json) {
     t.print();
-    fmt::print("{} on the {} {} list\n", count_of(t.rows(), "entry", "entries"), scope.empty() ? "global" : scope,
-               store::to_string(action));
+    fmt::print("{} on the {} {} list\n", count_of(t.rows(), "entry", "entries"),
+               shown->scope.empty() ? "global" : shown->scope, store::to_string(action));
   }
   return kExitOk;
 }

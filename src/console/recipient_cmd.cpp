@@ -1,12 +1,13 @@
-// `mxguard recipient ...`: the known addresses of `list`-mode domains.
+// `mxguard recipient ...`: the known addresses of `list`-mode domains, over
+// admin/recipients (argument shapes and output here, every check there).
 #include <fmt/format.h>
 
 #include <fstream>
 #include <memory>
-#include <set>
+#include <sstream>
 
 #include "console.hpp"
-#include "mxguard/smtp/address.hpp"
+#include "mxguard/admin/recipients.hpp"
 #include "onboarding.hpp"
 #include "output.hpp"
 
@@ -41,73 +42,38 @@ Result<std::string> domain_argument(const std::vector<std::string>& args, const 
   return args.empty() ? option : args[0];
 }
 
-// Splits and checks "local@domain" the way RCPT TO would parse it.
-Result<std::pair<std::string, std::string>> split_address(std::string_view a) {
-  auto r = smtp::parse_rcpt_to(fmt::format("TO:<{}>", a), true);
-  if (auto* e = std::get_if<smtp::PathError>(&r)) return Error{fmt::format("'{}': {}", a, e->detail)};
-  const smtp::Mailbox& m = std::get<smtp::RcptTo>(r).recipient;
-  if (m.domain.empty() || m.domain_is_literal()) return Error{fmt::format("'{}' has no domain name", a)};
-  return std::pair{m.local, m.domain};
-}
-
-// The domain must be managed here, by this principal.
-Status check_domain(const store::ConfigStore& store, const Principal& p, std::string_view domain, int& code) {
-  auto d = domain_for(store, p, domain, code);
-  if (!d) return Error{d.error()};
-  return {};
-}
-
-// "DOMAIN alice bob@DOMAIN" or the older "alice@d1 bob@d2": a first word
-// without '@' is the domain, and the words after it are local parts or
-// addresses in that domain.
-Result<std::vector<std::pair<std::string, std::string>>> parse_addresses(const std::vector<std::string>& args,
-                                                                         std::string_view usage) {
-  std::vector<std::pair<std::string, std::string>> parsed;
-  if (args.empty()) return Error{fmt::format("the domain and the addresses are missing (usage: {})", usage)};
-  std::string domain;
+// Sorts the words into the domain and the addresses: "DOMAIN alice
+// bob@DOMAIN", or the older "alice@d1 bob@d2" where a first word with '@'
+// means each address names its own domain.
+admin::RecipientInput recipient_input(const std::vector<std::string>& args) {
+  admin::RecipientInput in;
   size_t first = 0;
   if (args[0].find('@') == std::string::npos) {
-    auto name = normalize_domain(args[0]);
-    if (!name) return Error{name.error()};
-    domain = std::move(*name);
+    in.domain = args[0];
     first = 1;
-    if (args.size() == 1) return Error{fmt::format("no address after the domain {} (usage: {})", domain, usage)};
   }
-  for (size_t i = first; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    bool local_only = !domain.empty() && a.find('@') == std::string::npos;
-    auto p = split_address(local_only ? a + "@" + domain : a);
-    if (!p) return Error{p.error()};
-    if (!domain.empty() && p->second != domain) return Error{fmt::format("{} is not in {}", a, domain)};
-    parsed.push_back(std::move(*p));
-  }
-  return parsed;
+  in.addresses.assign(args.begin() + first, args.end());
+  return in;
 }
 
 int run_add_remove(const Context& ctx, const AddressOptions& o, bool add) {
-  auto addresses = parse_addresses(o.args, fmt::format("mxguard recipient {} DOMAIN ADDRESS...", add ? "add" : "remove"));
-  if (!addresses) return usage_error(addresses.error());
-  const auto& parsed = *addresses;
+  std::string usage = fmt::format("mxguard recipient {} DOMAIN ADDRESS...", add ? "add" : "remove");
+  if (o.args.empty()) return usage_error(fmt::format("the domain and the addresses are missing (usage: {})", usage));
+  admin::RecipientInput in = recipient_input(o.args);
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  int code;
-  for (const auto& [local, domain] : parsed)
-    if (auto s = check_domain(**store, ctx.principal, domain, code); !s) return fail(code, s.error());
-  for (const auto& [local, domain] : parsed) {
-    auto changed = add ? (*store)->add_recipient(domain, local) : (*store)->remove_recipient(domain, local);
-    if (!changed) return runtime_error(changed.error());
-    std::string addr = local + "@" + domain;
-    if (*changed)
-      if (auto s = audit(**store, ctx.principal, add ? "recipient.add" : "recipient.remove", addr,
-                         add ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json{{"address", addr}},
-                         add ? nlohmann::ordered_json{{"address", addr}} : nlohmann::ordered_json(nullptr));
-          !s)
-        return runtime_error(s.error());
+  auto changes = add ? admin::add_recipients(actor(ctx, **store), in) : admin::remove_recipients(actor(ctx, **store), in);
+  if (!changes) {
+    admin::Failure f = changes.failure();
+    if (in.addresses.empty() && f.field == "address") f.message += fmt::format(" (usage: {})", usage);
+    return fail(f);
+  }
+  for (const auto& c : *changes) {
     if (o.json)
-      print_json_line({{"address", addr}, {"domain", domain}, {"kind", "mailbox"}, {add ? "added" : "removed", *changed}});
+      print_json_line({{"address", c.address}, {"domain", c.domain}, {"kind", "mailbox"}, {add ? "added" : "removed", c.changed}});
     else
-      fmt::print("{} {}@{}{}\n", add ? "Added" : "Removed", local, domain,
-                 *changed ? "" : (add ? " (already present)" : " (was not present)"));
+      fmt::print("{} {}{}\n", add ? "Added" : "Removed", c.address,
+                 c.changed ? "" : (add ? " (already present)" : " (was not present)"));
   }
   return kExitOk;
 }
@@ -115,24 +81,20 @@ int run_add_remove(const Context& ctx, const AddressOptions& o, bool add) {
 int run_list(const Context& ctx, const ListOptions& o) {
   auto typed = domain_argument(o.args, o.domain, "mxguard recipient list DOMAIN");
   if (!typed) return usage_error(typed.error());
-  auto name = normalize_domain(*typed);
-  if (!name) return usage_error(name.error());
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  int code;
-  if (auto s = check_domain(**store, ctx.principal, *name, code); !s) return fail(code, s.error());
-  auto all = (*store)->recipients(*name);
-  if (!all) return runtime_error(all.error());
-  for (const auto& r : *all) {
-    if (o.json) print_json_line({{"address", r}, {"domain", *name}, {"kind", "mailbox"}});
+  auto all = admin::list_recipients(actor(ctx, **store), *typed);
+  if (!all) return fail(all.failure());
+  for (const auto& r : all->addresses) {
+    if (o.json) print_json_line(admin::recipient_json(r, all->domain));
     else fmt::print("{}\n", r);
   }
-  if (!o.json) fmt::print("{}\n", count_of(all->size(), "recipient", "recipients"));
+  if (!o.json) fmt::print("{}\n", count_of(all->addresses.size(), "recipient", "recipients"));
   return kExitOk;
 }
 
-// One address per line; blank lines and '#' comments are skipped. Any bad or
-// duplicate line stops the import with its line number, and nothing is written.
+// The file is read here; admin::import_recipients checks every line and
+// writes all of them or none.
 int run_import(const Context& ctx, ImportOptions o) {
   // DOMAIN FILE; the older spelling is FILE --domain DOMAIN.
   constexpr std::string_view kUsage = "mxguard recipient import DOMAIN FILE";
@@ -141,44 +103,24 @@ int run_import(const Context& ctx, ImportOptions o) {
   o.args.pop_back();
   auto typed = domain_argument(o.args, o.domain, kUsage);
   if (!typed) return usage_error(typed.error());
-  auto name = normalize_domain(*typed);
-  if (!name) return usage_error(name.error());
   std::ifstream in(file);
   if (!in) return usage_error(fmt::format("cannot read {}", file));
-  std::vector<std::string> locals;
-  std::set<std::string> seen;
-  std::vector<std::string> problems;
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    std::string_view t = line;
-    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
-    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
-    if (t.empty() || t.front() == '#') continue;
-    auto p = split_address(t);
-    if (!p) problems.push_back(fmt::format("line {}: {}", lineno, p.error()));
-    else if (p->second != *name) problems.push_back(fmt::format("line {}: {} is not in {}", lineno, t, *name));
-    else if (!seen.insert(p->first).second) problems.push_back(fmt::format("line {}: duplicate {}", lineno, t));
-    else locals.push_back(p->first);
-  }
-  if (!problems.empty())
-    return usage_error(fmt::format("{}: nothing imported: {}", file, fmt::join(problems, "; ")));
+  std::stringstream text;
+  text << in.rdbuf();
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  int code;
-  if (auto s = check_domain(**store, ctx.principal, *name, code); !s) return fail(code, s.error());
-  auto added = (*store)->import_recipients(*name, locals);
-  if (!added) return runtime_error(added.error());
-  if (auto s = audit(**store, ctx.principal, "recipient.import", *name, nullptr,
-                     {{"file", file}, {"addresses", locals.size()}, {"new", *added}});
-      !s)
-    return runtime_error(s.error());
+  auto imported = admin::import_recipients(actor(ctx, **store), *typed, text.str(), file);
+  if (!imported) {
+    admin::Failure f = imported.failure();
+    if (!f.lines.empty()) f.message = fmt::format("{}: {}", file, f.message);
+    return fail(f);
+  }
   if (o.json) {
-    print_json_line({{"domain", *name}, {"file", file}, {"addresses", locals.size()}, {"new", *added}});
+    print_json_line({{"domain", imported->domain}, {"file", file}, {"addresses", imported->addresses}, {"new", imported->added}});
     return kExitOk;
   }
-  fmt::print("Imported {} into {} ({} already present).\n", count_of(*added, "recipient", "recipients"), *name,
-             locals.size() - *added);
+  fmt::print("Imported {} into {} ({} already present).\n", count_of(imported->added, "recipient", "recipients"),
+             imported->domain, imported->addresses - imported->added);
   return kExitOk;
 }
 

@@ -24,6 +24,7 @@
 #include "mxguard/store/config_store.hpp"
 #include "domains_api.hpp"
 #include "quarantine_api.hpp"
+#include "recipients_api.hpp"
 #include "web_core.hpp"
 
 using namespace mxguard;
@@ -201,6 +202,7 @@ int main(int argc, char** argv) {
   opts.session_lifetime = cfg.web.session_lifetime;
   web::DomainsApi domains(cfg, *st);
   web::QuarantineApi quarantine(cfg, *st);
+  web::RecipientsApi recipients(cfg, *st);
   web::Api api(opts, [st](const std::string& name) -> std::optional<store::User> {
     auto u = st->user(name);
     if (!u) {
@@ -210,6 +212,7 @@ int main(int argc, char** argv) {
     return *u;
   }, [&](const web::Request& req, const web::Session* s) -> std::optional<web::Response> {
     // Each API answers the paths it knows and nullopt for the rest.
+    if (auto r = recipients.handle(req, s)) return r;  // before domains: it owns /api/v1/domains/{d}/...
     if (auto r = domains.handle(req, s)) return r;
     if (auto r = quarantine.handle(req, s)) return r;
     return std::nullopt;

@@ -80,9 +80,10 @@ def zone_text(origin, records):
 class Knot:
     """One knotd on 127.0.0.1:<port> serving generated zones from a temp dir."""
 
-    def __init__(self, directory, zones, signed=()):
+    def __init__(self, directory, zones, signed=(), port=None):
+        """port: serve on this one (a restart with new zones where a config already names it)."""
         self.dir = Path(directory)
-        self.port = free_udp_tcp_port()
+        self.port = port or free_udp_tcp_port()
         wanted = set(signed)
         if wanted - set(zones):
             raise ValueError(f"signed zones {sorted(wanted - set(zones))} are not in `zones`")

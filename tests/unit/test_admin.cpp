@@ -12,6 +12,9 @@
 #include "exit_codes.hpp"
 #include "mxguard/admin/customers.hpp"
 #include "mxguard/admin/domains.hpp"
+#include "mxguard/admin/lists.hpp"
+#include "mxguard/admin/mx_check.hpp"
+#include "mxguard/admin/recipients.hpp"
 #include "mxguard/admin/users.hpp"
 
 using namespace mxguard;
@@ -258,4 +261,164 @@ TEST_CASE("admin: each category has one HTTP status and one exit code") {
     CHECK(admin::category_info(c.c).http_status == c.http);
     CHECK(exit_code_for(admin::Failure{c.c, "x"}) == c.exit);
   }
+}
+
+namespace {
+
+size_t audit_count(Fixture& f) {
+  auto log = f.store->audit();
+  REQUIRE(log.ok());
+  return log->size();
+}
+
+size_t recipient_count(Fixture& f, const char* domain) {
+  auto all = f.store->recipients(domain);
+  REQUIRE(all.ok());
+  return all->size();
+}
+
+size_t list_count(Fixture& f, const char* scope) {
+  auto all = f.store->list_entries(scope, false);
+  REQUIRE(all.ok());
+  return all->size();
+}
+
+}  // namespace
+
+TEST_CASE("admin: recipients, lists and the MX check by role") {
+  Fixture f;
+  admin::Principal globex_pm{"globex-pm", store::Role::kPostmaster, "globex", "globex.example"};
+  struct Case {
+    const admin::Principal* who;
+    const char* domain;
+    const char* expect;  // category of every operation on the domain
+    bool out_of_scope;   // the console's "not permitted" exit for another tenant
+  };
+  const Case cases[] = {
+      {&f.op, "acme.example", "ok", false},
+      {&f.acme_admin, "acme.example", "ok", false},
+      {&f.acme_admin, "globex.example", "not_found", true},
+      {&f.acme_pm, "acme.example", "ok", false},
+      {&f.acme_pm, "globex.example", "not_found", true},
+      {&globex_pm, "acme.example", "not_found", true},
+      {&f.anna, "acme.example", "not_found", true},
+      {&f.op, "nosuch.example", "not_found", false},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.who->name);
+    CAPTURE(c.domain);
+    admin::Actor a = f.as(*c.who);
+    size_t audits = audit_count(f), recipients = recipient_count(f, c.domain), lists = list_count(f, c.domain);
+    auto added = admin::add_recipients(a, {c.domain, {"alice"}});
+    CHECK(category_of(added) == c.expect);
+    CHECK(category_of(admin::list_recipients(a, c.domain)) == c.expect);
+    auto imported = admin::import_recipients(a, c.domain, std::string("bob@") + c.domain + "\n", "t");
+    CHECK(category_of(imported) == c.expect);
+    auto entry = admin::add_list_entry(a, {"block", c.domain, "sender", "spam@bad.test"});
+    CHECK(category_of(entry) == c.expect);
+    CHECK(category_of(admin::show_list(a, "allow", c.domain)) == c.expect);
+    if (std::string(c.expect) != "ok") {
+      // The MX check refuses before any lookup; the permitted ones would ask DNS.
+      auto mx = admin::check_mx(a, c.domain);
+      CHECK(category_of(mx) == c.expect);
+      CHECK(mx.failure().out_of_scope == c.out_of_scope);
+      CHECK(added.failure().out_of_scope == c.out_of_scope);
+      CHECK(entry.failure().out_of_scope == c.out_of_scope);
+      CHECK(console::exit_code_for(entry.failure()) ==
+            (c.out_of_scope ? console::kExitNotPermitted : console::kExitUsage));
+      CHECK(audit_count(f) == audits);
+      CHECK(recipient_count(f, c.domain) == recipients);
+      CHECK(list_count(f, c.domain) == lists);
+    } else {
+      CHECK(recipient_count(f, c.domain) == 2);
+      CHECK(list_count(f, c.domain) == 1);
+      CHECK(admin::remove_recipients(a, {c.domain, {"alice", "bob"}}));
+      CHECK(admin::remove_list_entry(a, {"block", c.domain, "sender", "spam@bad.test"}));
+      CHECK(recipient_count(f, c.domain) == 0);
+    }
+  }
+  SUBCASE("the global lists are the operators'") {
+    for (const admin::Principal* p : {&f.acme_admin, &f.acme_pm, &f.anna}) {
+      CHECK(category_of(admin::add_list_entry(f.as(*p), {"allow", "", "ip", "192.0.2.1"})) == "not_permitted");
+      CHECK(category_of(admin::show_list(f.as(*p), "allow", "")) == "not_permitted");
+    }
+    CHECK(list_count(f, "") == 0);
+    CHECK(admin::add_list_entry(f.as(f.op), {"allow", "", "ip", "192.0.2.0/24"}));
+    CHECK(list_count(f, "") == 1);
+  }
+}
+
+TEST_CASE("admin: bad recipients and list entries are refused with their field, and nothing is written") {
+  Fixture f;
+  admin::Actor a = f.as(f.acme_admin);
+  size_t audits = audit_count(f);
+  struct Bad {
+    admin::RecipientInput in;
+    const char* field;
+    const char* says;
+  };
+  const Bad bad[] = {
+      {{"acme.example", {"alice", "not an address"}}, "address", "not an address"},
+      {{"acme.example", {"eve@globex.example"}}, "address", "eve@globex.example is not in acme.example"},
+      {{"acme.example", {}}, "address", "no address after the domain acme.example"},
+      {{"bad..example", {"alice"}}, "domain", ""},
+  };
+  for (const Bad& b : bad) {
+    CAPTURE(b.says);
+    auto r = admin::add_recipients(a, b.in);
+    REQUIRE(category_of(r) == "usage");
+    CHECK(r.failure().field == b.field);
+    CHECK(r.failure().message.find(b.says) != std::string::npos);
+  }
+  CHECK(recipient_count(f, "acme.example") == 0);
+
+  // One bad line and one duplicate refuse the whole import, each by its line number.
+  auto imported = admin::import_recipients(a, "acme.example", "# staff\nalice\n\nbob@acme.example\nnot valid\nALICE\n", "f");
+  REQUIRE(category_of(imported) == "usage");
+  CHECK(imported.failure().field == "text");
+  REQUIRE(imported.failure().lines.size() == 2);
+  CHECK(imported.failure().lines[0].line == 5);
+  CHECK(imported.failure().lines[1].line == 6);
+  CHECK(imported.failure().lines[1].problem == "duplicate ALICE");
+  CHECK(imported.failure().message.find("line 5: ") != std::string::npos);
+  CHECK(recipient_count(f, "acme.example") == 0);
+  auto good = admin::import_recipients(a, "acme.example", "# staff\r\nalice\r\n\r\nbob@acme.example\r\n", "f");
+  REQUIRE(good);
+  CHECK(good->addresses == 2);
+  CHECK(good->added == 2);
+  audits += 1;
+
+  struct BadEntry {
+    admin::ListEntryInput in;
+    const char* field;
+  };
+  const BadEntry entries[] = {
+      {{"grey", "acme.example", "sender", "x@y.test"}, "list"},
+      {{"block", "acme.example", "mailbox", "x@y.test"}, "kind"},
+      {{"block", "acme.example", "ip", "300.1.1.1"}, "value"},
+      {{"block", "acme.example", "sender", ""}, "value"},
+      {{"block", "bad..example", "sender", "x@y.test"}, "domain"},
+  };
+  for (const BadEntry& b : entries) {
+    CAPTURE(b.field);
+    auto r = admin::add_list_entry(a, b.in);
+    REQUIRE(category_of(r) == "usage");
+    CHECK(r.failure().field == b.field);
+  }
+  CHECK(category_of(admin::show_list(a, "grey", "acme.example")) == "usage");
+  // Removing an entry that is not there is refused, not reported as done.
+  auto gone = admin::remove_list_entry(a, {"block", "acme.example", "sender", "x@y.test"});
+  CHECK(category_of(gone) == "not_found");
+  CHECK(list_count(f, "acme.example") == 0);
+  CHECK(audit_count(f) == audits);
+  // A duplicate add changes nothing and writes no audit entry.
+  REQUIRE(admin::add_list_entry(a, {"block", "acme.example", "sender", "X@Y.test"}));
+  auto again = admin::add_list_entry(a, {"block", "acme.example", "sender", "x@y.test"});
+  REQUIRE(again);
+  CHECK_FALSE(again->changed);
+  CHECK(audit_count(f) == audits + 1);
+  auto dup = admin::add_recipients(a, {"acme.example", {"alice"}});
+  REQUIRE(dup);
+  CHECK_FALSE(dup->front().changed);
+  CHECK(audit_count(f) == audits + 1);
 }

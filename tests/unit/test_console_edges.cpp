@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "mx_check.hpp"
+#include "mxguard/admin/mx_check.hpp"
 #include "mxguard/admin/risks.hpp"
 
 using namespace mxguard::console;

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace mxguard::admin {
 
@@ -33,6 +34,12 @@ inline constexpr CategoryInfo kCategories[] = {
 };
 const CategoryInfo& category_info(Category c);
 
+// One refused line of a multi-line input (an import), numbered from 1.
+struct LineProblem {
+  int line = 0;
+  std::string problem;
+};
+
 struct Failure {
   Category category = Category::kUnavailable;
   std::string message;
@@ -42,6 +49,8 @@ struct Failure {
   // outside its scope, present or not. The API answers 404 (category
   // not_found); the console keeps its established "not permitted" exit.
   bool out_of_scope = false;
+  // Each refused line when the input was a text of lines; `message` lists them too.
+  std::vector<LineProblem> lines;
 };
 
 inline Failure usage(std::string message, std::string field = {}) {

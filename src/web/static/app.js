@@ -5,10 +5,12 @@
 import { session, api, pageChanged } from "./ui.js";
 import * as domains from "./domains.js";
 import * as quarantine from "./quarantine.js";
+import * as lists from "./lists.js";
 
 const sections = {
   domains: domains.route,
   quarantine: quarantine.route,
+  lists: lists.route,
 };
 
 // Where a role lands on "#/".

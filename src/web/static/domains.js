@@ -1,6 +1,7 @@
 // Domains: the list, adding one, and a domain's page (verification, MX
 // records, settings).
 import { session, el, api, say, page, badge, fmtTime, field, clearErrors, showError, busy, copyButton } from "./ui.js";
+import { domainTabs } from "./lists.js";
 
 
 async function domainsPage() {
@@ -153,6 +154,7 @@ async function domainPage(name) {
   const d = r.data;
   page(d.domain,
     el("p", { class: "subtitle" }, badge(d.status), ` Customer ${d.customer} · added ${fmtTime(d.created)}`),
+    domainTabs(d.domain, "overview"),
     d.status === "pending_verification" ? verifySection(d) : null,
     el("section", { class: "panel", "aria-labelledby": "mx-h" }, el("h2", { id: "mx-h" }, "MX records to set"),
       d.mx.length === 0 ? el("p", { class: "muted" }, "This appliance has no MX host names configured; ask your operator.")

@@ -1,15 +1,18 @@
 // MX set assessment: who receives the domain's mail first, and every way
-// mail could miss the filter or fail to arrive.
-#include "mx_check.hpp"
+// mail could miss the filter or fail to arrive; the lookups behind it.
+#include "mxguard/admin/mx_check.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <optional>
 
+#include "mxguard/admin/dns_report.hpp"
+#include "mxguard/admin/validate.hpp"
+#include "mxguard/core/net.hpp"
 #include "mxguard/core/strings.hpp"
 
-namespace mxguard::console {
+namespace mxguard::admin {
 
 namespace {
 
@@ -104,6 +107,24 @@ bool target_ok(const MxTarget& t) {
   return t.ours && !t.ip_literal && !t.host.empty() && t.address_status == LookupStatus::kOk;
 }
 
+// Fills in a target's addresses. IP literals and the null MX are not looked
+// up: a name like "192.0.2.1" lives under a numeric TLD no server is
+// authoritative for, so asking would only cost a timeout.
+MxTarget lookup_target(const Config& cfg, dns::Resolver& resolver, const dns::MxRecord& mx) {
+  MxTarget t;
+  t.preference = mx.preference;
+  t.host = mx.host;
+  t.ours = !mx.is_null() && is_our_host(mx.host, cfg.onboarding.mx_hosts);
+  t.ip_literal = IpAddress::parse(mx.host).has_value();
+  if (mx.is_null() || t.ip_literal) return t;
+  auto a = resolver.addresses(mx.host);
+  t.address_status = a.status;
+  t.address_failure = lookup_failure(cfg, a.status, a.error);
+  t.alias = a.canonical_name;
+  for (const auto& ip : a.records) t.addresses.push_back(ip.to_string());
+  return t;
+}
+
 }  // namespace
 
 std::string_view to_string(MxRole role) {
@@ -163,4 +184,42 @@ void assess(MxReport& r, const std::vector<std::string>& our_hosts) {
   r.ok = !r.targets.empty() && std::all_of(r.targets.begin(), r.targets.end(), target_ok);
 }
 
-}  // namespace mxguard::console
+Outcome<MxCheck> check_mx(const Actor& a, std::string_view typed) {
+  auto d = show_domain(a, typed);
+  if (!d) return d.failure();
+  auto resolver = make_resolver(a.config);
+  if (!resolver) return unavailable(resolver.error());
+  MxCheck c;
+  c.domain = std::move(*d);
+  c.backend = format_backend(c.domain.backend_host, c.domain.backend_port);
+  c.records = mx_records(a.config);
+  MxReport& r = c.report;
+  r.domain = c.domain.name;
+  auto answer = resolver->mx(r.domain);
+  r.lookup = answer.status;
+  r.lookup_failure = lookup_failure(a.config, answer.status, answer.error);
+  for (const auto& mx : answer.records) r.targets.push_back(lookup_target(a.config, *resolver, mx));
+  assess(r, a.config.onboarding.mx_hosts);
+  return c;
+}
+
+nlohmann::ordered_json mx_report_json(const MxCheck& c) {
+  const MxReport& r = c.report;
+  nlohmann::ordered_json mx = nlohmann::ordered_json::array();
+  for (const auto& t : r.targets)
+    mx.push_back({{"preference", t.preference},
+                  {"host", t.host.empty() ? "." : t.host},
+                  {"ours", t.ours},
+                  {"ip_literal", t.ip_literal},
+                  {"addresses", t.addresses}});
+  return {{"domain", r.domain},
+          {"role", to_string(r.role)},
+          {"role_description", role_description(r.role, c.backend)},
+          {"delivers_to", c.backend},
+          {"ok", r.ok},
+          {"lookup", dns::to_string(r.lookup)},
+          {"mx", mx},
+          {"warnings", r.warnings}};
+}
+
+}  // namespace mxguard::admin

@@ -1,6 +1,6 @@
-// Judging a domain's MX set against this installation's MX hosts: routing
-// role, problems worth a warning, and whether all is well. Pure: the lookups
-// happen in check_mx_cmd.cpp.
+// `domain check-mx` / GET /api/v1/domains/{d}/mx-check: a domain's MX set
+// judged against this installation's MX hosts (routing role, each problem in
+// words, whether all is well) and the records the customer should publish.
 #pragma once
 
 #include <cstdint>
@@ -8,9 +8,13 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "mxguard/admin/domains.hpp"
+#include "mxguard/admin/onboarding.hpp"
 #include "mxguard/dns/resolver.hpp"
 
-namespace mxguard::console {
+namespace mxguard::admin {
 
 struct MxTarget {
   uint16_t preference = 0;
@@ -46,7 +50,21 @@ std::string role_description(MxRole role, std::string_view backend);
 // Is `host` (lower case, no trailing dot) one of `our_hosts`?
 bool is_our_host(std::string_view host, const std::vector<std::string>& our_hosts);
 
-// Sorts the targets and fills role, ok and warnings.
+// Sorts the targets and fills role, ok and warnings. Pure: no lookups.
 void assess(MxReport& r, const std::vector<std::string>& our_hosts);
 
-}  // namespace mxguard::console
+struct MxCheck {
+  store::Domain domain;
+  MxReport report;
+  std::string backend;              // "host:port", where MxGuard delivers the domain's mail
+  std::vector<MxRecord> records;    // the MX set to publish
+};
+// Looks up the MX set of a domain the principal manages and its targets'
+// addresses, and judges it. A bad MX set is a result (ok = false), not a failure.
+Outcome<MxCheck> check_mx(const Actor& a, std::string_view typed);
+
+// The report as `check-mx --json` prints it:
+// {"domain","role","role_description","delivers_to","ok","lookup","mx":[...],"warnings":[...]}
+nlohmann::ordered_json mx_report_json(const MxCheck& c);
+
+}  // namespace mxguard::admin
