@@ -81,7 +81,8 @@ admin::Outcome<admin::ListEntryInput> entry_input(const Request& req, const std:
   for (const auto& [key, value] : body->items())
     if (key != "list" && key != "kind" && key != "value")
       return admin::usage(fmt::format("{}: unknown field (expected list, kind and value)", key), key);
-  for (auto [key, into] : {std::pair{"list", &in.list}, {"kind", &in.kind}, {"value", &in.value}}) {
+  const std::pair<const char*, std::string*> fields[] = {{"list", &in.list}, {"kind", &in.kind}, {"value", &in.value}};
+  for (const auto& [key, into] : fields) {
     auto v = string_field(*body, key);
     if (!v) return v.failure();
     *into = std::move(*v);

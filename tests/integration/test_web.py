@@ -60,7 +60,7 @@ class Web:
         h = {k: v for k, v in h.items() if v is not None}
         data = json.dumps(body) if body is not None and not isinstance(body, str) else body
         if data is not None:
-            h["Content-Type"] = "application/json"
+            h.setdefault("Content-Type", "application/json")
         c.request(method, path, body=data, headers=h)
         r = c.getresponse()
         raw = r.read()

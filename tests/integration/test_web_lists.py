@@ -56,7 +56,7 @@ def test_recipients(d, alice, pete, gina, una):
     base = "/api/v1/domains/acme.example/recipients"
     status, b = alice("POST", base, {"addresses": ["Ann", "bert@ACME.example"]})
     assert status == 200, (status, b)
-    assert [(x["address"], x["added"]) for x in b["recipients"]] == [("ann@acme.example", True),
+    assert [(x["address"], x["added"]) for x in b["recipients"]] == [("Ann@acme.example", True),
                                                                     ("bert@acme.example", True)], b
     status, b = pete("POST", base, {"address": "ann"})
     assert status == 200 and b["recipients"][0]["added"] is False, (status, b)

@@ -373,16 +373,16 @@ TEST_CASE("admin: bad recipients and list entries are refused with their field, 
   CHECK(recipient_count(f, "acme.example") == 0);
 
   // One bad line and one duplicate refuse the whole import, each by its line number.
-  auto imported = admin::import_recipients(a, "acme.example", "# staff\nalice\n\nbob@acme.example\nnot valid\nALICE\n", "f");
+  auto imported = admin::import_recipients(a, "acme.example", "# staff\nalice@acme.example\n\nbob@acme.example\nnot valid\nalice@acme.example\n", "f");
   REQUIRE(category_of(imported) == "usage");
   CHECK(imported.failure().field == "text");
   REQUIRE(imported.failure().lines.size() == 2);
   CHECK(imported.failure().lines[0].line == 5);
   CHECK(imported.failure().lines[1].line == 6);
-  CHECK(imported.failure().lines[1].problem == "duplicate ALICE");
+  CHECK(imported.failure().lines[1].problem == "duplicate alice@acme.example");
   CHECK(imported.failure().message.find("line 5: ") != std::string::npos);
   CHECK(recipient_count(f, "acme.example") == 0);
-  auto good = admin::import_recipients(a, "acme.example", "# staff\r\nalice\r\n\r\nbob@acme.example\r\n", "f");
+  auto good = admin::import_recipients(a, "acme.example", "# staff\r\nalice@acme.example\r\n\r\nbob@acme.example\r\n", "f");
   REQUIRE(good);
   CHECK(good->addresses == 2);
   CHECK(good->added == 2);

@@ -1,5 +1,5 @@
 // Console rough edges (issue 16): the risky-setting checks behind --force and
-// the wording of a backup MX role. Pure functions, no store.
+// the wording of a backup MX role (admin/mx_check). Pure functions, no store.
 #include <doctest.h>
 
 #include <string>
@@ -7,7 +7,6 @@
 #include "mxguard/admin/mx_check.hpp"
 #include "mxguard/admin/risks.hpp"
 
-using namespace mxguard::console;
 using namespace mxguard::admin;
 
 TEST_CASE("risks: each risky setting is named only when it is being changed") {

@@ -127,6 +127,9 @@ function importForm(domain) {
     el("h2", { id: "import-h" }, "Import from a file"), form);
 }
 
+// How a domain not in list mode picks its recipients, in words.
+const modeWords = { "accept-all": "for any address", callout: "for the addresses its mail server confirms" };
+
 async function recipientsPage(domain) {
   const r = await api("GET", `/api/v1/domains/${enc(domain)}/recipients`);
   if (!r.ok) return failed(domain, r, "No such domain.");
@@ -137,8 +140,8 @@ async function recipientsPage(domain) {
     domainTabs(r.data.domain, "recipients"),
     mode === "list"
       ? el("p", { class: "muted" }, "Mail is accepted only for the addresses below; anything else is refused.")
-      : el("p", { class: "notice-inline" }, `This domain accepts mail by "${mode}", so this list is not used yet. `,
-        "Set Recipients to \"list\" in the domain's settings to accept only these addresses."),
+      : el("p", { class: "notice-inline" }, `This domain accepts mail ${modeWords[mode] || `by "${mode}"`}, so this `,
+        "list is not used yet. Set Recipients to \"list\" in the domain's settings to accept only these addresses."),
     el("div", { class: "columns" }, addRecipientForm(r.data.domain), importForm(r.data.domain)),
     el("section", { "aria-labelledby": "recipients-h" },
       el("h2", { id: "recipients-h" }, `${n} ${n === 1 ? "recipient" : "recipients"}`),
