@@ -147,6 +147,8 @@ def test_domains_api(d, w):
         for who in (alice, pete):
             status, b = who(method, path, body)
             assert status == 404 and b["code"] == "not_found", (method, path, status, b)
+            # Worded as a missing object: a 404 that says "not permitted" tells the name exists.
+            assert b["error"] == "no such domain: globex.example", b
         status, missing = alice(method, path.replace("globex.example", "nosuch.example"), body)
         assert status == 404 and missing["error"].replace("nosuch", "X") == b["error"].replace("globex", "X"), missing
     assert d.console("domain", "show", "globex.example", "--json").stdout == before
