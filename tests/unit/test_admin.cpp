@@ -134,6 +134,9 @@ TEST_CASE("admin: adding domains by role") {
   CHECK(add(f.acme_admin, "globex.example", "acme") == "conflict");
   CHECK(add(f.acme_admin, "Bad Name", "acme") == "usage");
   CHECK(add(f.op, "gmail.com", "acme") == "needs_force");
+  // A role that may not add domains is refused whatever the input.
+  CHECK(add(f.acme_pm, "Bad Name", "acme") == "not_permitted");
+  CHECK(add(f.anna, "http://bad.example/", "") == "not_permitted");
 }
 
 TEST_CASE("admin: bad setting values are refused with their field, and nothing is written") {
