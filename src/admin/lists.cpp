@@ -1,5 +1,5 @@
-// Allow/block list operations: the list, kind, value and scope are all
-// checked, and the scope's permission, before an entry is written.
+// Allow/block list operations: the scope's permission, then the list,
+// kind and value are checked before an entry is written.
 #include "mxguard/admin/lists.hpp"
 
 #include <fmt/format.h>
@@ -37,17 +37,18 @@ Outcome<std::string> scope_of(const Actor& a, std::string_view domain) {
 Outcome<store::ListEntry> entry_from(const Actor& a, const ListEntryInput& in) {
   auto action = action_of(in.list);
   if (!action) return action.failure();
+  // The scope's permission first: a role refused the list learns nothing about its input.
+  auto scope = scope_of(a, in.domain);
+  if (!scope) return scope.failure();
   store::ListEntry e;
   e.action = *action;
+  e.scope = std::move(*scope);
   auto kind = store::list_kind_from_string(in.kind);
   if (!kind) return usage(fmt::format("unknown kind '{}' ({})", in.kind, kListKinds), "kind");
   auto target = store::canonical_list_entry(*kind, in.value);
   if (!target) return usage(target.error(), "value");
   e.kind = target->kind;
   e.value = std::move(target->value);
-  auto scope = scope_of(a, in.domain);
-  if (!scope) return scope.failure();
-  e.scope = std::move(*scope);
   e.added_ms = now_ms();
   return e;
 }

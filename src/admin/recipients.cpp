@@ -31,32 +31,37 @@ Outcome<std::string> domain_name(std::string_view typed) {
 
 using Parsed = std::vector<std::pair<std::string, std::string>>;  // local, domain
 
-Outcome<Parsed> parse_input(const RecipientInput& in) {
+// The domain is looked up and the principal's right to it checked before the
+// addresses are: a role that may not touch the domain learns nothing about
+// its input. Without a domain, each address's domain is checked once parsed.
+Outcome<Parsed> parse_input(const Actor& a, const RecipientInput& in) {
   std::string domain;
   if (!in.domain.empty()) {
     auto name = domain_name(in.domain);
     if (!name) return name.failure();
+    if (auto d = managed_domain(a.store, a.principal, *name); !d) return d.failure();
     domain = std::move(*name);
   }
   if (in.addresses.empty())
     return usage(domain.empty() ? "no address given" : fmt::format("no address after the domain {}", domain),
                  "address");
   Parsed parsed;
-  for (const std::string& a : in.addresses) {
-    bool local_only = !domain.empty() && a.find('@') == std::string::npos;
-    auto p = split_address(local_only ? a + "@" + domain : a);
+  for (const std::string& addr : in.addresses) {
+    bool local_only = !domain.empty() && addr.find('@') == std::string::npos;
+    auto p = split_address(local_only ? addr + "@" + domain : addr);
     if (!p) return usage(p.error(), "address");
-    if (!domain.empty() && p->second != domain) return usage(fmt::format("{} is not in {}", a, domain), "address");
+    if (!domain.empty() && p->second != domain) return usage(fmt::format("{} is not in {}", addr, domain), "address");
     parsed.push_back(std::move(*p));
   }
+  if (domain.empty())
+    for (const auto& [local, d] : parsed)
+      if (auto m = managed_domain(a.store, a.principal, d); !m) return m.failure();
   return parsed;
 }
 
 Outcome<std::vector<RecipientChange>> change(const Actor& a, const RecipientInput& in, bool add) {
-  auto parsed = parse_input(in);
+  auto parsed = parse_input(a, in);
   if (!parsed) return parsed.failure();
-  for (const auto& [local, domain] : *parsed)
-    if (auto d = managed_domain(a.store, a.principal, domain); !d) return d.failure();
   std::vector<RecipientChange> out;
   for (const auto& [local, domain] : *parsed) {
     auto changed = add ? a.store.add_recipient(domain, local) : a.store.remove_recipient(domain, local);
@@ -102,6 +107,7 @@ Outcome<RecipientImport> import_recipients(const Actor& a, std::string_view type
                                            std::string_view source) {
   auto name = domain_name(typed);
   if (!name) return name.failure();
+  if (auto d = managed_domain(a.store, a.principal, *name); !d) return d.failure();
   std::vector<std::string> locals;
   std::set<std::string> seen;
   std::vector<LineProblem> problems;
@@ -126,7 +132,6 @@ Outcome<RecipientImport> import_recipients(const Actor& a, std::string_view type
     f.lines = std::move(problems);
     return f;
   }
-  if (auto d = managed_domain(a.store, a.principal, *name); !d) return d.failure();
   auto added = a.store.import_recipients(*name, locals);
   if (!added) return unavailable(added.error());
   if (auto s = audit(a.store, a.principal, "recipient.import", *name, nullptr,

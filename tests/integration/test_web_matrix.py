@@ -58,6 +58,29 @@ ENDPOINTS = [
          probe=None, bad=({"allow_sender": "yes"}, "allow_sender"), tenant="path", other_body={}),
     dict(name="quarantine delete", method="POST", path="/api/v1/quarantine/{message}/delete", who=ANY,
          probe=None, bad=({"learn_spam": 1}, "learn_spam"), tenant="path", other_body={}),
+    # Recipients, lists and the MX check (recipients_api.cpp; their effects are in test_web_lists.py).
+    dict(name="recipients list", method="GET", path="/api/v1/domains/{domain}/recipients", who=MANAGERS,
+         probe=True, tenant="path"),
+    dict(name="recipient add", method="POST", path="/api/v1/domains/{domain}/recipients", who=MANAGERS,
+         probe=None, bad=({"address": "not an address"}, "address"), tenant="path", other_body={"address": "x"}),
+    dict(name="recipient remove", method="DELETE", path="/api/v1/domains/{domain}/recipients/nobody@{domain}",
+         who=MANAGERS, probe=None, tenant="path"),
+    dict(name="recipients import", method="POST", path="/api/v1/domains/{domain}/recipients/import",
+         who=MANAGERS, probe=None, bad=({"text": "not valid\n"}, "text"), tenant="path",
+         other_body={"text": "x@{domain}\n"}),
+    dict(name="lists show", method="GET", path="/api/v1/domains/{domain}/lists", who=MANAGERS, probe=True,
+         tenant="path"),
+    dict(name="list add", method="POST", path="/api/v1/domains/{domain}/lists", who=MANAGERS, probe=None,
+         bad=({"list": "block", "kind": "mailbox", "value": "x@y.test"}, "kind"), tenant="path",
+         other_body={"list": "block", "kind": "sender", "value": "x@y.test"}),
+    dict(name="list remove", method="DELETE", path="/api/v1/domains/{domain}/lists/block/sender/x@y.test",
+         who=MANAGERS, probe=None, tenant="path"),
+    dict(name="global lists show", method="GET", path="/api/v1/lists", who={OPERATOR}, probe=True, tenant=None),
+    dict(name="global list add", method="POST", path="/api/v1/lists", who={OPERATOR}, probe=None,
+         bad=({"list": "block", "kind": "ip", "value": "300.1.1.1"}, "value"), tenant=None),
+    # No probe: a permitted check asks DNS; the refusals come before any lookup.
+    dict(name="mx check", method="GET", path="/api/v1/domains/{domain}/mx-check", who=MANAGERS, probe=None,
+         tenant="path"),
 ]
 
 

@@ -343,6 +343,14 @@ TEST_CASE("admin: recipients, lists and the MX check by role") {
       CHECK(recipient_count(f, c.domain) == 0);
     }
   }
+  SUBCASE("a principal refused the domain learns nothing about its input") {
+    for (const admin::Principal* p : {&f.anna, &f.acme_pm}) {
+      CHECK(category_of(admin::add_recipients(f.as(*p), {"globex.example", {"not an address"}})) == "not_found");
+      CHECK(category_of(admin::import_recipients(f.as(*p), "globex.example", "not valid\n", "t")) == "not_found");
+      CHECK(category_of(admin::add_list_entry(f.as(*p), {"block", "globex.example", "mailbox", "x"})) == "not_found");
+      CHECK(category_of(admin::add_list_entry(f.as(*p), {"block", "", "ip", "300.1.1.1"})) == "not_permitted");
+    }
+  }
   SUBCASE("the global lists are the operators'") {
     for (const admin::Principal* p : {&f.acme_admin, &f.acme_pm, &f.anna}) {
       CHECK(category_of(admin::add_list_entry(f.as(*p), {"allow", "", "ip", "192.0.2.1"})) == "not_permitted");
