@@ -234,6 +234,17 @@ def main():
         print("ok: %d endpoints x %d roles: own objects, bad input (400 naming the field, nothing written), "
               "another tenant's objects (404/403, nothing written)" % (len(ENDPOINTS), len(ROLES)))
 
+        # Bytes that are not UTF-8 in a path (libmicrohttpd hands over the
+        # percent-decoded URL): the 404 names the path in JSON. It used to throw
+        # in the JSON encoder and take the whole server down (found by fuzz_web).
+        for path in ("/api/v1/%96mains", "/api/v1/domains/%ff%fe", "/api/v1/quarantine/%c3"):
+            r, raw = w.request("GET", path, headers={"Cookie": clients[ADMIN].cookie})
+            assert r.status in (400, 404) and "error" in js(raw), (path, r.status, raw)
+        assert w.proc.poll() is None, "mxguard-web died on a path that is not UTF-8"
+        status, _ = clients[ADMIN]("GET", "/api/v1/domains")
+        assert status == 200, status
+        print("ok: paths with bytes that are not UTF-8 get a JSON 404 or 400; the server stays up")
+
         # Nothing logs a password or a session id (cookie values of every client).
         sessions = [cl.cookie.split("=", 1)[1] for cl in clients.values()]
         csrf = [cl.csrf for cl in clients.values()]
