@@ -142,9 +142,9 @@ bool search_matches(const HeldMessage& h, const std::string& needle) {
          std::any_of(h.visible.begin(), h.visible.end(), [&](const std::string& r) { return has(r); });
 }
 
-// The allow-list entries a release with allow_sender adds: the sender in
-// each target's domain, which the principal must manage (users do not).
-Outcome<std::vector<store::ListEntry>> allow_entries(const Actor& a, const HeldMessage& h,
+}  // namespace
+
+Outcome<std::vector<store::ListEntry>> sender_allow_entries(const Actor& a, const HeldMessage& h,
                                                     const std::vector<std::string>& targets) {
   const std::string& sender = h.record.envelope.sender;
   if (sender.empty()) return usage("the message has no sender (<>) to allow", "allow_sender");
@@ -170,6 +170,8 @@ Outcome<std::vector<store::ListEntry>> allow_entries(const Actor& a, const HeldM
   }
   return out;
 }
+
+namespace {
 
 // An operator can clear a record that no longer decodes (nothing else can
 // read or release it). Returns nullopt-like `false` when the record is readable.
@@ -308,7 +310,7 @@ Outcome<Released> release_quarantined(const Actor& a, const QuarantineAction& in
   if (!targets) return targets.failure();
   std::vector<store::ListEntry> allow;
   if (in.allow_sender) {
-    auto entries = allow_entries(a, h, *targets);
+    auto entries = sender_allow_entries(a, h, *targets);
     if (!entries) return entries.failure();
     allow = std::move(*entries);
   }

@@ -10,6 +10,7 @@
 #include "mxguard/core/strings.hpp"
 #include "mxguard/admin/access.hpp"
 #include "mxguard/admin/text.hpp"
+#include "mxguard/digest/send.hpp"
 
 namespace mxguard::admin {
 
@@ -184,18 +185,17 @@ Result<QuarantineScope> QuarantineScope::of(const store::ConfigStore& store, con
       break;
     }
     case store::Role::kUser: {
+      if (!p.link_addresses.empty()) {
+        for (const auto& a : p.link_addresses) s.addresses_.insert(to_lower(a));
+        break;
+      }
       auto u = store.user(p.name);
       if (!u) return Error{u.error()};
       if (!*u) return Error{fmt::format("no such user: {}", p.name)};
-      std::vector<std::string> addresses = (*u)->shadows;
-      addresses.insert(addresses.begin(), (*u)->address);
-      for (const auto& a : addresses) {
-        std::string domain = store::quarantine_domain_of(a);
-        if (domain.empty()) continue;
-        auto d = store.domain(domain);
-        if (!d) return Error{d.error()};
-        if (*d && !(*d)->customer.empty() && (*d)->customer == (*u)->customer) s.addresses_.insert(to_lower(a));
-      }
+      // The digest's rule (digest::user_addresses), so a digest lists what the user's console shows.
+      auto addresses = digest::user_addresses(store, **u);
+      if (!addresses) return Error{addresses.error()};
+      s.addresses_.insert(addresses->begin(), addresses->end());
       break;
     }
   }

@@ -24,9 +24,8 @@ struct Directory {
   std::map<std::string, RecipientScope> owner_of;      // held address -> scope of its owner
 };
 
-// Users of role user with an address, each address and shadow mapped to the
-// owner's scope. A shadow outside the user's customer is ignored, as the
-// console's quarantine scope ignores it: isolation is absolute.
+// Users of role user with an address, each of their addresses mapped to
+// the owner's scope (user_addresses).
 Result<Directory> read_directory(const store::ConfigStore& store) {
   Directory dir;
   auto domains = store.domains();
@@ -36,17 +35,15 @@ Result<Directory> read_directory(const store::ConfigStore& store) {
   if (!users) return Error{users.error()};
   for (const auto& u : *users) {
     if (u.role != store::Role::kUser || u.address.empty()) continue;
+    auto addresses = user_addresses(store, u);
+    if (!addresses) return Error{addresses.error()};
+    // The own address outside the customer: no scope to merge into.
+    if (addresses->empty() || (*addresses)[0] != to_lower(u.address)) continue;
     RecipientScope s;
     s.recipient = to_lower(u.address);
     s.user = u.name;
     s.digest_on = u.digest;
-    s.addresses.push_back(s.recipient);
-    for (const auto& sh : u.shadows) {
-      std::string a = to_lower(sh);
-      auto d = dir.domains.find(store::quarantine_domain_of(a));
-      if (d == dir.domains.end() || d->second.customer != u.customer) continue;
-      if (std::find(s.addresses.begin(), s.addresses.end(), a) == s.addresses.end()) s.addresses.push_back(a);
-    }
+    s.addresses = std::move(*addresses);
     for (const auto& a : s.addresses) dir.owner_of.emplace(a, s);
   }
   return dir;
@@ -58,6 +55,22 @@ RecipientScope scope_in(const Directory& dir, const std::string& address) {
 }
 
 }  // namespace
+
+Result<std::vector<std::string>> user_addresses(const store::ConfigStore& store, const store::User& u) {
+  std::vector<std::string> out;
+  if (u.customer.empty()) return out;
+  std::vector<std::string> candidates{u.address};
+  candidates.insert(candidates.end(), u.shadows.begin(), u.shadows.end());
+  for (const auto& c : candidates) {
+    std::string a = to_lower(c);
+    std::string domain = store::quarantine_domain_of(a);
+    if (domain.empty() || std::find(out.begin(), out.end(), a) != out.end()) continue;
+    auto d = store.domain(domain);
+    if (!d) return Error{d.error()};
+    if (*d && (*d)->customer == u.customer) out.push_back(std::move(a));
+  }
+  return out;
+}
 
 Result<RecipientScope> recipient_scope(const store::ConfigStore& store, std::string_view recipient) {
   auto dir = read_directory(store);

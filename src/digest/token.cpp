@@ -156,15 +156,25 @@ std::variant<Claims, TokenRefusal> verify(const store::ConfigStore& store, std::
   return c;
 }
 
-Result<bool> claim_link(store::ConfigStore& store, const Claims& c, int64_t now_ms) {
-  // Hashed so the key stays short whatever the recipient's length.
+namespace {
+
+// The key a link's use is recorded under: hashed so it stays short whatever
+// the recipient's length.
+std::string used_key(const Claims& c) {
   init_sodium();
   std::string link = fmt::format("{}\n{}\n{}", c.recipient, c.message_id, to_string(c.action));
   std::array<unsigned char, 16> h{};
   crypto_generichash(h.data(), h.size(), reinterpret_cast<const unsigned char*>(link.data()), link.size(), nullptr, 0);
-  return store.use_digest_link(b64(std::string_view(reinterpret_cast<const char*>(h.data()), h.size())), c.expires_ms,
-                               now_ms);
+  return b64(std::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
 }
+
+}  // namespace
+
+Result<bool> claim_link(store::ConfigStore& store, const Claims& c, int64_t now_ms) {
+  return store.use_digest_link(used_key(c), c.expires_ms, now_ms);
+}
+
+Result<bool> link_used(const store::ConfigStore& store, const Claims& c) { return store.digest_link_used(used_key(c)); }
 
 store::DigestKey generate_key(int64_t now_ms) {
   init_sodium();

@@ -1096,6 +1096,14 @@ Status ConfigStore::set_last_digest(std::string_view recipient, int64_t until_ms
   return txn->commit();
 }
 
+Result<bool> ConfigStore::digest_link_used(std::string_view link) const {
+  auto txn = Txn::begin(env_, true);
+  if (!txn) return Error{txn.error()};
+  auto seen = txn->get(dbis_.digest, "used:" + std::string(link));
+  if (!seen) return Error{seen.error()};
+  return seen->has_value();
+}
+
 Result<bool> ConfigStore::use_digest_link(std::string_view link, int64_t expires_ms, int64_t now_ms) {
   auto txn = Txn::begin(env_, false);
   if (!txn) return Error{txn.error()};

@@ -22,6 +22,7 @@
 #include "mxguard/core/config.hpp"
 #include "mxguard/core/log.hpp"
 #include "mxguard/store/config_store.hpp"
+#include "digest_links.hpp"
 #include "domains_api.hpp"
 #include "quarantine_api.hpp"
 #include "recipients_api.hpp"
@@ -211,6 +212,7 @@ int main(int argc, char** argv) {
   web::DomainsApi domains(cfg, *st);
   web::QuarantineApi quarantine(cfg, *st);
   web::RecipientsApi recipients(cfg, *st);
+  web::DigestLinks digest_links(cfg, *st);
   web::Api api(opts, [st](const std::string& name) -> std::optional<store::User> {
     auto u = st->user(name);
     if (!u) {
@@ -224,7 +226,7 @@ int main(int argc, char** argv) {
     if (auto r = domains.handle(req, s)) return r;
     if (auto r = quarantine.handle(req, s)) return r;
     return std::nullopt;
-  });
+  }, [&](const web::Request& req, bool same_origin) { return digest_links.handle(req, same_origin); });
   Server srv{&api};
 
   std::vector<MHD_Daemon*> daemons;

@@ -159,19 +159,25 @@ Response json_error(unsigned status, std::string_view code, std::string_view mes
 }
 
 void add_security_headers(Response& r) {
-  r.headers.emplace_back("Content-Security-Policy",
-                         "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; "
-                         "base-uri 'none'");
-  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
-  r.headers.emplace_back("Referrer-Policy", "no-referrer");
-  r.headers.emplace_back("X-Frame-Options", "DENY");
-  r.headers.emplace_back("Cache-Control", "no-store");
+  // A header the response set itself wins (the digest pages' Referrer-Policy).
+  auto add = [&r](std::string_view name, std::string_view value) {
+    for (const auto& [k, v] : r.headers)
+      if (k == name) return;
+    r.headers.emplace_back(std::string(name), std::string(value));
+  };
+  add("Content-Security-Policy",
+      "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'");
+  add("X-Content-Type-Options", "nosniff");
+  add("Referrer-Policy", "no-referrer");
+  add("X-Frame-Options", "DENY");
+  add("Cache-Control", "no-store");
 }
 
-Api::Api(ApiOptions opts, UserLookup lookup, Routes routes)
+Api::Api(ApiOptions opts, UserLookup lookup, Routes routes, Pages pages)
     : opts_(std::move(opts)),
       lookup_(std::move(lookup)),
       routes_(std::move(routes)),
+      pages_(std::move(pages)),
       sessions_(opts_.session_idle, opts_.session_lifetime),
       by_user_(opts_.max_login_failures, opts_.login_window),
       by_client_(opts_.max_login_failures, opts_.login_window) {
@@ -191,9 +197,12 @@ bool Api::origin_ok(const Request& req) const {
 }
 
 Response Api::handle(const Request& req, Clock::time_point now) {
-  Response r = req.path == "/api" || req.path.starts_with("/api/") ? api(req, now) : static_file(req);
-  add_security_headers(r);
-  return r;
+  std::optional<Response> r;
+  if (req.path == "/api" || req.path.starts_with("/api/")) r = api(req, now);
+  else if (pages_) r = pages_(req, origin_ok(req));
+  if (!r) r = static_file(req);
+  add_security_headers(*r);
+  return std::move(*r);
 }
 
 Response Api::static_file(const Request& req) const {

@@ -98,10 +98,14 @@ using UserLookup = std::function<std::optional<store::User>(const std::string&)>
 // and CSRF checks, with its session (null: not logged in); nullopt when no
 // handler knows the path.
 using Routes = std::function<std::optional<Response>(const Request&, const Session*)>;
+// Server-rendered pages outside /api/ (the digest links): called with the
+// request and whether its Origin is this server's (origin_ok); nullopt when
+// no page knows the path (then a static file is served).
+using Pages = std::function<std::optional<Response>(const Request&, bool same_origin)>;
 
 class Api {
  public:
-  Api(ApiOptions opts, UserLookup lookup, Routes routes = {});
+  Api(ApiOptions opts, UserLookup lookup, Routes routes = {}, Pages pages = {});
   Response handle(const Request& req, Clock::time_point now);
   SessionStore& sessions() { return sessions_; }
 
@@ -114,6 +118,7 @@ class Api {
   ApiOptions opts_;
   UserLookup lookup_;
   Routes routes_;
+  Pages pages_;
   SessionStore sessions_;
   RateLimiter by_user_, by_client_;
   std::string dummy_hash_;  // verified against for unknown users, so they take as long as known ones

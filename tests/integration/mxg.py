@@ -2,6 +2,7 @@
 with a temporary state directory (no mocks)."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -12,6 +13,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MXGUARDD = os.environ.get("MXGUARDD_BIN", os.path.join(ROOT, "build/src/engine/mxguardd"))
 MXGUARD = os.environ.get("MXGUARD_BIN", os.path.join(ROOT, "build/src/console/mxguard"))
+# libfaketime for threaded programs: LD_PRELOAD it with FAKETIME="+40d" to
+# run a binary with its clock moved (package faketime).
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 
 
 def free_port(host="127.0.0.1"):
@@ -212,6 +216,17 @@ def strip_received(raw):
             if raw[pos:pos + 1] not in (b" ", b"\t"):
                 break
     return raw[:pos], raw[pos:]
+
+
+def bayes_counts(daemon):
+    """The Bayes model's (spam, ham) message counts, as `mxguard learn` reports
+    them after learning a fresh probe message as ham (so each call adds one ham)."""
+    path = os.path.join(daemon.dir, "probe%d.eml" % time.monotonic_ns())
+    with open(path, "w") as f:
+        f.write("From: a@b.test\r\nSubject: probe %s\r\n\r\nordinary words %s\r\n" % (path, path))
+    out = daemon.console("learn", "ham", path).stdout
+    m = re.search(r"holds (\d+) spam and (\d+) ham", out)
+    return int(m.group(1)), int(m.group(2))
 
 
 def push_bundle(daemon, directory, name, extra_rules):

@@ -12,6 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mxg  # noqa: E402
 from mxg import Daemon  # noqa: E402
 
 # The EICAR test file: harmless by design, scored far above the quarantine threshold.
@@ -89,14 +90,7 @@ class QuarantineTest(unittest.TestCase):
         self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
 
     def bayes_counts(self):
-        """The model's (spam, ham) message counts, as `mxguard learn` reports
-        them after learning a fresh probe message as ham (so each call adds one ham)."""
-        path = os.path.join(self.d.dir, "probe%d.eml" % time.monotonic_ns())
-        with open(path, "w") as f:
-            f.write("From: a@b.test\r\nSubject: probe %s\r\n\r\nordinary words %s\r\n" % (path, path))
-        out = self.d.console("learn", "ham", path).stdout
-        m = re.search(r"holds (\d+) spam and (\d+) ham", out)
-        return int(m.group(1)), int(m.group(2))
+        return mxg.bayes_counts(self.d)
 
     def test_1_listing_has_the_verdict(self):
         items = {m["id"]: m for m in self.list_()}
@@ -236,7 +230,7 @@ class QuarantineTest(unittest.TestCase):
         self.refused(d.console("quarantine", "purge", "--now", "soon", check=False), 2)
 
 
-FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+FAKETIME_LIB = mxg.FAKETIME_LIB
 
 
 @unittest.skipUnless(os.path.exists(FAKETIME_LIB), "libfaketime (package faketime) is not installed")

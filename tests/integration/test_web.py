@@ -19,10 +19,12 @@ STATIC = os.path.join(mxg.ROOT, "src/web/static")
 
 
 class Web:
-    def __init__(self, d, again=None, idle=None):
+    def __init__(self, d, again=None, idle=None, env=None):
         """again: a stopped Web whose config (port, certificate) this one reuses;
-        idle: web.session_idle ("2s")."""
+        idle: web.session_idle ("2s"); env: extra environment for the server
+        (LD_PRELOAD=libfaketime ...)."""
         self.d = d
+        self.env = env
         if again:
             self.port, self.cert, self.key, self.public_url = again.port, again.cert, again.key, again.public_url
         else:
@@ -42,7 +44,8 @@ class Web:
 
     def start(self):
         self.log = open(os.path.join(self.d.dir, "web.log"), "a")
-        self.proc = subprocess.Popen([WEB, "--config", self.d.config], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([WEB, "--config", self.d.config], stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **(self.env or {})))
         self.ctx = ssl.create_default_context(cafile=self.cert)
         deadline = time.time() + 30
         while True:

@@ -1,6 +1,6 @@
 // The quarantine store (records, compressed bodies, index, release, delete,
-// retention purge, corruption) and its console views (tenant scope, safe
-// preview, time arguments).
+// retention purge, corruption), its console views (tenant scope, safe
+// preview, time arguments) and the digest links' operations.
 #include <doctest.h>
 
 #include "temp_dir.hpp"
@@ -13,7 +13,10 @@
 
 #include <fmt/format.h>
 
+#include "mxguard/admin/digest_links.hpp"
 #include "mxguard/admin/quarantine.hpp"
+#include "mxguard/digest/send.hpp"
+#include "mxguard/digest/token.hpp"
 #include "mxguard/store/config_store.hpp"
 #include "mxguard/store/quarantine.hpp"
 #include "mxguard/store/spool.hpp"
@@ -578,4 +581,140 @@ TEST_CASE("quarantine operations: each role acts within its scope only") {
   CHECK(ok->recipients == V{"alias@b.example"});
   CHECK(ok->warning.empty());
   CHECK(ids(op) == V{"0a1.s1", "0a2.s1", "0g1.s1"});
+}
+
+namespace {
+
+// A digest link's token as the digest would carry it.
+std::string link_token(ConfigStore& c, const std::string& recipient, const std::string& id, digest::Action a,
+                       int64_t expires) {
+  auto key = digest::signing_key(c, kT0);
+  REQUIRE(key.ok());
+  auto t = digest::sign(*key, {recipient, id, a, expires, {}});
+  REQUIRE(t.ok());
+  return *t;
+}
+
+admin::LinkProblem problem_of(const admin::LinkOutcome<admin::DigestLink>& r) {
+  REQUIRE(std::holds_alternative<admin::LinkRefusal>(r));
+  return std::get<admin::LinkRefusal>(r).problem;
+}
+
+}  // namespace
+
+TEST_CASE("digest links: checked before anything, acting once as digest:<recipient> on the recipient's addresses") {
+  TempDir dir;
+  Config cfg;
+  cfg.state_dir = dir.path();
+  auto cs = ConfigStore::open(dir.path());
+  REQUIRE(cs.ok());
+  ConfigStore& c = **cs;
+  tenants(c, "anna@a.example", {"alias@b.example", "spy@g.example"});
+  {
+    auto spool = Spool::open(dir.path(), 1);
+    REQUIRE(spool.ok());
+    // Held for anna, her shadow and a colleague: a link acts on anna's two only.
+    put_held(**spool,
+             held_envelope("0a1.s1", {"anna@a.example", "alias@b.example", "bob@a.example"},
+                           {"anna@a.example", "alias@b.example", "bob@a.example"}, kT0, "for <b>anna</b>"),
+             stored_message("for <b>anna</b>", "hello"));
+    put_held(**spool, held_envelope("0g1.s1", {"spy@g.example"}, {"spy@g.example"}, kT0 + 1, "globex"),
+             stored_message("globex", "hello"));
+  }
+  const int64_t now = kT0 + kDay, expires = kT0 + 30 * kDay;
+  using digest::Action;
+  std::string del = link_token(c, "anna@a.example", "0a1.s1", Action::kDelete, expires);
+
+  auto seen = admin::inspect_digest_link(cfg, c, "delete", del, now);
+  REQUIRE(std::holds_alternative<admin::DigestLink>(seen));
+  const auto& link = std::get<admin::DigestLink>(seen);
+  CHECK(link.principal.name == "digest:anna@a.example");
+  CHECK(link.principal.role == Role::kUser);
+  CHECK(link.held.visible == std::vector<std::string>{"anna@a.example", "alias@b.example"});
+  CHECK(link.held.record.envelope.subject == "for <b>anna</b>");
+
+  // Every refusal, each before anything is written.
+  std::string altered = del;
+  altered[altered.size() / 3] = altered[altered.size() / 3] == 'A' ? 'B' : 'A';
+  CHECK(problem_of(admin::inspect_digest_link(cfg, c, "delete", altered, now)) == admin::LinkProblem::kForged);
+  CHECK(problem_of(admin::inspect_digest_link(cfg, c, "delete", "junk", now)) == admin::LinkProblem::kInvalid);
+  CHECK(problem_of(admin::inspect_digest_link(cfg, c, "purge", del, now)) == admin::LinkProblem::kInvalid);
+  CHECK(problem_of(admin::inspect_digest_link(cfg, c, "release", del, now)) == admin::LinkProblem::kWrongAction);
+  CHECK(problem_of(admin::inspect_digest_link(cfg, c, "delete", del, expires)) == admin::LinkProblem::kExpired);
+  auto allow = admin::inspect_digest_link(cfg, c, "release_allow",
+                                          link_token(c, "anna@a.example", "0a1.s1", Action::kReleaseAllow, expires), now);
+  CHECK(problem_of(allow) == admin::LinkProblem::kNotPermitted);
+  CHECK(std::get<admin::LinkRefusal>(allow).failure.category == admin::Category::kNotPermitted);
+  // A shadow in another customer's domain is not anna's, nor is a message
+  // held only for a colleague.
+  CHECK(problem_of(admin::inspect_digest_link(
+            cfg, c, "delete", link_token(c, "anna@a.example", "0g1.s1", Action::kDelete, expires), now)) ==
+        admin::LinkProblem::kGone);
+  CHECK(problem_of(admin::inspect_digest_link(
+            cfg, c, "delete", link_token(c, "alias@b.example", "0a1.s1", Action::kDelete, expires), now)) ==
+        admin::LinkProblem::kGone);  // a shadow has no digest (and no links) of its own
+  auto refused = admin::follow_digest_link(cfg, c, "delete", altered, now);
+  REQUIRE(std::holds_alternative<admin::LinkRefusal>(refused));
+  CHECK(std::get<admin::LinkRefusal>(refused).failure.category == admin::Category::kUsage);
+  CHECK(std::get<admin::LinkRefusal>(refused).failure.field == "token");
+
+  // The link acts on anna's addresses only; bob's copy stays held.
+  auto done = admin::follow_digest_link(cfg, c, "delete", del, now);
+  REQUIRE(std::holds_alternative<admin::LinkDone>(done));
+  REQUIRE(std::get<admin::LinkDone>(done).deleted);
+  CHECK(std::get<admin::LinkDone>(done).deleted->recipients ==
+        std::vector<std::string>{"anna@a.example", "alias@b.example"});
+  {
+    auto spool = Spool::open(dir.path(), 1);
+    REQUIRE(spool.ok());
+    auto r = quarantine_get(**spool, "0a1.s1");
+    REQUIRE(r.ok());
+    REQUIRE(r->has_value());
+    CHECK((*r)->held() == std::vector<std::string>{"bob@a.example"});
+  }
+  auto audit = c.audit();
+  REQUIRE(audit.ok());
+  REQUIRE(!audit->empty());
+  CHECK(audit->back().principal == "digest:anna@a.example");
+  CHECK(audit->back().action == "quarantine.delete");
+
+  // Once: the same link again is used (GET and POST), the release link of
+  // the same message finds nothing left for anna.
+  CHECK(problem_of(admin::inspect_digest_link(cfg, c, "delete", del, now + 1)) == admin::LinkProblem::kUsed);
+  auto again = admin::follow_digest_link(cfg, c, "delete", del, now + 1);
+  REQUIRE(std::holds_alternative<admin::LinkRefusal>(again));
+  CHECK(std::get<admin::LinkRefusal>(again).problem == admin::LinkProblem::kUsed);
+  CHECK(std::get<admin::LinkRefusal>(again).failure.category == admin::Category::kConflict);
+  CHECK(problem_of(admin::inspect_digest_link(
+            cfg, c, "release", link_token(c, "anna@a.example", "0a1.s1", Action::kRelease, expires), now + 1)) ==
+        admin::LinkProblem::kGone);
+}
+
+TEST_CASE("digest links: the user's addresses are one rule for the console scope and the digest") {
+  TempDir dir;
+  auto cs = ConfigStore::open(dir.path());
+  REQUIRE(cs.ok());
+  ConfigStore& c = **cs;
+  tenants(c, "Anna@a.example", {"alias@b.example", "spy@g.example", "ALIAS@b.example", "nobody@unknown.example"});
+  auto u = c.user("anna");
+  REQUIRE(u.ok());
+  auto addresses = digest::user_addresses(c, **u);
+  REQUIRE(addresses.ok());
+  CHECK(*addresses == std::vector<std::string>{"anna@a.example", "alias@b.example"});
+  auto scope = digest::recipient_scope(c, "anna@a.example");
+  REQUIRE(scope.ok());
+  CHECK(scope->addresses == *addresses);
+  auto console_scope = admin::QuarantineScope::of(c, {"anna", Role::kUser, "acme", ""});
+  REQUIRE(console_scope.ok());
+  CHECK(std::vector<std::string>(console_scope->addresses().begin(), console_scope->addresses().end()) ==
+        std::vector<std::string>{"alias@b.example", "anna@a.example"});
+  // A user without a customer sees nothing (no domain is theirs).
+  User lone;
+  lone.name = "lone";
+  lone.role = Role::kUser;
+  lone.address = "lone@a.example";
+  REQUIRE(*c.add_user(lone));
+  auto none = digest::user_addresses(c, lone);
+  REQUIRE(none.ok());
+  CHECK(none->empty());
 }

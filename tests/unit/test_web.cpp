@@ -1,8 +1,9 @@
 // mxguard-web without sockets: cookies, static paths, sessions, the login
 // limiter and the /api/v1/session routes with CSRF and Origin checks.
 #include <doctest.h>
-
 #include <sodium.h>
+
+#include <algorithm>
 
 #include <nlohmann/json.hpp>
 
@@ -266,4 +267,33 @@ TEST_CASE("web: an error quoting bytes that are not UTF-8 is still JSON") {
   REQUIRE(j.is_object());
   CHECK(j["code"] == "not_found");
   CHECK(j["error"].get<std::string>().find("mains") != std::string::npos);
+}
+
+TEST_CASE("web: pages outside /api/ get the request and whether its Origin is this server's") {
+  Fixture f;
+  std::vector<std::string> seen;  // "METHOD path same_origin" per call that reached the pages
+  Api api(f.opts, [](const std::string&) -> std::optional<store::User> { return std::nullopt; }, {},
+          [&](const Request& r, bool same_origin) -> std::optional<Response> {
+            if (!r.path.starts_with("/digest/")) return std::nullopt;
+            seen.push_back(r.method + " " + r.path + (same_origin ? " same" : " other"));
+            Response page;
+            page.content_type = "text/html; charset=utf-8";
+            page.headers.emplace_back("Referrer-Policy", "same-origin");
+            return page;
+          });
+  Request post = f.req("POST", "/digest/release/t");
+  Response r = api.handle(post, f.t0);
+  CHECK(r.status == 200);
+  // The page's own Referrer-Policy stays; the other security headers are added.
+  CHECK(header_of(r, "Referrer-Policy") == "same-origin");
+  CHECK(std::count_if(r.headers.begin(), r.headers.end(), [](const auto& h) { return h.first == "Referrer-Policy"; }) ==
+        1);
+  CHECK(header_of(r, "X-Frame-Options") == "DENY");
+  post.headers["origin"] = "https://evil.example";
+  api.handle(post, f.t0);
+  post.headers.erase("origin");
+  api.handle(post, f.t0);
+  CHECK(api.handle(f.req("GET", "/"), f.t0).file == "/srv/static/index.html");  // not a page: a static file
+  CHECK(seen == std::vector<std::string>{"POST /digest/release/t same", "POST /digest/release/t other",
+                                         "POST /digest/release/t other"});
 }

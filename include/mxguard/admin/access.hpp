@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -19,6 +20,9 @@ struct Principal {
   store::Role role = store::Role::kOperator;
   std::string customer;
   std::string domain;
+  // A digest link's principal ("digest:<recipient>", role user): the
+  // addresses it acts for, instead of a stored user's (digest_links.hpp).
+  std::vector<std::string> link_addresses;
 };
 
 // The principal a stored user acts as; not_found "no such user: NAME" when absent.

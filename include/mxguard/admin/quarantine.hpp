@@ -58,6 +58,12 @@ struct Released {
 // queue, writes the tracking event and the audit entry.
 Outcome<Released> release_quarantined(const Actor& a, const QuarantineAction& in);
 
+// The allow-list entries a release with allow_sender adds: the sender in
+// each target's domain, which the principal must manage (users and digest
+// links do not: a domain's allow list is its admins'). Writes nothing.
+Outcome<std::vector<store::ListEntry>> sender_allow_entries(const Actor& a, const HeldMessage& h,
+                                                           const std::vector<std::string>& targets);
+
 struct Deleted {
   std::string id;
   std::vector<std::string> recipients;

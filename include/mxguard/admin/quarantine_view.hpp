@@ -22,7 +22,8 @@ namespace mxguard::admin {
 // The held recipients a principal may see and act on: operators all;
 // customer-admins those in their customer's domains; postmasters those in
 // their domain; users their own address and shadow addresses (a shadow in
-// another customer's domain is ignored: isolation is absolute).
+// another customer's domain is ignored: isolation is absolute; the rule is
+// digest::user_addresses); a digest link's principal its link_addresses.
 class QuarantineScope {
  public:
   static Result<QuarantineScope> of(const store::ConfigStore& store, const Principal& p);

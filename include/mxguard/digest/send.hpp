@@ -15,6 +15,13 @@
 
 namespace mxguard::digest {
 
+// The addresses whose quarantine a user sees, the one rule the digest and
+// admin::QuarantineScope share: the user's own address and shadow addresses,
+// each only when its domain belongs to the user's customer (a shadow in
+// another customer's domain is ignored: isolation is absolute). Lower case,
+// the own address first, no repeats; empty when the user has no customer.
+Result<std::vector<std::string>> user_addresses(const store::ConfigStore& store, const store::User& u);
+
 // The addresses whose quarantine a digest recipient sees: a user's own
 // address and their shadow addresses in their customer's domains; for a
 // recipient without a user account, that address alone. Lower case.

@@ -56,6 +56,8 @@ std::variant<Claims, TokenRefusal> verify(const store::ConfigStore& store, std::
 // and action returns true (and records it until the link expires), every
 // later one false. Call it in the same request as the action, after verify().
 Result<bool> claim_link(store::ConfigStore& store, const Claims& c, int64_t now_ms);
+// Whether claim_link was called for this link before (reads only).
+Result<bool> link_used(const store::ConfigStore& store, const Claims& c);
 
 // The store's signing key, made (and stored) on first use.
 Result<store::DigestKey> signing_key(store::ConfigStore& store, int64_t now_ms);

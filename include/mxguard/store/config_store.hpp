@@ -153,6 +153,9 @@ class ConfigStore {
   // action, see digest::claim_link), kept until `expires_ms`; false when it
   // was done before. Marks past their expiry are dropped in the same write.
   Result<bool> use_digest_link(std::string_view link, int64_t expires_ms, int64_t now_ms);
+  // Whether a digest link's action was done (read-only: a link page shown by
+  // GET says so without writing).
+  Result<bool> digest_link_used(std::string_view link) const;
 
   // The audit log, oldest first. Entries are only ever appended.
   Status append_audit(const AuditEntry& e);
