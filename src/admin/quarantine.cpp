@@ -211,11 +211,34 @@ Outcome<std::string> quarantine_address(std::string_view typed, std::string fiel
   return to_lower(s);
 }
 
-Outcome<std::vector<HeldMessage>> list_quarantine(const Actor& a, const QuarantineFilter& f) {
+namespace {
+
+// A filter checked against the principal's scope, as an index query plus
+// what the index cannot tell.
+struct PreparedSearch {
+  QuarantineScope scope;
+  store::QuarantineQuery q;
+  std::string recipient, domain, needle;
+  bool nothing = false;  // the principal can see nothing that matches
+
+  // The message as the principal sees it, or false when it does not match.
+  bool admit(store::QuarantineRecord& r, HeldMessage& h) const {
+    h.visible.clear();
+    for (const auto& v : scope.visible(r.held()))
+      if ((recipient.empty() || iequals(v, recipient)) && (domain.empty() || store::quarantine_domain_of(v) == domain))
+        h.visible.push_back(v);
+    if (h.visible.empty()) return false;
+    h.record = std::move(r);
+    return needle.empty() || search_matches(h, needle);
+  }
+};
+
+Outcome<PreparedSearch> prepare(const Actor& a, const QuarantineFilter& f) {
   auto scope = QuarantineScope::of(a.store, a.principal);
   if (!scope) return unavailable(scope.error());
+  PreparedSearch ps{std::move(*scope)};
+  store::QuarantineQuery& q = ps.q;
   const int64_t now = now_ms();
-  store::QuarantineQuery q;
   if (!f.since.empty()) {
     auto t = parse_time_arg(f.since, now);
     if (!t) return usage(t.error(), "since");
@@ -226,56 +249,125 @@ Outcome<std::vector<HeldMessage>> list_quarantine(const Actor& a, const Quaranti
     if (!t) return usage(t.error(), "until");
     q.until_ms = *t;
   }
-  std::string recipient, domain;
   if (!f.recipient.empty()) {
     auto addr = quarantine_address(f.recipient);
     if (!addr) return addr.failure();
-    if (!scope->sees(*addr)) return out_of_scope("recipient", *addr);
-    recipient = *addr;
-    q.recipients = {recipient};
+    if (!ps.scope.sees(*addr)) return out_of_scope("recipient", *addr);
+    ps.recipient = *addr;
+    q.recipients = {ps.recipient};
   }
   if (!f.domain.empty()) {
     auto d = normalize_domain(f.domain);
     if (!d) return usage(d.error(), "domain");
-    if (!scope->covers_domain(*d)) return out_of_scope("domain", *d);
-    domain = *d;
+    if (!ps.scope.covers_domain(*d)) return out_of_scope("domain", *d);
+    ps.domain = *d;
   }
   // Narrow the index walk to what the principal may see; an empty query
   // would mean "everything", which only operators get.
-  bool nothing = false;
+  const QuarantineScope& scope_ = ps.scope;
   if (q.recipients.empty()) {
-    for (const auto& addr : scope->addresses())
-      if (domain.empty() || store::quarantine_domain_of(addr) == domain) q.recipients.push_back(addr);
-    if (!scope->addresses().empty()) nothing = q.recipients.empty();
-    else if (!domain.empty()) q.domains = {domain};
-    else if (!scope->all()) q.domains.assign(scope->domains().begin(), scope->domains().end());
-    if (!scope->all() && q.recipients.empty() && q.domains.empty()) nothing = true;
+    for (const auto& addr : scope_.addresses())
+      if (ps.domain.empty() || store::quarantine_domain_of(addr) == ps.domain) q.recipients.push_back(addr);
+    if (!scope_.addresses().empty()) ps.nothing = q.recipients.empty();
+    else if (!ps.domain.empty()) q.domains = {ps.domain};
+    else if (!scope_.all()) q.domains.assign(scope_.domains().begin(), scope_.domains().end());
+    if (!scope_.all() && q.recipients.empty() && q.domains.empty()) ps.nothing = true;
   }
+  ps.needle = to_lower(f.search);
+  q.text = ps.needle;
+  return ps;
+}
 
-  const std::string needle = to_lower(f.search);
+// Newest first: received time, then id, descending (the index's order backwards).
+bool newer(const HeldMessage& x, const HeldMessage& y) {
+  const store::Envelope &p = x.record.envelope, &q = y.record.envelope;
+  return p.received_ms != q.received_ms ? p.received_ms > q.received_ms : p.id > q.id;
+}
+
+}  // namespace
+
+Outcome<std::vector<HeldMessage>> list_quarantine(const Actor& a, const QuarantineFilter& f) {
+  auto ps = prepare(a, f);
+  if (!ps) return ps.failure();
   std::vector<HeldMessage> rows;
-  for (unsigned shard : nothing ? std::vector<unsigned>() : store::Spool::existing_shards(a.config.state_dir)) {
+  for (unsigned shard : ps->nothing ? std::vector<unsigned>() : store::Spool::existing_shards(a.config.state_dir)) {
     auto spool = store::Spool::open(a.config.state_dir, shard);
     if (!spool) return unavailable(spool.error());
-    auto records = store::quarantine_list(**spool, q);
+    auto records = store::quarantine_list(**spool, ps->q);
     if (!records) return unavailable(fmt::format("spool {}: {}", shard, records.error()));
     for (auto& r : *records) {
       HeldMessage h;
-      for (const auto& v : scope->visible(r.held()))
-        if ((recipient.empty() || iequals(v, recipient)) &&
-            (domain.empty() || store::quarantine_domain_of(v) == domain))
-          h.visible.push_back(v);
-      if (h.visible.empty()) continue;
-      h.record = std::move(r);
-      if (!needle.empty() && !search_matches(h, needle)) continue;
-      rows.push_back(std::move(h));
+      if (ps->admit(r, h)) rows.push_back(std::move(h));
     }
   }
-  std::sort(rows.begin(), rows.end(), [](const HeldMessage& x, const HeldMessage& y) {
-    const store::Envelope &p = x.record.envelope, &q2 = y.record.envelope;
-    return p.received_ms != q2.received_ms ? p.received_ms < q2.received_ms : p.id < q2.id;
-  });
+  std::sort(rows.begin(), rows.end(), [](const HeldMessage& x, const HeldMessage& y) { return newer(y, x); });
   return rows;
+}
+
+std::string quarantine_cursor(const HeldMessage& h) {
+  return fmt::format("{}-{}", h.record.envelope.received_ms, h.record.envelope.id);
+}
+
+std::optional<store::QuarantinePosition> parse_quarantine_cursor(std::string_view cursor) {
+  size_t dash = cursor.find('-');
+  if (dash == 0 || dash == std::string_view::npos || dash > 18) return std::nullopt;
+  store::QuarantinePosition p;
+  for (char c : cursor.substr(0, dash)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    p.received_ms = p.received_ms * 10 + (c - '0');
+  }
+  p.id = std::string(cursor.substr(dash + 1));
+  if (!check_message_id(p.id)) return std::nullopt;
+  return p;
+}
+
+Outcome<QuarantinePage> quarantine_page(const Actor& a, const QuarantineFilter& f, const QuarantinePageRequest& page) {
+  size_t limit = kQuarantinePageDefault;
+  if (!page.limit.empty()) {
+    bool ok = page.limit.size() <= 4 && page.limit[0] != '0';
+    size_t n = 0;
+    for (char c : page.limit) {
+      ok = ok && c >= '0' && c <= '9';
+      n = n * 10 + static_cast<size_t>(c - '0');
+    }
+    if (!ok || n < 1 || n > kQuarantinePageMax)
+      return usage(fmt::format("'{}' is not a page size (a whole number from 1 to {})", printable(page.limit),
+                               kQuarantinePageMax),
+                   "limit");
+    limit = n;
+  }
+  std::optional<store::QuarantinePosition> before;
+  if (!page.before.empty()) {
+    before = parse_quarantine_cursor(page.before);
+    if (!before)
+      return usage(fmt::format("'{}' is not a quarantine page cursor (use a page's \"next\")", printable(page.before)),
+                   "before");
+  }
+  auto ps = prepare(a, f);
+  if (!ps) return ps.failure();
+  // limit + 1 from each shard: the newest limit + 1 overall are among them,
+  // and the one past the page says whether there is a next.
+  QuarantinePage out;
+  for (unsigned shard : ps->nothing ? std::vector<unsigned>() : store::Spool::existing_shards(a.config.state_dir)) {
+    auto spool = store::Spool::open(a.config.state_dir, shard);
+    if (!spool) return unavailable(spool.error());
+    size_t taken = 0;
+    auto walked = store::quarantine_walk_newest(**spool, ps->q, before, [&](store::QuarantineRecord& r) {
+      HeldMessage h;
+      if (ps->admit(r, h)) {
+        out.rows.push_back(std::move(h));
+        ++taken;
+      }
+      return taken <= limit;
+    });
+    if (!walked) return unavailable(fmt::format("spool {}: {}", shard, walked.error()));
+  }
+  std::sort(out.rows.begin(), out.rows.end(), newer);
+  if (out.rows.size() > limit) {
+    out.rows.resize(limit);
+    out.next = quarantine_cursor(out.rows.back());
+  }
+  return out;
 }
 
 Outcome<ShownMessage> show_quarantined(const Actor& a, std::string_view typed_id) {

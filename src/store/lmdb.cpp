@@ -134,4 +134,16 @@ bool Cursor::next() {
   return valid_;
 }
 
+bool Cursor::prev() {
+  if (!cur_ || !valid_) return false;
+  valid_ = mdb_cursor_get(cur_, &k_, &v_, MDB_PREV) == 0;
+  return valid_;
+}
+
+bool Cursor::last() {
+  if (!cur_) return valid_ = false;
+  valid_ = mdb_cursor_get(cur_, &k_, &v_, MDB_LAST) == 0;
+  return valid_;
+}
+
 }  // namespace mxguard::store

@@ -235,15 +235,44 @@ Result<QuarantineRecord> get_record(const Txn& txn, const SpoolDbs& dbs, std::st
   return r;
 }
 
+// What an index entry's value holds: kSearchTextTag and the lower-case
+// text a search looks in (sender, subject, Message-ID, held recipients), so
+// a text search walks the index without reading each record. Empty (entries
+// written before it, or text too long to copy) means "read the record".
+constexpr char kSearchTextTag = '\x01';
+constexpr size_t kMaxSearchText = 1500;
+
+std::string search_text(const QuarantineRecord& r) {
+  const Envelope& e = r.envelope;
+  std::string t(1, kSearchTextTag);
+  for (std::string_view part : {std::string_view(e.sender), std::string_view(e.subject), std::string_view(e.message_id)}) {
+    t.append(part);
+    t.push_back('\n');
+  }
+  for (const auto& h : r.held()) {
+    t.append(h);
+    t.push_back('\n');
+  }
+  if (t.size() > kMaxSearchText) return {};
+  for (char& c : t) c = ascii_lower(c);
+  return t;
+}
+
+// Whether an index entry's value rules out a search for `needle` (lower case).
+bool text_rules_out(std::string_view value, std::string_view needle) {
+  return !needle.empty() && !value.empty() && value[0] == kSearchTextTag && value.find(needle, 1) == std::string_view::npos;
+}
+
 Status put_index(Txn& txn, const SpoolDbs& dbs, const QuarantineRecord& r) {
   const Envelope& e = r.envelope;
-  if (auto s = txn.put(dbs.qindex, time_key(e.received_ms, e.id), ""); !s) return s;
+  const std::string text = search_text(r);
+  if (auto s = txn.put(dbs.qindex, time_key(e.received_ms, e.id), text); !s) return s;
   for (const auto& d : domains_of(r.held()))
     if (auto k = scoped_key('d', d, e.received_ms, e.id))
-      if (auto s = txn.put(dbs.qindex, *k, ""); !s) return s;
+      if (auto s = txn.put(dbs.qindex, *k, text); !s) return s;
   for (const auto& a : r.held())
     if (auto k = scoped_key('r', a, e.received_ms, e.id))
-      if (auto s = txn.put(dbs.qindex, *k, ""); !s) return s;
+      if (auto s = txn.put(dbs.qindex, *k, text); !s) return s;
   return {};
 }
 
@@ -333,12 +362,35 @@ Result<std::vector<std::string>> held_spellings(const QuarantineRecord& r, const
 bool matches(const QuarantineRecord& r, const QuarantineQuery& q) {
   const Envelope& e = r.envelope;
   if (e.received_ms < q.since_ms || e.received_ms >= q.until_ms) return false;
+  if (!q.text.empty()) {
+    auto has = [&](std::string_view f) { return to_lower(f).find(q.text) != std::string::npos; };
+    if (!has(e.sender) && !has(e.subject) && !has(e.message_id) && !std::any_of(r.held().begin(), r.held().end(), has))
+      return false;
+  }
   if (!q.recipients.empty())
     return std::any_of(r.held().begin(), r.held().end(), [&](const std::string& h) { return contains_ci(q.recipients, h); });
   if (!q.domains.empty())
     return std::any_of(r.held().begin(), r.held().end(),
                        [&](const std::string& h) { return contains_ci(q.domains, quarantine_domain_of(h)); });
   return true;
+}
+
+// The index prefixes whose keys hold the candidates for `q`.
+std::vector<std::string> index_prefixes(const QuarantineQuery& q) {
+  std::set<std::string> out;
+  if (!q.recipients.empty()) {
+    for (const auto& a : q.recipients) {
+      // An address too long for a key is found through its domain instead.
+      if (auto p = scoped_prefix('r', a)) out.insert(*p);
+      else if (auto dp = scoped_prefix('d', quarantine_domain_of(a))) out.insert(*dp);
+    }
+  } else if (!q.domains.empty()) {
+    for (const auto& d : q.domains)
+      if (auto p = scoped_prefix('d', d)) out.insert(*p);
+  } else {
+    out.insert("t");
+  }
+  return {out.begin(), out.end()};
 }
 
 }  // namespace
@@ -421,18 +473,7 @@ Result<std::vector<QuarantineRecord>> quarantine_list(const Spool& spool, const 
       ids.emplace(rest.substr(8));
     }
   };
-  if (!q.recipients.empty()) {
-    for (const auto& a : q.recipients) {
-      // An address too long for a key is found through its domain instead.
-      if (auto p = scoped_prefix('r', a)) scan(*p);
-      else if (auto dp = scoped_prefix('d', quarantine_domain_of(a))) scan(*dp);
-    }
-  } else if (!q.domains.empty()) {
-    for (const auto& d : q.domains)
-      if (auto p = scoped_prefix('d', d)) scan(*p);
-  } else {
-    scan("t");
-  }
+  for (const auto& p : index_prefixes(q)) scan(p);
   std::vector<QuarantineRecord> out;
   for (const auto& id : ids) {
     bool found;
@@ -445,6 +486,65 @@ Result<std::vector<QuarantineRecord>> quarantine_list(const Spool& spool, const 
     return a.envelope.id < b.envelope.id;
   });
   return out;
+}
+
+Status quarantine_walk_newest(const Spool& spool, const QuarantineQuery& q,
+                              const std::optional<QuarantinePosition>& before,
+                              const std::function<bool(QuarantineRecord&)>& take) {
+  const SpoolDbs& dbs = spool.dbs();
+  auto txn = Txn::begin(spool.env(), true);
+  if (!txn) return Error{txn.error()};
+  if (q.until_ms <= q.since_ms) return {};
+  // One backwards cursor per index prefix, merged by their current key's
+  // (time, id); a message under several prefixes comes up once per prefix,
+  // one after the other, and is taken once.
+  struct Stream {
+    std::string prefix;
+    std::unique_ptr<Cursor> cur;
+    int64_t ms = 0;
+    std::string_view id;
+  };
+  // Moves `s` to its next (older) key in range; false when it has none.
+  auto settle = [&](Stream& s) {
+    for (; s.cur->valid() && s.cur->key().starts_with(s.prefix); s.cur->prev()) {
+      std::string_view rest = s.cur->key().substr(s.prefix.size());
+      if (rest.size() <= 8) continue;
+      s.ms = from_be64(rest);
+      if (s.ms < q.since_ms) return false;
+      s.id = rest.substr(8);
+      return true;
+    }
+    return false;
+  };
+  std::vector<Stream> live;
+  for (auto& p : index_prefixes(q)) {
+    Stream s{std::move(p), std::make_unique<Cursor>(*txn, dbs.qindex)};
+    // The first key past the range; the walk starts just before it.
+    std::string end = s.prefix + be64(q.until_ms);
+    if (before && before->received_ms < q.until_ms) end = s.prefix + be64(before->received_ms) + before->id;
+    if (s.cur->seek(end)) s.cur->prev();
+    else s.cur->last();
+    if (settle(s)) live.push_back(std::move(s));
+  }
+  std::string last_id;
+  while (!live.empty()) {
+    size_t top = 0;
+    for (size_t i = 1; i < live.size(); ++i)
+      if (live[i].ms > live[top].ms || (live[i].ms == live[top].ms && live[i].id > live[top].id)) top = i;
+    Stream& s = live[top];
+    if (s.id != last_id && text_rules_out(s.cur->value(), q.text)) {
+      last_id = std::string(s.id);
+    } else if (s.id != last_id) {
+      last_id = std::string(s.id);
+      bool found;
+      auto r = get_record(*txn, dbs, last_id, found);
+      if (!r) return Error{r.error()};
+      if (found && matches(*r, q) && !take(*r)) return {};
+    }
+    s.cur->prev();
+    if (!settle(s)) live.erase(live.begin() + static_cast<ptrdiff_t>(top));
+  }
+  return {};
 }
 
 Result<std::optional<QuarantineRecord>> quarantine_get(const Spool& spool, std::string_view id) {

@@ -3,6 +3,7 @@
 // It reads the state dir's LMDB like the console and never needs the engine.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -144,6 +145,16 @@ void on_completed(void*, MHD_Connection*, void** con_cls, MHD_RequestTermination
   *con_cls = nullptr;
 }
 
+// Responses go out as TLS records in several writes; with Nagle's algorithm
+// each write after the first waited for the client's delayed ACK, so a
+// 40 kB JSON answer took ~15 ms and a 400 kB one ~200 ms on loopback.
+void on_connection(void*, MHD_Connection* conn, void**, MHD_ConnectionNotificationCode code) {
+  if (code != MHD_CONNECTION_NOTIFY_STARTED) return;
+  const MHD_ConnectionInfo* ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  int one = 1;
+  if (ci) setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 bool is_loopback(const ListenAddress& a) { return a.host == "127.0.0.1" || a.host == "::1"; }
 
 std::string default_static_dir() {
@@ -250,10 +261,12 @@ int main(int argc, char** argv) {
     MHD_Daemon* d =
         tls ? MHD_start_daemon(flags, a.port, nullptr, nullptr, &on_request, &srv, MHD_OPTION_SOCK_ADDR, &ss,
                                MHD_OPTION_HTTPS_MEM_KEY, key.c_str(), MHD_OPTION_HTTPS_MEM_CERT, cert.c_str(),
-                               MHD_OPTION_NOTIFY_COMPLETED, &on_completed, nullptr, MHD_OPTION_CONNECTION_LIMIT, 256u,
+                               MHD_OPTION_NOTIFY_COMPLETED, &on_completed, nullptr, MHD_OPTION_NOTIFY_CONNECTION,
+                               &on_connection, nullptr, MHD_OPTION_CONNECTION_LIMIT, 256u,
                                MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END)
             : MHD_start_daemon(flags, a.port, nullptr, nullptr, &on_request, &srv, MHD_OPTION_SOCK_ADDR, &ss,
-                               MHD_OPTION_NOTIFY_COMPLETED, &on_completed, nullptr, MHD_OPTION_CONNECTION_LIMIT, 256u,
+                               MHD_OPTION_NOTIFY_COMPLETED, &on_completed, nullptr, MHD_OPTION_NOTIFY_CONNECTION,
+                               &on_connection, nullptr, MHD_OPTION_CONNECTION_LIMIT, 256u,
                                MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
     if (!d) {
       fmt::print(stderr, "mxguard-web: web.listen {}: cannot start (port in use, or a bad certificate/key)\n",

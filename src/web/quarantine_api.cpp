@@ -1,4 +1,5 @@
-// GET /api/v1/quarantine?domain=&recipient=&search=&since=&until=,
+// GET /api/v1/quarantine?domain=&recipient=&search=&since=&until=&limit=&before=
+// (newest first, one page: {"messages":[...],"next":cursor or null}),
 // GET /api/v1/quarantine/{id} (as `quarantine show --json`),
 // POST /api/v1/quarantine/{id}/release {"recipients","allow_sender"} and
 // /delete {"recipients","learn_spam"}; GET /api/v1/me (who is logged in).
@@ -91,11 +92,13 @@ std::optional<Response> QuarantineApi::handle(const Request& req, const Session*
     admin::QuarantineFilter f{std::string(req.param("domain")), std::string(req.param("recipient")),
                               std::string(req.param("search")), std::string(req.param("since")),
                               std::string(req.param("until"))};
-    auto rows = admin::list_quarantine(actor, f);
-    if (!rows) return failure_response(rows.failure());
+    auto page = admin::quarantine_page(actor, f, {std::string(req.param("limit")), std::string(req.param("before"))});
+    if (!page) return failure_response(page.failure());
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
-    for (const auto& h : *rows) out.push_back(admin::quarantine_json(h.record, h.visible));
-    return json_response(200, {{"messages", out}});
+    for (const auto& h : page->rows) out.push_back(admin::quarantine_json(h.record, h.visible));
+    nlohmann::ordered_json next = nullptr;
+    if (!page->next.empty()) next = page->next;
+    return json_response(200, {{"messages", out}, {"next", next}});
   }
   rest.remove_prefix(1);
   size_t slash = rest.find('/');

@@ -235,6 +235,21 @@ def main():
         held = [json.loads(x) for x in d.console("quarantine", "list", "--json").stdout.splitlines()]
         ids = {m["subject"]: m["id"] for m in held}
 
+        # One message a page: the newest first, "Older messages" to the next, "Newest messages" back.
+        b.get("/app.html#/quarantine?limit=1")
+        b.text_in("#messages", "<b>bold</b>")
+        assert len(b.drv.find_elements(By.CSS_SELECTOR, "#messages tbody tr")) == 1
+        assert not b.drv.find_elements(By.ID, "newest")
+        b.shot("quarantine-page-1")
+        b.css("#older").click()
+        b.text_in("#messages", "Invoice 4711 overdue")
+        assert len(b.drv.find_elements(By.CSS_SELECTOR, "#messages tbody tr")) == 1
+        assert not b.drv.find_elements(By.ID, "older")
+        b.shot("quarantine-page-2")
+        b.css("#newest").click()
+        b.text_in("#messages", "<b>bold</b>")
+        print("ok: quarantine pages: newest first, Older messages, Newest messages")
+
         # Find the spam by subject, preview it, release it.
         b.css("a[data-section=quarantine]").click()
         b.fill("#f-search", "invoice 4711")

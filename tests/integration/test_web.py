@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mxg  # noqa: E402
@@ -344,8 +345,18 @@ def test_quarantine_api(d, w):
             assert status == 400 and b["code"] == "usage" and b["field"] == field, (query, status, b)
         status, b = alice("GET", "/api/v1/quarantine?domain=qg.example")
         assert status == 404 and b["code"] == "not_found", (status, b)
+        # Pages: newest first, `next` until the last one; a bad limit or cursor names its field.
+        status, body = alice("GET", "/api/v1/quarantine")
+        assert [m["id"] for m in body["messages"]] == [m2, m1] and body["next"] is None, body
+        status, first = alice("GET", "/api/v1/quarantine?limit=1")
+        assert status == 200 and [m["id"] for m in first["messages"]] == [m2] and first["next"], first
+        status, second = alice("GET", "/api/v1/quarantine?limit=1&before=" + urllib.parse.quote(first["next"]))
+        assert [m["id"] for m in second["messages"]] == [m1] and second["next"] is None, second
+        for query, field in (("limit=0", "limit"), ("limit=1001", "limit"), ("before=yesterday", "before")):
+            status, b = alice("GET", "/api/v1/quarantine?" + query)
+            assert status == 400 and b["code"] == "usage" and b["field"] == field, (query, status, b)
         print("ok: GET /api/v1/quarantine per role = `quarantine list --as`; search/domain/recipient/since/until; "
-              "bad values 400 naming the field")
+              "pages newest first with limit/before/next; bad values 400 naming the field")
 
         # The preview, as `quarantine show --json`.
         status, shown = alice("GET", "/api/v1/quarantine/" + m1)

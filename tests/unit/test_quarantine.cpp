@@ -718,3 +718,214 @@ TEST_CASE("digest links: the user's addresses are one rule for the console scope
   REQUIRE(none.ok());
   CHECK(none->empty());
 }
+
+namespace {
+
+// Every page of `f` for `p`, `limit` at a time, newest first; checks each
+// page's size and that only the last has no `next`.
+std::vector<std::string> all_pages(const admin::Actor& a, const admin::QuarantineFilter& f, size_t limit,
+                                   size_t* pages = nullptr) {
+  std::vector<std::string> out;
+  std::string before;
+  for (size_t n = 0; n < 1000; ++n) {
+    auto page = admin::quarantine_page(a, f, {std::to_string(limit), before});
+    REQUIRE(page);
+    for (const auto& h : page->rows) out.push_back(h.record.envelope.id);
+    if (pages) *pages = n + 1;
+    if (page->next.empty()) {
+      CHECK(page->rows.size() <= limit);
+      return out;
+    }
+    CHECK(page->rows.size() == limit);
+    before = page->next;
+  }
+  FAIL("the pages never end");
+  return out;
+}
+
+std::vector<std::string> newest_first(const admin::Outcome<std::vector<admin::HeldMessage>>& rows) {
+  REQUIRE(rows);
+  std::vector<std::string> out;
+  for (const auto& h : *rows) out.insert(out.begin(), h.record.envelope.id);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("quarantine: the newest-first walk merges prefixes, starts before a position and stops when told") {
+  TempDir dir;
+  auto spool = Spool::open(dir.path(), 0);
+  REQUIRE(spool.ok());
+  Spool& s = **spool;
+  // Two at the same time (the id breaks the tie), one held for two watched recipients.
+  put_held(s, held_envelope("01.s0", {"a@x.example"}, {"a@x.example"}, kT0), stored_message("1", "x"));
+  put_held(s, held_envelope("02.s0", {"a@x.example", "b@x.example"}, {"a@x.example", "b@x.example"}, kT0 + 5),
+           stored_message("2", "x"));
+  put_held(s, held_envelope("03.s0", {"b@x.example"}, {"b@x.example"}, kT0 + 5), stored_message("3", "x"));
+  put_held(s, held_envelope("04.s0", {"c@y.example"}, {"c@y.example"}, kT0 + 9), stored_message("4", "x"));
+  put_held(s, held_envelope("05.s0", {"b@x.example"}, {"b@x.example"}, kT0 + 12), stored_message("5", "x"));
+  auto walk = [&](const QuarantineQuery& q, std::optional<QuarantinePosition> before = {}, size_t stop = 100) {
+    std::vector<std::string> out;
+    REQUIRE(quarantine_walk_newest(s, q, before, [&](QuarantineRecord& r) {
+              out.push_back(r.envelope.id);
+              return out.size() < stop;
+            }).ok());
+    return out;
+  };
+  using V = std::vector<std::string>;
+  CHECK(walk({}) == V{"05.s0", "04.s0", "03.s0", "02.s0", "01.s0"});
+  QuarantineQuery two;
+  two.recipients = {"A@x.example", "b@x.example"};
+  CHECK(walk(two) == V{"05.s0", "03.s0", "02.s0", "01.s0"});  // 02 once, though under both
+  CHECK(walk(two, QuarantinePosition{kT0 + 5, "03.s0"}) == V{"02.s0", "01.s0"});
+  CHECK(walk(two, QuarantinePosition{kT0 + 5, "02.s0"}) == V{"01.s0"});
+  CHECK(walk(two, QuarantinePosition{kT0 + 5, "zz"}) == V{"03.s0", "02.s0", "01.s0"});
+  CHECK(walk(two, QuarantinePosition{kT0, "01.s0"}).empty());
+  QuarantineQuery window;
+  window.since_ms = kT0 + 5;
+  window.until_ms = kT0 + 12;
+  CHECK(walk(window) == V{"04.s0", "03.s0", "02.s0"});
+  CHECK(walk(window, QuarantinePosition{kT0 + 100, "x"}) == V{"04.s0", "03.s0", "02.s0"});
+  CHECK(walk(window, QuarantinePosition{kT0 + 9, "04.s0"}) == V{"03.s0", "02.s0"});
+  QuarantineQuery dom;
+  dom.domains = {"y.example", "X.example"};
+  CHECK(walk(dom) == V{"05.s0", "04.s0", "03.s0", "02.s0", "01.s0"});
+  CHECK(walk(dom, {}, 2) == V{"05.s0", "04.s0"});  // asked no further
+  QuarantineQuery none;
+  none.recipients = {"nobody@x.example"};
+  CHECK(walk(none).empty());
+  QuarantineQuery empty_window;
+  empty_window.since_ms = kT0 + 9;
+  empty_window.until_ms = kT0 + 9;
+  CHECK(walk(empty_window).empty());
+
+  // Text: the index entries carry it; entries without it (written before
+  // they did) are checked against the record instead, with the same answers.
+  QuarantineQuery text;
+  text.text = "b@x.exam";
+  QuarantineQuery text_dom = dom;
+  text_dom.text = "<03.s0@";
+  QuarantineQuery none_text;
+  none_text.text = "nothing like this";
+  for (int old_entries = 0; old_entries < 2; ++old_entries) {
+    CAPTURE(old_entries);
+    CHECK(walk(text) == V{"05.s0", "03.s0", "02.s0"});
+    CHECK(walk(text, QuarantinePosition{kT0 + 5, "03.s0"}) == V{"02.s0"});
+    CHECK(walk(text_dom) == V{"03.s0"});
+    CHECK(walk(none_text).empty());
+    CHECK(ids_of(quarantine_list(s, text)) == V{"02.s0", "03.s0", "05.s0"});
+    auto txn = Txn::begin(s.env(), false);
+    REQUIRE(txn.ok());
+    std::vector<std::string> keys;
+    {
+      Cursor cur(*txn, s.dbs().qindex);
+      for (bool ok = cur.seek(""); ok; ok = cur.next()) {
+        bool has_text = cur.value().find("b@x.example") != std::string_view::npos;
+        bool for_b = cur.key().find("02.s0") != std::string_view::npos ||
+                     cur.key().find("03.s0") != std::string_view::npos ||
+                     cur.key().find("05.s0") != std::string_view::npos;
+        if (!old_entries) CHECK(has_text == for_b);
+        keys.emplace_back(cur.key());
+      }
+    }
+    for (const auto& k : keys) REQUIRE(txn->put(s.dbs().qindex, k, "").ok());
+    REQUIRE(txn->commit().ok());
+  }
+}
+
+TEST_CASE("quarantine pages: no duplicates or gaps across pages and shards, filters hold on every page") {
+  TempDir dir;
+  Config cfg;
+  cfg.state_dir = dir.path();
+  auto cs = ConfigStore::open(dir.path());
+  REQUIRE(cs.ok());
+  ConfigStore& c = **cs;
+  tenants(c, "anna@a.example", {"alias@b.example"});
+  // 90 messages over two shards, many sharing a received time, for acme's
+  // and globex's addresses; every third says "invoice".
+  const char* rcpts[] = {"anna@a.example", "bob@a.example", "alias@b.example", "x@g.example"};
+  for (unsigned shard : {0u, 1u}) {
+    auto spool = Spool::open(dir.path(), shard);
+    REQUIRE(spool.ok());
+    for (int i = 0; i < 45; ++i) {
+      std::string id = fmt::format("{:02x}{}.s{}", i, shard ? "b" : "a", shard);
+      std::string subject = i % 3 == 0 ? fmt::format("invoice {}", i) : fmt::format("pills {}", i);
+      std::vector<std::string> to{rcpts[i % 4]};
+      if (i % 5 == 0) to.push_back(rcpts[(i + 1) % 4]);
+      put_held(**spool, held_envelope(id, to, to, kT0 + (i / 4) * 1000 + shard, subject), stored_message(subject, "x"));
+    }
+  }
+  admin::Principal op;
+  admin::Principal acme{"acme-admin", Role::kCustomerAdmin, "acme", ""};
+  admin::Principal user{"anna", Role::kUser, "acme", ""};
+  admin::Principal globex{"globex-admin", Role::kCustomerAdmin, "globex", ""};
+  struct Case {
+    const admin::Principal* p;
+    admin::QuarantineFilter f;
+  };
+  const std::string since = "@" + std::to_string(kT0 / 1000 + 3), until = "@" + std::to_string(kT0 / 1000 + 9);
+  std::vector<Case> cases{{&op, {}},
+                          {&acme, {}},
+                          {&user, {}},
+                          {&globex, {}},
+                          {&acme, {.search = "INVOICE"}},
+                          {&acme, {.domain = "b.example"}},
+                          {&acme, {.recipient = "bob@a.example"}},
+                          {&op, {.since = since, .until = until}},
+                          {&user, {.search = "invoice", .since = since}}};
+  for (const auto& k : cases) {
+    const admin::Actor a{cfg, c, *k.p};
+    auto whole = newest_first(admin::list_quarantine(a, k.f));
+    REQUIRE(!whole.empty());
+    for (size_t limit : {1u, 4u, 7u, 1000u}) {
+      CAPTURE(k.p->name);
+      CAPTURE(k.f.search);
+      CAPTURE(limit);
+      size_t pages = 0;
+      CHECK(all_pages(a, k.f, limit, &pages) == whole);
+      CHECK(pages == std::max<size_t>(1, (whole.size() + limit - 1) / limit));
+    }
+  }
+  // The op sees all 90; pages of 30 end with no `next` on the third.
+  CHECK(all_pages({cfg, c, op}, {}, 30).size() == 90);
+  auto first = admin::quarantine_page({cfg, c, op}, {}, {});
+  REQUIRE(first);
+  CHECK(first->rows.size() == 90);  // fewer than the default page
+  CHECK(first->next.empty());
+  // A cursor from one search used in another still only returns what matches.
+  auto acme_page = admin::quarantine_page({cfg, c, acme}, {}, {"5", ""});
+  REQUIRE(acme_page);
+  auto g = admin::quarantine_page({cfg, c, globex}, {}, {"1000", acme_page->next});
+  REQUIRE(g);
+  for (const auto& h : g->rows) CHECK(h.visible == std::vector<std::string>{"x@g.example"});
+}
+
+TEST_CASE("quarantine pages: a bad limit or cursor is usage naming its field") {
+  TempDir dir;
+  Config cfg;
+  cfg.state_dir = dir.path();
+  auto cs = ConfigStore::open(dir.path());
+  REQUIRE(cs.ok());
+  admin::Principal op;
+  const admin::Actor a{cfg, **cs, op};
+  for (const char* limit : {"0", "1001", "-1", "ten", "1e3", "01", " 5", "99999999999999999999"}) {
+    auto r = admin::quarantine_page(a, {}, {limit, ""});
+    REQUIRE(!r);
+    CHECK(r.failure().category == admin::Category::kUsage);
+    CHECK(r.failure().field == "limit");
+  }
+  for (const char* before : {"x", "123", "-0a.s0", "12-", "12-not/an/id", "12x-0a.s0", "1234567890123456789012-0a.s0",
+                             "12-0a"}) {
+    CAPTURE(before);
+    auto r = admin::quarantine_page(a, {}, {"", before});
+    REQUIRE(!r);
+    CHECK(r.failure().category == admin::Category::kUsage);
+    CHECK(r.failure().field == "before");
+  }
+  CHECK(admin::quarantine_page(a, {}, {"1000", "1780000000000-0a.s1"}));
+  CHECK(admin::quarantine_page(a, {.since = "soon"}, {}).failure().field == "since");
+  auto cursor = admin::parse_quarantine_cursor("1780000000123-0a-r1.s1");
+  REQUIRE(cursor);
+  CHECK(cursor->received_ms == 1780000000123);
+  CHECK(cursor->id == "0a-r1.s1");
+}

@@ -4,6 +4,7 @@
 // QuarantineScope; another tenant's message is not_found (out_of_scope).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,25 @@ struct QuarantineFilter {
 // Oldest first. A recipient or domain outside the scope is refused
 // (out_of_scope); bad input is usage with the field named.
 Outcome<std::vector<HeldMessage>> list_quarantine(const Actor& a, const QuarantineFilter& f);
+
+// One page of the same search, newest first.
+inline constexpr size_t kQuarantinePageDefault = 100;
+inline constexpr size_t kQuarantinePageMax = 1000;
+struct QuarantinePageRequest {
+  std::string limit;   // as typed: 1..kQuarantinePageMax, "" for kQuarantinePageDefault
+  std::string before;  // as typed: "" for the newest, else a page's `next`
+};
+struct QuarantinePage {
+  std::vector<HeldMessage> rows;
+  std::string next;  // the `before` of the following (older) page; "" when there is none
+};
+// Costs about `limit` index and record reads per spool shard (plus the
+// messages the search text turns down), however many are held. A bad limit
+// or cursor is usage naming "limit" or "before".
+Outcome<QuarantinePage> quarantine_page(const Actor& a, const QuarantineFilter& f, const QuarantinePageRequest& page);
+// The opaque cursor of a page ending at `h`, and back (nullopt: not one).
+std::string quarantine_cursor(const HeldMessage& h);
+std::optional<store::QuarantinePosition> parse_quarantine_cursor(std::string_view cursor);
 
 struct ShownMessage {
   HeldMessage held;

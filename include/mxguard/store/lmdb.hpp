@@ -74,6 +74,9 @@ class Cursor {
   // Positions at the first key >= `key` (or the first key when empty).
   bool seek(std::string_view key);
   bool next();
+  // Steps back to the previous key; last() positions at the last key.
+  bool prev();
+  bool last();
   std::string_view key() const { return from_val(k_); }
   std::string_view value() const { return from_val(v_); }
   bool valid() const { return valid_; }

@@ -52,11 +52,29 @@ struct QuarantineQuery {
   std::vector<std::string> domains;     // else non-empty: a held recipient is in one of these
   int64_t since_ms = std::numeric_limits<int64_t>::min();  // received at or after
   int64_t until_ms = std::numeric_limits<int64_t>::max();  // received before
+  // Non-empty (lower case): the sender, subject, Message-ID or a held
+  // recipient contains it. The index entries carry that text, so a search
+  // skips non-matching messages without reading their records.
+  std::string text;
 };
 
 // Matching records, oldest first, read through the index in one short read
 // transaction.
 Result<std::vector<QuarantineRecord>> quarantine_list(const Spool& spool, const QuarantineQuery& q);
+
+// A place in the quarantine's order: received time, then id.
+struct QuarantinePosition {
+  int64_t received_ms = 0;
+  std::string id;
+};
+// The records matching `q`, newest first (received time, then id, both
+// descending), only those strictly older than `before` when it is given,
+// handed to `take` one at a time until it returns false. Reads the index
+// only as far as `take` wants, in one read transaction, so a page of N
+// costs about N index and record reads (plus those `take` turns down).
+Status quarantine_walk_newest(const Spool& spool, const QuarantineQuery& q,
+                              const std::optional<QuarantinePosition>& before,
+                              const std::function<bool(QuarantineRecord&)>& take);
 // One record; nullopt when the id is not quarantined.
 Result<std::optional<QuarantineRecord>> quarantine_get(const Spool& spool, std::string_view id);
 // The stored message bytes, decompressed and checked against the record.
