@@ -24,6 +24,7 @@
 #include "mxguard/store/config_store.hpp"
 #include "domains_api.hpp"
 #include "quarantine_api.hpp"
+#include "users_api.hpp"
 #include "web_core.hpp"
 
 using namespace mxguard;
@@ -201,6 +202,7 @@ int main(int argc, char** argv) {
   opts.session_lifetime = cfg.web.session_lifetime;
   web::DomainsApi domains(cfg, *st);
   web::QuarantineApi quarantine(cfg, *st);
+  web::UsersApi users(cfg, *st);
   web::Api api(opts, [st](const std::string& name) -> std::optional<store::User> {
     auto u = st->user(name);
     if (!u) {
@@ -212,6 +214,7 @@ int main(int argc, char** argv) {
     // Each API answers the paths it knows and nullopt for the rest.
     if (auto r = domains.handle(req, s)) return r;
     if (auto r = quarantine.handle(req, s)) return r;
+    if (auto r = users.handle(req, s)) return r;
     return std::nullopt;
   });
   Server srv{&api};
