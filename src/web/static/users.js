@@ -69,7 +69,7 @@ async function addUserPage() {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     clearErrors(form);
-    const body = { name: form.elements.name.value.trim(), role: form.elements.role.value };
+    const body = { name: form.elements.namedItem("name").value.trim(), role: form.elements.namedItem("role").value };
     for (const [name, f] of Object.entries(byRole)) {
       if (f.hidden) continue;
       const v = f.querySelector("input").value.trim();
