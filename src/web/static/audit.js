@@ -17,22 +17,23 @@ function show(v) {
   return String(v);
 }
 
-// One line per field: "key: old → new"; a created or removed object lists its fields.
-function diff(before, after) {
+// One line per field: "key: old → new". A created or removed object lists
+// its non-empty fields; a long list folds away behind its count.
+function diff(action, before, after) {
   const b = before && typeof before === "object" ? before : {};
   const a = after && typeof after === "object" ? after : {};
+  const empty = (v) => v === undefined || v === null || v === "" || (Array.isArray(v) && v.length === 0);
   const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])];
   const lines = [];
   for (const k of keys) {
     if (JSON.stringify(b[k]) === JSON.stringify(a[k])) continue;
-    if (!before) lines.push(el("li", { class: "added" }, `${k}: ${show(a[k])}`));
-    else if (!after) lines.push(el("li", { class: "removed" }, `${k}: ${show(b[k])}`));
+    if (!before) { if (!empty(a[k])) lines.push(el("li", {}, `${k}: ${show(a[k])}`)); }
+    else if (!after) { if (!empty(b[k])) lines.push(el("li", {}, `${k}: ${show(b[k])}`)); }
     else lines.push(el("li", {}, `${k}: `, el("del", {}, show(b[k])), " → ", el("ins", {}, show(a[k]))));
   }
-  const kind = !before && after ? "created" : before && !after ? "removed" : null;
-  if (lines.length === 0) return el("span", { class: "muted" }, kind || "no field changed");
-  const list = el("ul", { class: "diff" }, lines.slice(0, 6));
-  if (lines.length <= 6) return el("div", {}, kind ? el("span", { class: "muted" }, kind) : null, list);
+  const kind = action.endsWith(".add") ? "created" : action.endsWith(".remove") ? "removed" : null;
+  if (lines.length === 0) return el("span", { class: "muted" }, kind || "—");
+  if (lines.length <= 8) return el("div", {}, kind ? el("span", { class: "muted" }, kind) : null, el("ul", { class: "diff" }, lines));
   return el("details", {}, el("summary", {}, `${kind || "changed"}: ${lines.length} fields`), el("ul", { class: "diff" }, lines));
 }
 
@@ -70,7 +71,7 @@ async function auditPage() {
     el("td", { "data-label": "Who", class: "clip", title: e.principal }, e.principal),
     el("td", { "data-label": "Action" }, el("code", {}, e.action)),
     el("td", { "data-label": "Object", class: "addresses" }, e.object),
-    el("td", { "data-label": "Change" }, diff(e.before, e.after))));
+    el("td", { "data-label": "Change" }, diff(e.action, e.before, e.after))));
   results.replaceChildren(
     el("table", { class: "list", id: "audit" },
       el("thead", {}, el("tr", {}, ["Time", "Who", "Action", "Object", "Change"].map((h) => el("th", { scope: "col" }, h)))),
