@@ -13,7 +13,7 @@ function addressList(text) {
 function scopeOf(u) {
   if (u.role === "postmaster") return u.domain;
   if (u.role === "user") return u.address;
-  return u.customer || "all customers";
+  return u.role === "operator" ? "Every customer" : "All the customer's domains";
 }
 
 async function usersPage() {
