@@ -122,7 +122,15 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
     r = web::json_error(413, "too_large", "request body too large");
     web::add_security_headers(r);
   } else {
-    r = srv->api->handle(req, web::Clock::now());
+    // A handler's exception ends this request, never the server (libmicrohttpd
+    // threads would otherwise terminate the process).
+    try {
+      r = srv->api->handle(req, web::Clock::now());
+    } catch (const std::exception& e) {
+      log::error("web.handler_failed", "method={} path={} error={}", req.method, log::q(req.path), log::q(e.what()));
+      r = web::json_error(500, "internal", "internal error");
+      web::add_security_headers(r);
+    }
   }
   if (r.status >= 400 && req.path.starts_with("/api/"))
     log::info("web.request", "method={} path={} client={} status={}", req.method, log::q(req.path), req.client,
