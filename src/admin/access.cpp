@@ -70,8 +70,11 @@ void mask_secrets(nlohmann::ordered_json& j) {
 }  // namespace
 
 Status audit(store::ConfigStore& store, const Principal& p, std::string_view action, std::string_view object,
-             const nlohmann::ordered_json& before, const nlohmann::ordered_json& after) {
+             const nlohmann::ordered_json& before, const nlohmann::ordered_json& after, AuditOwner owner) {
   store::AuditEntry e;
+  if (owner.customer.empty() && !is_operator(p)) owner = {p.customer, p.domain};
+  e.customer = std::move(owner.customer);
+  e.domain = std::move(owner.domain);
   e.time_ms = now_ms();
   e.principal = p.name;
   e.action = std::string(action);
@@ -82,6 +85,16 @@ Status audit(store::ConfigStore& store, const Principal& p, std::string_view act
   e.before = b.is_null() ? "" : b.dump();
   e.after = a.is_null() ? "" : a.dump();
   return store.append_audit(e);
+}
+
+bool may_read_audit(const Principal& p, const store::AuditEntry& e) {
+  switch (p.role) {
+    case store::Role::kOperator: return true;
+    case store::Role::kCustomerAdmin: return !p.customer.empty() && e.customer == p.customer;
+    case store::Role::kPostmaster: return !p.domain.empty() && e.customer == p.customer && e.domain == p.domain;
+    case store::Role::kUser: return false;
+  }
+  return false;
 }
 
 }  // namespace mxguard::admin

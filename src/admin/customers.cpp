@@ -20,7 +20,8 @@ Outcome<store::Customer> add_customer(const Actor& a, std::string_view name) {
   if (!added) return unavailable(added.error());
   // Exit 2 at the console since its first release; kept for scripts.
   if (!*added) return conflict(fmt::format("customer {} already exists", name));
-  if (auto s = audit(a.store, a.principal, "customer.add", name, nullptr, {{"name", name}}); !s)
+  if (auto s = audit(a.store, a.principal, "customer.add", name, nullptr, {{"name", name}},
+                     {std::string(name), ""}); !s)
     return unavailable(s.error());
   return c;
 }
@@ -45,7 +46,8 @@ Outcome<store::Customer> remove_customer(const Actor& a, std::string_view name) 
   }
   store::Customer was = before->value_or(store::Customer{std::string(name), 0});
   if (auto s = audit(a.store, a.principal, "customer.remove", name,
-                     {{"name", name}, {"created", iso8601(was.created_ms)}}, nullptr);
+                     {{"name", name}, {"created", iso8601(was.created_ms)}}, nullptr,
+                     {std::string(name), ""});
       !s)
     return unavailable(s.error());
   return was;
@@ -59,7 +61,8 @@ Outcome<bool> rename_customer(const Actor& a, std::string_view from, std::string
   using Change = store::ConfigStore::CustomerChange;
   if (*renamed == Change::kNoCustomer) return not_found(fmt::format("no such customer: {}", from));
   if (*renamed == Change::kNameTaken) return conflict(fmt::format("customer {} already exists", to));
-  if (auto s = audit(a.store, a.principal, "customer.rename", from, {{"name", from}}, {{"name", to}}); !s)
+  if (auto s = audit(a.store, a.principal, "customer.rename", from, {{"name", from}}, {{"name", to}},
+                     {std::string(to), ""}); !s)
     return unavailable(s.error());
   return true;
 }

@@ -238,7 +238,7 @@ Outcome<DomainAdded> add_domain(const Actor& a, const NewDomain& in) {
   using Added = store::ConfigStore::AddOutcome;
   // Someone else added the name between our check and our write.
   if (*outcome == Added::kDomainExists) return conflict(fmt::format("domain {} already exists", d->name));
-  if (auto s = audit(a.store, a.principal, "domain.add", d->name, nullptr, domain_record(*d)); !s)
+  if (auto s = audit(a.store, a.principal, "domain.add", d->name, nullptr, domain_record(*d), owner_of(*d)); !s)
     return unavailable(s.error());
   return DomainAdded{std::move(*d), *outcome == Added::kAddedWithCustomer};
 }
@@ -252,7 +252,8 @@ Outcome<store::Domain> remove_domain(const Actor& a, std::string_view typed) {
   auto removed = a.store.remove_domain(*name);
   if (!removed) return unavailable(removed.error());
   if (!*removed) return not_found(fmt::format("no such domain: {}", *name));
-  if (auto s = audit(a.store, a.principal, "domain.remove", *name, domain_record(*before), nullptr); !s)
+  if (auto s = audit(a.store, a.principal, "domain.remove", *name, domain_record(*before), nullptr,
+                     owner_of(*before)); !s)
     return unavailable(s.error());
   return before;
 }
@@ -294,7 +295,7 @@ Outcome<store::Domain> set_domain(const Actor& a, std::string_view typed, const 
   if (!updated) return unavailable(updated.error());
   if (!*updated) return not_found(fmt::format("no such domain: {}", m->name));
   if (auto s = audit(a.store, a.principal, "domain.set", (*updated)->name, domain_record(before),
-                     domain_record(**updated));
+                     domain_record(**updated), owner_of(**updated));
       !s)
     return unavailable(s.error());
   return std::move(**updated);
@@ -319,7 +320,8 @@ Outcome<store::Domain> set_domain_status(const Actor& a, std::string_view typed,
   if (!updated) return pending ? usage(updated.error()) : unavailable(updated.error());
   if (!*updated) return not_found(fmt::format("no such domain: {}", m->name));
   if (auto s = audit(a.store, a.principal, to == store::DomainStatus::kActive ? "domain.resume" : "domain.suspend",
-                     (*updated)->name, {{"status", store::to_string(was)}}, {{"status", store::to_string(to)}});
+                     (*updated)->name, {{"status", store::to_string(was)}}, {{"status", store::to_string(to)}},
+                     owner_of(**updated));
       !s)
     return unavailable(s.error());
   return std::move(**updated);
@@ -362,7 +364,7 @@ Outcome<Verification> verify_domain(const Actor& a, std::string_view typed) {
   o.verdict = *activated;
   if (o.verdict == Verdict::kVerified)
     if (auto s = audit(a.store, a.principal, "domain.verify", o.domain.name, {{"status", "pending_verification"}},
-                       {{"status", "active"}});
+                       {{"status", "active"}}, owner_of(o.domain));
         !s)
       return unavailable(s.error());
   return o;

@@ -188,6 +188,16 @@ Outcome<bool> delete_unreadable(const Actor& a, const std::string& id) {
   return true;
 }
 
+// The audit owner of an action on these recipients: the first one's
+// domain. An operator's action on a message no domain claims any more is
+// the appliance's own.
+AuditOwner owner_of_recipients(const store::ConfigStore& store, const std::vector<std::string>& rcpts) {
+  if (rcpts.empty()) return {};
+  auto d = store.domain(store::quarantine_domain_of(rcpts.front()));
+  if (!d || !*d) return {};
+  return owner_of(**d);
+}
+
 }  // namespace
 
 std::string learn_key(std::string_view data) {
@@ -421,7 +431,7 @@ Outcome<Released> release_quarantined(const Actor& a, const QuarantineAction& in
                              fmt::format("released by {}; queued for delivery as {}", a.principal.name, *queued),
                              *queued);
   if (auto s = audit(a.store, a.principal, "quarantine.release", in.id, {{"id", in.id}, {"recipients", *targets}},
-                     {{"queued_id", *queued}});
+                     {{"queued_id", *queued}}, owner_of_recipients(a.store, *targets));
       !s)
     return unavailable(s.error());
   for (const auto& e : allow) {
@@ -431,7 +441,10 @@ Outcome<Released> release_quarantined(const Actor& a, const QuarantineAction& in
     if (!*changed) continue;
     nlohmann::ordered_json entry{{"list", store::to_string(e.action)}, {"scope", e.scope},
                                  {"kind", store::to_string(e.kind)}, {"value", e.value}};
-    if (auto s = audit(a.store, a.principal, "list.add", e.scope, nullptr, entry); !s) return unavailable(s.error());
+    auto scoped = a.store.domain(e.scope);
+    AuditOwner owner = scoped && *scoped ? owner_of(**scoped) : AuditOwner{};
+    if (auto s = audit(a.store, a.principal, "list.add", e.scope, nullptr, entry, owner); !s)
+      return unavailable(s.error());
   }
   return out;
 }
@@ -469,7 +482,8 @@ Outcome<Deleted> delete_quarantined(const Actor& a, const QuarantineAction& in) 
                              fmt::format("deleted by {}{}", a.principal.name, in.learn_spam ? " and learned as spam" : ""),
                              {});
   if (auto s = audit(a.store, a.principal, "quarantine.delete", in.id,
-                     {{"id", in.id}, {"recipients", *targets}, {"learn_spam", in.learn_spam}}, nullptr);
+                     {{"id", in.id}, {"recipients", *targets}, {"learn_spam", in.learn_spam}}, nullptr,
+                     owner_of_recipients(a.store, *targets));
       !s)
     return unavailable(s.error());
   return out;

@@ -3,7 +3,9 @@
 #include <sodium.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "console.hpp"
@@ -89,16 +91,38 @@ int run_set(const Context& ctx, const UserOptions& o, const std::vector<std::str
   if (!store) return runtime_error(store.error());
   auto u = admin::set_user_settings(actor(ctx, **store), o.name, pairs);
   if (!u) return fail(u.failure());
-  if (o.json) print_json_line(admin::user_json(*u));
-  else fmt::print("Changed user {}: digest={}.\n", u->name, u->digest ? "on" : "off");
+  if (o.json) {
+    print_json_line(admin::user_json(*u));
+    return kExitOk;
+  }
+  // What was set, in the order given; a digest change reads as it always has.
+  std::vector<std::string> said;
+  for (const auto& p : pairs) {
+    std::string key = p.substr(0, p.find('='));
+    std::string text = key == "digest" ? fmt::format("digest={}", u->digest ? "on" : "off")
+                                       : fmt::format("shadows={}", u->shadows.empty() ? "(none)"
+                                                                                      : fmt::format("{}", fmt::join(u->shadows, ",")));
+    if (std::find(said.begin(), said.end(), text) == said.end()) said.push_back(std::move(text));
+  }
+  fmt::print("Changed user {}: {}.\n", u->name, fmt::join(said, " "));
   return kExitOk;
 }
 
-int run_audit(const Context& ctx, bool json) {
+struct AuditOptions {
+  bool json = false;
+  admin::AuditFilter filter;
+};
+
+int run_audit(const Context& ctx, const AuditOptions& o) {
+  const bool json = o.json;
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto entries = admin::audit_log(actor(ctx, **store));
-  if (!entries) return fail(entries.failure());
+  auto entries = admin::audit_log(actor(ctx, **store), o.filter);
+  if (!entries) {
+    const admin::Failure& f = entries.failure();
+    if (!f.field.empty()) return fail(exit_code_for(f), fmt::format("--{}: {}", f.field, f.message));
+    return fail(f);
+  }
   for (const auto& e : *entries) {
     auto parse = [](const std::string& s) {
       return s.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json::parse(s, nullptr, false);
@@ -145,18 +169,22 @@ void add_user_commands(CLI::App& root, Commands& out) {
   out.push_back({passwd, [pw](const Context& ctx) { return run_passwd(ctx, *pw); }});
   auto st = std::make_shared<UserOptions>();
   auto pairs = std::make_shared<std::vector<std::string>>();
-  CLI::App* set = group->add_subcommand("set", "Change a user's settings: digest=on|off");
+  CLI::App* set = group->add_subcommand("set", "Change a user's settings: digest=on|off, shadows=ADDR[,ADDR...]");
   set->add_option("NAME", st->name, "User name")->required();
-  set->add_option("SETTING", *pairs, "KEY=VALUE (digest=on|off)")->required();
+  set->add_option("SETTING", *pairs, "KEY=VALUE (digest=on|off, shadows=ADDR,... or empty for none)")->required();
   add_json_flag(*set, st->json);
   out.push_back({set, [st, pairs](const Context& ctx) { return run_set(ctx, *st, *pairs); }});
 }
 
 void add_audit_commands(CLI::App& root, Commands& out) {
-  auto json = std::make_shared<bool>(false);
-  CLI::App* cmd = root.add_subcommand("audit", "Show the audit log of every change (operators)");
-  add_json_flag(*cmd, *json);
-  out.push_back({cmd, [json](const Context& ctx) { return run_audit(ctx, *json); }});
+  auto o = std::make_shared<AuditOptions>();
+  CLI::App* cmd = root.add_subcommand(
+      "audit", "Show the audit log of every change (operators; with --as, what that user's role may read)");
+  cmd->add_option("--since", o->filter.since, "Entries from this time (2026-05-01, 2h, @UNIX, ...)");
+  cmd->add_option("--until", o->filter.until, "Entries up to this time");
+  cmd->add_option("--limit", o->filter.limit, "Only the newest N entries");
+  add_json_flag(*cmd, o->json);
+  out.push_back({cmd, [o](const Context& ctx) { return run_audit(ctx, *o); }});
 }
 
 }  // namespace mxguard::console

@@ -77,7 +77,9 @@ std::string encode_audit(const AuditEntry& e) {
                         {"action", e.action},
                         {"object", e.object},
                         {"before", e.before},
-                        {"after", e.after}});
+                        {"after", e.after},
+                        {"customer", e.customer},
+                        {"domain", e.domain}});
 }
 
 Result<AuditEntry> decode_audit(std::string_view bytes) {
@@ -90,6 +92,9 @@ Result<AuditEntry> decode_audit(std::string_view bytes) {
   e.object = j->value("object", "");
   e.before = j->value("before", "");
   e.after = j->value("after", "");
+  // Added without a new record version: older entries have no owner.
+  e.customer = j->value("customer", "");
+  e.domain = j->value("domain", "");
   return e;
 }
 

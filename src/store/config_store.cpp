@@ -425,6 +425,22 @@ Result<bool> ConfigStore::set_user_digest(std::string_view name, bool on) {
   return true;
 }
 
+Result<bool> ConfigStore::set_user_settings(std::string_view name, std::optional<bool> digest,
+                                            const std::optional<std::vector<std::string>>& shadows) {
+  auto txn = Txn::begin(env_, false);
+  if (!txn) return Error{txn.error()};
+  auto raw = txn->get(dbis_.users, name);
+  if (!raw) return Error{raw.error()};
+  if (!*raw) return false;
+  auto u = decode_user(**raw);
+  if (!u) return Error{u.error()};
+  if (digest) u->digest = *digest;
+  if (shadows) u->shadows = *shadows;
+  if (auto s = txn->put(dbis_.users, name, encode_user(*u)); !s) return Error{s.error()};
+  if (auto s = txn->commit(); !s) return Error{s.error()};
+  return true;
+}
+
 Result<bool> ConfigStore::add_user(const User& u) {
   std::string value = encode_user(u);
   return toggle_key(env_, dbis_.users, u.name, &value);

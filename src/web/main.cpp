@@ -27,6 +27,7 @@
 #include "domains_api.hpp"
 #include "quarantine_api.hpp"
 #include "recipients_api.hpp"
+#include "users_api.hpp"
 #include "web_core.hpp"
 
 using namespace mxguard;
@@ -224,6 +225,7 @@ int main(int argc, char** argv) {
   web::QuarantineApi quarantine(cfg, *st);
   web::RecipientsApi recipients(cfg, *st);
   web::DigestLinks digest_links(cfg, *st);
+  web::UsersApi users(cfg, *st);
   web::Api api(opts, [st](const std::string& name) -> std::optional<store::User> {
     auto u = st->user(name);
     if (!u) {
@@ -236,6 +238,7 @@ int main(int argc, char** argv) {
     if (auto r = recipients.handle(req, s)) return r;  // before domains: it owns /api/v1/domains/{d}/...
     if (auto r = domains.handle(req, s)) return r;
     if (auto r = quarantine.handle(req, s)) return r;
+    if (auto r = users.handle(req, s)) return r;
     return std::nullopt;
   }, [&](const web::Request& req, bool same_origin) { return digest_links.handle(req, same_origin); });
   Server srv{&api};

@@ -81,8 +81,22 @@ std::string_view content_type_for(std::string_view path) {
   return "application/octet-stream";
 }
 
-Session SessionStore::create(const std::string& user, store::Role role, Clock::time_point now) {
-  Session s{random_token(), user, role, random_token(), now, now};
+std::string password_stamp(const store::User& u) {
+  unsigned char out[16];
+  crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(u.password_hash.data()),
+                     u.password_hash.size(), nullptr, 0);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : out) {
+    hex += kHex[c >> 4];
+    hex += kHex[c & 15];
+  }
+  return hex;
+}
+
+Session SessionStore::create(const std::string& user, store::Role role, Clock::time_point now,
+                             std::string password_stamp) {
+  Session s{random_token(), user, role, random_token(), now, now, std::move(password_stamp)};
   std::lock_guard lock(mu_);
   // Expired sessions go when a new one is made, so the map cannot grow without bound.
   for (auto it = sessions_.begin(); it != sessions_.end();) {
@@ -103,6 +117,11 @@ std::optional<Session> SessionStore::find(std::string_view id, Clock::time_point
   }
   it->second.last_seen = now;
   return it->second;
+}
+
+void SessionStore::restamp(std::string_view id, std::string password_stamp) {
+  std::lock_guard lock(mu_);
+  if (auto it = sessions_.find(id); it != sessions_.end()) it->second.password_stamp = std::move(password_stamp);
 }
 
 void SessionStore::remove(std::string_view id) {
@@ -223,6 +242,15 @@ Response Api::api(const Request& req, Clock::time_point now) {
   auto cookies = parse_cookies(req.header("cookie"));
   std::optional<Session> s;
   if (auto it = cookies.find(kCookie); it != cookies.end()) s = sessions_.find(it->second, now);
+  // A password changed since the login (an admin's reset, say) ends the
+  // session: whoever knew only the old password is out.
+  if (s) {
+    std::optional<store::User> u = lookup_(s->user);
+    if (!u || password_stamp(*u) != s->password_stamp) {
+      sessions_.remove(s->id);
+      s.reset();
+    }
+  }
   if (changes && s && !equal_ct(req.header("x-csrf-token"), s->csrf_token))
     return json_error(403, "bad_csrf_token", "missing or wrong X-CSRF-Token");
 
@@ -246,7 +274,14 @@ Response Api::api(const Request& req, Clock::time_point now) {
     return json_error(405, "method_not_allowed", "GET, POST or DELETE");
   }
   if (routes_)
-    if (auto r = routes_(req, s ? &*s : nullptr)) return std::move(*r);
+    if (auto r = routes_(req, s ? &*s : nullptr)) {
+      // The session that changed its own user's password stays logged in
+      // (its user just proved they know the old one); any other ends above.
+      if (changes && s && r->status < 300)
+        if (std::optional<store::User> u = lookup_(s->user); u && password_stamp(*u) != s->password_stamp)
+          sessions_.restamp(s->id, password_stamp(*u));
+      return std::move(*r);
+    }
   return json_error(404, "not_found", fmt::format("no API at {}", req.path));
 }
 
@@ -272,7 +307,7 @@ Response Api::login(const Request& req, Clock::time_point now) {
     by_client_.record_failure(client_key, now);
     return json_error(401, "bad_credentials", "wrong user name or password");
   }
-  Session s = sessions_.create(u->name, u->role, now);
+  Session s = sessions_.create(u->name, u->role, now, password_stamp(*u));
   Response r;
   r.body = nlohmann::json{{"user", s.user}, {"role", store::to_string(s.role)}, {"csrf_token", s.csrf_token}}.dump();
   r.headers.emplace_back("Set-Cookie", fmt::format("{}={}; HttpOnly;{} SameSite=Strict; Path=/", kCookie, s.id,

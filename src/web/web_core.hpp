@@ -34,13 +34,22 @@ struct Session {
   store::Role role = store::Role::kUser;
   std::string csrf_token;
   Clock::time_point created, last_seen;
+  // password_stamp() of the user's password when the session began: a
+  // session outlives no password change but the one it made itself.
+  std::string password_stamp;
 };
+
+// A short digest of a user's stored password hash: it changes with every
+// new password, set by anyone (an admin's reset, `mxguard user passwd`).
+std::string password_stamp(const store::User& u);
 
 // In memory only: a restart of mxguard-web logs everyone out.
 class SessionStore {
  public:
   SessionStore(std::chrono::milliseconds idle, std::chrono::milliseconds lifetime) : idle_(idle), lifetime_(lifetime) {}
-  Session create(const std::string& user, store::Role role, Clock::time_point now);
+  Session create(const std::string& user, store::Role role, Clock::time_point now, std::string password_stamp = {});
+  // After the session's own user changed their password through it.
+  void restamp(std::string_view id, std::string password_stamp);
   // The live session with this id (touching it), or nullopt when unknown or expired.
   std::optional<Session> find(std::string_view id, Clock::time_point now);
   void remove(std::string_view id);

@@ -65,7 +65,6 @@ class Roles(unittest.TestCase):
             ("user", "add", "boss", "--role", "customer-admin", "--customer", "acme"),
             ("user", "remove", "globex-admin"),
             ("queue", "list", "--domain", "globex.example"),
-            ("audit",),
         ]
         for args in attempts:
             p = self.as_("acme-admin", *args)
@@ -122,6 +121,19 @@ class Roles(unittest.TestCase):
         everything = self.d.console("audit", "--json").stdout + self.d.console("user", "list", "--json").stdout
         self.assertNotIn("argon2", everything)
         self.assertNotIn("correct horse", everything)
+
+    def test_audit_as_a_customer_shows_only_that_customers_entries(self):
+        # Was refused outright; now each customer's admin reads their own part (issue 17).
+        self.d.console("domain", "suspend", "globex.example")
+        self.as_("acme-admin", "domain", "set", "acme.example", "tls=encrypt")
+        seen = lambda who: [json.loads(l) for l in self.as_(who, "audit", "--json").stdout.splitlines()]
+        acme = {e["object"] for e in seen("acme-admin")}
+        self.assertEqual(acme, {"acme", "acme.example", "acme-admin", "acme-pm", "anna"})
+        self.assertEqual({e["object"] for e in seen("globex-admin")}, {"globex", "globex.example", "globex-admin"})
+        self.assertEqual({e["object"] for e in seen("acme-pm")}, {"acme.example", "acme-pm", "anna"})
+        p = self.as_("anna", "audit")
+        self.assertEqual(p.returncode, 5, p.stderr)
+        self.assertIn("not permitted", p.stderr)
 
 
 class RelayPassword(unittest.TestCase):

@@ -219,7 +219,7 @@ TEST_CASE("admin: customers and users by role") {
   CHECK(category_of(admin::add_user(f.as(f.acme_admin), boss)) == "not_permitted");
   admin::NewUser weak{"weak", "user", "", "", "weak@acme.example", {}, std::string("short")};
   CHECK(category_of(admin::add_user(f.as(f.acme_admin), weak)) == "usage");
-  CHECK(category_of(admin::audit_log(f.as(f.acme_admin))) == "not_permitted");
+  CHECK(category_of(admin::audit_log(f.as(f.anna))) == "not_permitted");  // customer-admins read their part (below)
   auto log = admin::audit_log(f.as(f.op));
   REQUIRE(log);
   CHECK(log->size() >= 4);  // two domains, a customer, a user
@@ -435,4 +435,160 @@ TEST_CASE("admin: bad recipients and list entries are refused with their field, 
   REQUIRE(dup);
   CHECK_FALSE(dup->front().changed);
   CHECK(audit_count(f) == audits + 1);
+
+TEST_CASE("admin: shadow addresses: who may set them, and only in the user's customer's domains") {
+  Fixture f;
+  REQUIRE(admin::add_customer(f.as(f.op), "initech"));
+  admin::NewUser bad{"anna", "user", "", "", "anna@acme.example", {"gus@globex.example"}, std::nullopt};
+  auto refused = admin::add_user(f.as(f.acme_admin), bad);
+  CHECK(category_of(refused) == "usage");
+  CHECK(refused.failure().field == "shadows");
+  CHECK_FALSE(*f.store->user("anna"));  // nothing written
+  bad.shadows = {"not-an-address"};
+  CHECK(category_of(admin::add_user(f.as(f.acme_admin), bad)) == "usage");
+  bad.shadows = {"anna@acme.example"};  // her own address
+  CHECK(category_of(admin::add_user(f.as(f.acme_admin), bad)) == "usage");
+  bad.shadows = {"a@acme.example", "A@acme.example"};  // twice
+  CHECK(category_of(admin::add_user(f.as(f.acme_admin), bad)) == "usage");
+  admin::NewUser pm{"pm2", "postmaster", "", "acme.example", "", {"x@acme.example"}, std::nullopt};
+  CHECK(category_of(admin::add_user(f.as(f.acme_admin), pm)) == "usage");  // only users have shadows
+  admin::NewUser anna{"anna", "user", "", "", "anna@acme.example", {"Anna.Alias@acme.example"}, std::nullopt};
+  auto added = admin::add_user(f.as(f.acme_admin), anna);
+  REQUIRE(added);
+  CHECK(added->shadows == std::vector<std::string>{"anna.alias@acme.example"});
+  admin::NewUser gus{"gus", "user", "", "", "gus@globex.example", {}, std::nullopt};
+  REQUIRE(admin::add_user(f.as(f.op), gus));
+
+  // Changing them later: the same checks, through update_user and `user set`.
+  auto set = admin::set_user_settings(f.as(f.acme_admin), "anna", {"shadows=a1@acme.example,a2@acme.example"});
+  REQUIRE(set);
+  CHECK((*f.store->user("anna"))->shadows == std::vector<std::string>{"a1@acme.example", "a2@acme.example"});
+  auto outside = admin::update_user(f.as(f.acme_admin), "anna", {std::nullopt, std::vector<std::string>{"x@globex.example"}});
+  CHECK(category_of(outside) == "usage");
+  CHECK(outside.failure().field == "shadows");
+  auto mixed = admin::set_user_settings(f.as(f.acme_admin), "anna", {"digest=off", "shadows=x@nowhere.example"});
+  CHECK(category_of(mixed) == "usage");
+  CHECK((*f.store->user("anna"))->digest);  // the good pair was not written either
+  CHECK((*f.store->user("anna"))->shadows.size() == 2);
+  // The user sees her shadows but does not choose them; another tenant's user is not found.
+  CHECK(category_of(admin::set_user_settings(f.as(f.anna), "anna", {"shadows="})) == "not_permitted");
+  CHECK(category_of(admin::set_user_settings(f.as(f.acme_admin), "gus", {"shadows="})) == "not_found");
+  CHECK(category_of(admin::set_user_settings(f.as(f.acme_pm), "anna", {"shadows="})) == "not_found");
+  // An operator may name another customer's domain (the quarantine scope ignores it).
+  CHECK(category_of(admin::set_user_settings(f.as(f.op), "anna", {"shadows=x@globex.example"})) == "ok");
+  auto cleared = admin::set_user_settings(f.as(f.acme_admin), "anna", {"shadows="});
+  REQUIRE(cleared);
+  CHECK(cleared->shadows.empty());
+  auto log = admin::audit_log(f.as(f.acme_admin));
+  REQUIRE(log);
+  REQUIRE_FALSE(log->empty());
+  CHECK(log->back().action == "user.set");
+  CHECK(log->back().before.find("x@globex.example") != std::string::npos);
+}
+
+TEST_CASE("admin: which roles each role may create") {
+  Fixture f;
+  using R = store::Role;
+  CHECK(admin::creatable_roles(f.op).size() == 4);
+  CHECK(admin::creatable_roles(f.acme_admin) == std::vector<R>{R::kPostmaster, R::kUser});
+  CHECK(admin::creatable_roles(f.acme_pm) == std::vector<R>{R::kPostmaster, R::kUser});
+  CHECK(admin::creatable_roles(f.anna).empty());
+  admin::NewUser u{"u2", "user", "", "", "u2@acme.example", {}, std::nullopt};
+  CHECK(category_of(admin::add_user(f.as(f.anna), u)) == "not_permitted");
+  admin::NewUser op{"op2", "operator", "", "", "", {}, std::nullopt};
+  CHECK(category_of(admin::add_user(f.as(f.acme_admin), op)) == "not_permitted");
+  CHECK(category_of(admin::add_user(f.as(f.op), op)) == "ok");
+  admin::NewUser other{"u3", "user", "", "", "u3@globex.example", {}, std::nullopt};
+  CHECK(category_of(admin::add_user(f.as(f.acme_pm), other)) == "not_found");
+  CHECK(category_of(admin::add_user(f.as(f.acme_pm), u)) == "ok");
+}
+
+TEST_CASE("admin: changing one's own password needs the current one; a reset by an admin does not") {
+  Fixture f;
+  admin::NewUser anna{"anna", "user", "", "", "anna@acme.example", {}, std::string("anna-old-pw")};
+  REQUIRE(admin::add_user(f.as(f.acme_admin), anna));
+  admin::NewUser gus{"gus", "user", "", "", "gus@globex.example", {}, std::string("gus-old-pw")};
+  REQUIRE(admin::add_user(f.as(f.op), gus));
+  const std::string hash = (*f.store->user("anna"))->password_hash;
+  auto change = [&](const admin::Principal& p, std::string name, std::optional<std::string> current,
+                    std::string pw) { return admin::change_password(f.as(p), {std::move(name), current, pw}); };
+  auto no_current = change(f.anna, "anna", std::nullopt, "anna-new-pw");
+  CHECK(category_of(no_current) == "usage");
+  CHECK(no_current.failure().field == "current");
+  auto wrong = change(f.anna, "anna", "not-her-pw", "anna-new-pw");
+  CHECK(category_of(wrong) == "usage");
+  CHECK(wrong.failure().field == "current");
+  auto weak = change(f.anna, "anna", "anna-old-pw", "short");
+  CHECK(weak.failure().field == "password");
+  CHECK((*f.store->user("anna"))->password_hash == hash);  // none of these wrote
+  CHECK(category_of(change(f.anna, "anna", "anna-old-pw", "anna-new-pw")) == "ok");
+  CHECK((*f.store->user("anna"))->password_hash != hash);
+  // Users cannot reset others; admins reset their customer's users without the old password.
+  CHECK(category_of(change(f.anna, "gus", std::nullopt, "whatever-pw")) == "not_found");
+  CHECK(category_of(change(f.acme_admin, "gus", std::nullopt, "whatever-pw")) == "not_found");
+  CHECK(category_of(change(f.acme_admin, "anna", "anna-new-pw", "anna-3rd-pw")).starts_with("usage"));
+  CHECK(category_of(change(f.acme_admin, "anna", std::nullopt, "anna-3rd-pw")) == "ok");
+  CHECK(category_of(change(f.acme_pm, "anna", std::nullopt, "anna-4th-pw")) == "not_found");
+  auto log = admin::audit_log(f.as(f.op));
+  REQUIRE(log);
+  for (const auto& e : *log) CHECK(e.after.find("pw") == std::string::npos);  // no password in the log
+  CHECK(log->back().principal == "acme-admin");
+}
+
+TEST_CASE("admin: the audit log by role: operators all, customer-admins their customer's, postmasters their domain's") {
+  Fixture f;  // the operator added acme.example and globex.example
+  admin::NewUser anna{"anna", "user", "", "", "anna@acme.example", {}, std::nullopt};
+  REQUIRE(admin::add_user(f.as(f.acme_admin), anna));
+  admin::NewUser gus{"gus", "user", "", "", "gus@globex.example", {}, std::nullopt};
+  REQUIRE(admin::add_user(f.as(f.op), gus));
+  REQUIRE(admin::add_customer(f.as(f.op), "initech"));
+  // An entry written before entries had an owner reads as the appliance's own.
+  store::AuditEntry old;
+  old.time_ms = 1000;
+  old.principal = "console:root";
+  old.action = "domain.set";
+  old.object = "acme.example";
+  std::string raw = store::encode_audit(old);
+  auto j = nlohmann::json::parse(raw.substr(1));
+  j.erase("customer");
+  j.erase("domain");
+  auto decoded = store::decode_audit(raw.substr(0, 1) + j.dump());
+  REQUIRE(decoded.ok());
+  CHECK(decoded->customer.empty());
+  REQUIRE(f.store->append_audit(*decoded));
+
+  auto objects = [&](const admin::Principal& p) {
+    auto log = admin::audit_log(f.as(p));
+    REQUIRE(log);
+    std::vector<std::string> out;
+    for (const auto& e : *log) out.push_back(e.action + " " + e.object);
+    return out;
+  };
+  auto all = objects(f.op);
+  CHECK(all.size() == 6);
+  CHECK(objects(f.acme_admin) == std::vector<std::string>{"domain.add acme.example", "user.add anna"});
+  CHECK(objects(f.acme_pm) == std::vector<std::string>{"domain.add acme.example", "user.add anna"});
+  admin::Principal other_pm{"other-pm", store::Role::kPostmaster, "acme", "other.acme.example"};
+  CHECK(objects(other_pm).empty());
+  admin::Principal globex_admin{"globex-admin", store::Role::kCustomerAdmin, "globex", ""};
+  CHECK(objects(globex_admin) == std::vector<std::string>{"domain.add globex.example", "user.add gus"});
+  CHECK(category_of(admin::audit_log(f.as(f.anna))) == "not_permitted");
+
+  // Filters: time and the newest N, checked before anything is read.
+  auto newest = admin::audit_log(f.as(f.op), {"", "", "2"});
+  REQUIRE(newest);
+  CHECK(newest->size() == 2);
+  CHECK(newest->back().action == "customer.add");
+  for (std::string bad : {"0", "x", "10001", "-1"}) {
+    auto r = admin::audit_log(f.as(f.op), {"", "", bad});
+    CHECK(category_of(r) == "usage");
+    CHECK(r.failure().field == "limit");
+  }
+  CHECK(admin::audit_log(f.as(f.op), {"yesterday-ish", "", ""}).failure().field == "since");
+  auto recent = admin::audit_log(f.as(f.op), {"1h", "", ""});
+  REQUIRE(recent);
+  CHECK(recent->size() == 5);  // not the old one at 1970
+  auto until = admin::audit_log(f.as(f.op), {"", "@1", ""});
+  REQUIRE(until);
+  CHECK(until->size() == 1);
 }

@@ -259,6 +259,47 @@ TEST_CASE("web: API routes run only after the Origin and CSRF checks, with the c
   CHECK(seen == std::vector<std::string>{"PATCH alice", "GET -"});
 }
 
+TEST_CASE("web: a password changed by someone else ends the session; the session that changed its own stays") {
+  Fixture f;
+  // A stand-in for the password endpoint: it gives alice the hash the body names.
+  Api api(f.opts, [&](const std::string& n) -> std::optional<store::User> {
+    if (n == f.alice.name) return f.alice;
+    return std::nullopt;
+  }, [&](const Request& r, const Session* s) -> std::optional<Response> {
+    if (r.path != "/api/v1/users/alice/password") return std::nullopt;
+    if (!s) return json_error(401, "not_logged_in", "not logged in");
+    f.alice.password_hash = r.body;
+    return Response{};
+  });
+  auto login = [&] {
+    Response ok = api.handle(f.req("POST", "/api/v1/session", R"({"user":"alice","password":"secret-pw"})"), f.t0);
+    REQUIRE(ok.status == 200);
+    return std::pair{cookie_value(ok), nlohmann::json::parse(ok.body)["csrf_token"].get<std::string>()};
+  };
+  auto [one, csrf1] = login();
+  auto [two, csrf2] = login();
+  Request who = f.req("GET", "/api/v1/session");
+  auto alive = [&](const std::string& sid) {
+    who.headers["cookie"] = "mxg_session=" + sid;
+    return api.handle(who, f.t0).status == 200;
+  };
+  CHECK(alive(one));
+  CHECK(alive(two));
+
+  // Session one changes alice's password: it stays, session two ends.
+  Request change = f.req("POST", "/api/v1/users/alice/password", f.alice.password_hash + "-new");
+  change.headers["cookie"] = "mxg_session=" + one;
+  change.headers["x-csrf-token"] = csrf1;
+  CHECK(api.handle(change, f.t0).status == 200);
+  CHECK(alive(one));
+  CHECK_FALSE(alive(two));
+
+  // Changed elsewhere (an admin's reset, the console): session one ends too, for good.
+  f.alice.password_hash += "-reset";
+  CHECK_FALSE(alive(one));
+  f.alice.password_hash.resize(f.alice.password_hash.size() - std::string("-reset").size());
+  CHECK_FALSE(alive(one));
+
 // A path is any bytes once percent-decoded, and the 404 quotes it: the JSON
 // encoder threw on bytes that are not UTF-8 and took the server down.
 TEST_CASE("web: an error quoting bytes that are not UTF-8 is still JSON") {

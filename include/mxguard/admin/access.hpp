@@ -42,9 +42,22 @@ Outcome<store::Domain> managed_domain(const store::ConfigStore& store, const Pri
 // A domain's stored settings as JSON, for audit entries.
 nlohmann::ordered_json domain_record(const store::Domain& d);
 
+// Whose object an audit entry is about: who besides operators may read it.
+struct AuditOwner {
+  std::string customer;  // "" = the appliance's own (operators only)
+  std::string domain;    // "" = customer-wide (not shown to postmasters)
+};
+inline AuditOwner owner_of(const store::Domain& d) { return {d.customer, d.name}; }
+
 // Appends one audit entry; `before`/`after` are JSON objects (null for none).
-// Keys named like secrets are masked.
+// Keys named like secrets are masked. Without an owner, what a customer's
+// principal changes is their customer's (and a postmaster's, their domain's);
+// what an operator changes without naming an owner is the appliance's.
 Status audit(store::ConfigStore& store, const Principal& p, std::string_view action, std::string_view object,
-             const nlohmann::ordered_json& before, const nlohmann::ordered_json& after);
+             const nlohmann::ordered_json& before, const nlohmann::ordered_json& after, AuditOwner owner = {});
+
+// Whether `p` may read the entry: operators all; customer-admins their
+// customer's; postmasters their domain's; users none.
+bool may_read_audit(const Principal& p, const store::AuditEntry& e);
 
 }  // namespace mxguard::admin

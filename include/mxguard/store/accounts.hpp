@@ -37,6 +37,11 @@ struct AuditEntry {
   std::string object;  // what was changed, e.g. "example.com"
   std::string before;  // JSON text, secrets masked; "" when created
   std::string after;   // JSON text, secrets masked; "" when removed
+  // Whose object it was, for scoping the log: the customer ("" = the
+  // appliance's own, seen by operators only, as are entries written before
+  // these fields existed) and, within it, the domain ("" = customer-wide).
+  std::string customer;
+  std::string domain;
 };
 
 std::string encode_audit(const AuditEntry& e);

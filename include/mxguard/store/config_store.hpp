@@ -132,6 +132,10 @@ class ConfigStore {
   Result<bool> set_user_password(std::string_view name, std::string_view password_hash);
   // Turns a user's quarantine digest on or off; false when there is no such user.
   Result<bool> set_user_digest(std::string_view name, bool on);
+  // A user's digest setting and shadow addresses, changed in one write
+  // (nullopt leaves one as it is); false when there is no such user.
+  Result<bool> set_user_settings(std::string_view name, std::optional<bool> digest,
+                                 const std::optional<std::vector<std::string>>& shadows);
 
   // Digest link keys. The signing key, nullopt before the first one is made.
   Result<std::optional<DigestKey>> digest_signing_key() const;

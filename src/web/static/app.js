@@ -6,11 +6,17 @@ import { session, api, pageChanged } from "./ui.js";
 import * as domains from "./domains.js";
 import * as quarantine from "./quarantine.js";
 import * as lists from "./lists.js";
+import * as users from "./users.js";
+import * as account from "./account.js";
+import * as audit from "./audit.js";
 
 const sections = {
   domains: domains.route,
   quarantine: quarantine.route,
   lists: lists.route,
+  users: users.route,
+  account: account.route,
+  audit: audit.route,
 };
 
 // Where a role lands on "#/".
