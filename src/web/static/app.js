@@ -5,10 +5,16 @@
 import { session, api, pageChanged } from "./ui.js";
 import * as domains from "./domains.js";
 import * as quarantine from "./quarantine.js";
+import * as feed from "./feed.js";
+import * as track from "./track.js";
+import * as stats from "./stats.js";
 
 const sections = {
   domains: domains.route,
   quarantine: quarantine.route,
+  feed: feed.route,
+  track: track.route,
+  stats: stats.route,
 };
 
 // Where a role lands on "#/".
