@@ -65,7 +65,7 @@ Outcome<Stats> statistics(const Actor& a, StatsPeriod period, int64_t now) {
   Stats s;
   s.period = period;
   s.bucket_ms = period == StatsPeriod::kHour ? kHourMs : kDayMs;
-  size_t count = period == StatsPeriod::kHour ? 24 : std::clamp<size_t>(a.config.tracking_days, 1, 366);
+  size_t count = period == StatsPeriod::kHour ? 24 : std::clamp<size_t>(a.config.smtp.tracking_days, 1, 366);
   // Buckets end with the one holding `now`, aligned to UTC hours or days.
   s.end_ms = (now / s.bucket_ms + 1) * s.bucket_ms;
   const int64_t start = s.end_ms - static_cast<int64_t>(count) * s.bucket_ms;

@@ -276,7 +276,7 @@ TEST_CASE("stats: counts per action and domain, rules, score histogram, delivery
   CHECK(g->failures.at("5xx") == 0);
 
   // Per day: tracking_days buckets, the old event in one of them.
-  fx.cfg.tracking_days = 7;
+  fx.cfg.smtp.tracking_days = 7;
   auto d = admin::statistics(fx.as(fx.op), admin::StatsPeriod::kDay, kNow);
   REQUIRE(d);
   CHECK(d->buckets.size() == 7);
