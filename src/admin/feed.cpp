@@ -136,6 +136,7 @@ Outcome<FeedCursor> parse_feed_cursor(std::string_view text, std::string field) 
     size_t comma = text.find(',');
     std::string_view part = text.substr(0, comma);
     text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    if (comma != std::string_view::npos && text.empty()) return bad;  // a trailing comma
     size_t colon = part.find(':');
     if (colon == std::string_view::npos) return bad;
     unsigned shard = 0;

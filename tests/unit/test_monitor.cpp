@@ -189,7 +189,7 @@ TEST_CASE("feed: the limit keeps the newest; the cursor gives only what came aft
   CHECK(more->cursor.to_string() == "0:3,1:2");
   for (const char* bad : {"x", "0:", ":1", "0:1,", "0:-1", "1:2:3", "0:1;1:2"}) {
     auto c = admin::parse_feed_cursor(bad);
-    CHECK_MESSAGE(!c, bad);
+    CHECK_MESSAGE(!c, std::string(bad));
     if (!c) CHECK(c.failure().field == "after");
   }
   CHECK(admin::parse_feed_cursor("")->after.empty());
