@@ -118,7 +118,8 @@ Response FeedApi::follow(const Request& req, const Session& s) {
     if (!p) return failure_response(p.failure());
     auto page = admin::read_feed({cfg_, store_, *p}, st->filter, st->cursor, 0);
     if (!page) return failure_response(page.failure());
-    st->cursor = page->cursor;
+    // A resumed stream goes on after its cursor; a new one starts at the end.
+    if (st->cursor.after.empty()) st->cursor = page->cursor;
   }
   st->end = Clock::now() + std::chrono::seconds(kStreamSeconds);
   Response r;
