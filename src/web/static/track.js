@@ -92,7 +92,7 @@ async function trackPage() {
   results.replaceChildren(
     el("p", { class: "muted" }, `${r.data.events.length} events in ${groups.length} ${groups.length === 1 ? "timeline" : "timelines"}`,
       r.data.older ? ` (${r.data.older} older not shown: narrow the search)` : ""),
-    groups.map(timeline));
+    ...groups.map(timeline));
 }
 
 // #/track?sender=&recipient=&ip=&id=&ref=&since=&until=
