@@ -17,6 +17,13 @@ Failure forbidden(std::string_view what) {
   return {Category::kNotPermitted, fmt::format("not permitted: {}", what)};
 }
 
+Failure out_of_scope(std::string_view kind, std::string_view name) {
+  Failure f{Category::kNotFound, fmt::format("no such {}: {}", kind, name)};
+  f.out_of_scope = true;
+  f.console_message = forbidden(fmt::format("{} {}", kind, name)).message;
+  return f;
+}
+
 Outcome<Principal> user_principal(const store::ConfigStore& store, std::string_view user) {
   auto u = store.user(user);
   if (!u) return unavailable(u.error());
@@ -44,12 +51,7 @@ Outcome<store::Domain> managed_domain(const store::ConfigStore& store, const Pri
   auto d = store.domain(name);
   if (!d) return unavailable(d.error());
   if (*d && may_manage_domain(p, **d)) return std::move(**d);
-  if (!is_operator(p)) {
-    Failure f = forbidden(fmt::format("domain {}", name));
-    f.category = Category::kNotFound;
-    f.out_of_scope = true;
-    return f;
-  }
+  if (!is_operator(p)) return out_of_scope("domain", name);
   return not_found(fmt::format("no such domain: {}", name));
 }
 

@@ -19,7 +19,7 @@ Outcome<store::Customer> add_customer(const Actor& a, std::string_view name) {
   auto added = a.store.add_customer(c);
   if (!added) return unavailable(added.error());
   // Exit 2 at the console since its first release; kept for scripts.
-  if (!*added) return usage(fmt::format("customer {} already exists", name), "name");
+  if (!*added) return conflict(fmt::format("customer {} already exists", name));
   if (auto s = audit(a.store, a.principal, "customer.add", name, nullptr, {{"name", name}}); !s)
     return unavailable(s.error());
   return c;

@@ -31,20 +31,11 @@ mime::Limits limits_for(const Config& cfg) {
   return l;
 }
 
-// Another tenant's object, present or not: the console says "not
-// permitted", the API 404.
-Failure out_of_scope(std::string_view what) {
-  Failure f = forbidden(what);
-  f.category = Category::kNotFound;
-  f.out_of_scope = true;
-  return f;
-}
-
 // Missing messages and other tenants' messages get the same refusal for
 // non-operators, so ids of other customers' mail never leak.
 Failure no_such_message(const Principal& p, std::string_view id) {
   if (is_operator(p)) return not_found(fmt::format("no such quarantined message: {}", id));
-  return out_of_scope(fmt::format("quarantined message {}", id));
+  return out_of_scope("quarantined message", id);
 }
 
 // Opens the spool named by the id's shard suffix; null when that shard has
@@ -87,7 +78,7 @@ Outcome<std::vector<std::string>> targets_for(const HeldMessage& h, const Quaran
   for (const auto& typed : named) {
     auto addr = quarantine_address(typed, "recipients");
     if (!addr) return addr.failure();
-    if (!scope.sees(*addr)) return out_of_scope(fmt::format("recipient {}", *addr));
+    if (!scope.sees(*addr)) return out_of_scope("recipient", *addr);
     auto it = std::find_if(h.visible.begin(), h.visible.end(), [&](const std::string& v) { return iequals(v, *addr); });
     if (it == h.visible.end())
       return usage(fmt::format("{} is not held in quarantine for message {}", *addr, h.record.envelope.id), "recipients");
@@ -237,14 +228,14 @@ Outcome<std::vector<HeldMessage>> list_quarantine(const Actor& a, const Quaranti
   if (!f.recipient.empty()) {
     auto addr = quarantine_address(f.recipient);
     if (!addr) return addr.failure();
-    if (!scope->sees(*addr)) return out_of_scope(fmt::format("recipient {}", *addr));
+    if (!scope->sees(*addr)) return out_of_scope("recipient", *addr);
     recipient = *addr;
     q.recipients = {recipient};
   }
   if (!f.domain.empty()) {
     auto d = normalize_domain(f.domain);
     if (!d) return usage(d.error(), "domain");
-    if (!scope->covers_domain(*d)) return out_of_scope(fmt::format("domain {}", *d));
+    if (!scope->covers_domain(*d)) return out_of_scope("domain", *d);
     domain = *d;
   }
   // Narrow the index walk to what the principal may see; an empty query

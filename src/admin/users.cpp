@@ -53,10 +53,7 @@ Outcome<store::User> user_from(const NewUser& o, const Actor& a) {
       if (!c) return unavailable(c.error());
       if (!*c || !may_manage_customer(p, o.customer)) {
         if (is_operator(p)) return not_found(fmt::format("no such customer: {}", o.customer));
-        Failure f = forbidden(fmt::format("customer {}", o.customer));
-        f.category = Category::kNotFound;
-        f.out_of_scope = true;
-        return f;
+        return out_of_scope("customer", o.customer);
       }
       u.customer = o.customer;
       break;
@@ -126,10 +123,7 @@ Outcome<store::User> remove_user(const Actor& a, std::string_view name) {
   if (!u) return unavailable(u.error());
   if (!*u || !may_see_user(a.principal, **u)) {
     if (is_operator(a.principal)) return not_found(fmt::format("no such user: {}", name));
-    Failure f = forbidden(fmt::format("user {}", name));
-    f.category = Category::kNotFound;
-    f.out_of_scope = true;
-    return f;
+    return out_of_scope("user", name);
   }
   if (!is_operator(a.principal) && (*u)->role == store::Role::kCustomerAdmin)
     return forbidden("removing a customer-admin");

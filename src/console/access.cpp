@@ -46,7 +46,7 @@ Result<store::Domain> domain_for(const store::ConfigStore& store, const Principa
   auto d = admin::managed_domain(store, p, name);
   if (!d) {
     exit_code = exit_code_for(d.failure());
-    return Error{d.failure().message};
+    return Error{console_text(d.failure())};
   }
   exit_code = kExitRuntime;
   return std::move(*d);

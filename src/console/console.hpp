@@ -62,7 +62,7 @@ int fail(int code, std::string_view message);
 inline int usage_error(std::string_view message) { return fail(kExitUsage, message); }
 inline int runtime_error(std::string_view message) { return fail(kExitRuntime, message); }
 // Prints an admin operation's refusal and returns its exit code (exit_code_for).
-inline int fail(const admin::Failure& f) { return fail(exit_code_for(f), f.message); }
+inline int fail(const admin::Failure& f) { return fail(exit_code_for(f), console_text(f)); }
 
 // The admin library's view of who runs this command, on `store`.
 inline admin::Actor actor(const Context& ctx, store::ConfigStore& store) {

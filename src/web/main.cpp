@@ -88,7 +88,14 @@ struct Streaming {
 ssize_t read_stream(void* cls, uint64_t, char* buf, size_t max) {
   auto* s = static_cast<Streaming*>(cls);
   while (s->sent >= s->chunk.size()) {
-    auto next = s->next();
+    std::optional<std::string> next;
+    try {
+      next = s->next();
+    } catch (const std::exception& e) {
+      // As for a handler: the failure ends this response, not the server.
+      log::error("web.stream_failed", "error={}", log::q(e.what()));
+      return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
     if (!next) return MHD_CONTENT_READER_END_OF_STREAM;
     s->chunk = std::move(*next);
     s->sent = 0;
@@ -160,7 +167,15 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
     r = web::json_error(413, "too_large", "request body too large");
     web::add_security_headers(r);
   } else {
-    r = srv->api->handle(req, web::Clock::now());
+    // A handler's exception ends this request, never the server (libmicrohttpd
+    // threads would otherwise terminate the process).
+    try {
+      r = srv->api->handle(req, web::Clock::now());
+    } catch (const std::exception& e) {
+      log::error("web.handler_failed", "method={} path={} error={}", req.method, log::q(req.path), log::q(e.what()));
+      r = web::json_error(500, "internal", "internal error");
+      web::add_security_headers(r);
+    }
   }
   if (r.status >= 400 && req.path.starts_with("/api/"))
     log::info("web.request", "method={} path={} client={} status={}", req.method, log::q(req.path), req.client,

@@ -156,7 +156,11 @@ std::string_view Request::param(std::string_view name) const {
 Response json_error(unsigned status, std::string_view code, std::string_view message) {
   Response r;
   r.status = status;
-  r.body = nlohmann::json{{"error", message}, {"code", code}}.dump();
+  // The message may quote the request (a path is any bytes once
+  // percent-decoded): bytes that are not UTF-8 become U+FFFD instead of an
+  // exception out of the encoder.
+  r.body = nlohmann::json{{"error", message}, {"code", code}}.dump(-1, ' ', false,
+                                                                   nlohmann::json::error_handler_t::replace);
   return r;
 }
 

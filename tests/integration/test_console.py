@@ -105,7 +105,7 @@ class ConsoleTest(unittest.TestCase):
         names = [c["name"] for c in self.json_lines("customer", "list", "--json")]
         self.assertEqual(sorted(names), ["Beta_2.x-y", "acme"])
         self.assertIn("acme", self.ok("customer", "list"))
-        self.refused("customer", "add", "acme", contains="already exists")
+        self.refused("customer", "add", "acme", code=4, contains="already exists")  # taken: 4, as for users and domains
         self.refused("customer", "add", "bad name")
         self.refused("customer", "add", "a" * 65)
         self.refused("customer", "add", "")

@@ -19,16 +19,17 @@ STATIC = os.path.join(mxg.ROOT, "src/web/static")
 
 
 class Web:
-    def __init__(self, d, again=None):
-        """again: a stopped Web whose config (port, certificate) this one reuses."""
+    def __init__(self, d, again=None, idle=None):
+        """again: a stopped Web whose config (port, certificate) this one reuses;
+        idle: web.session_idle ("2s")."""
         self.d = d
         if again:
             self.port, self.cert, self.key, self.public_url = again.port, again.cert, again.key, again.public_url
         else:
-            self.configure(d)
+            self.configure(d, idle)
         self.start()
 
-    def configure(self, d):
+    def configure(self, d, idle=None):
         self.port = mxg.free_port()
         self.cert, self.key = mxg.make_test_cert(d.dir)
         self.public_url = "https://mx.test.local:%d" % self.port
@@ -36,6 +37,8 @@ class Web:
             f.write('\n[web]\nlisten = ["127.0.0.1:%d"]\npublic_url = "%s"\ncertificate = "%s"\n'
                     'private_key = "%s"\nstatic_dir = "%s"\n' % (self.port, self.public_url, self.cert, self.key,
                                                                 STATIC))
+            if idle:
+                f.write('session_idle = "%s"\n' % idle)
 
     def start(self):
         self.log = open(os.path.join(self.d.dir, "web.log"), "a")
@@ -147,6 +150,8 @@ def test_domains_api(d, w):
         for who in (alice, pete):
             status, b = who(method, path, body)
             assert status == 404 and b["code"] == "not_found", (method, path, status, b)
+            # Worded as a missing object: a 404 that says "not permitted" tells the name exists.
+            assert b["error"] == "no such domain: globex.example", b
         status, missing = alice(method, path.replace("globex.example", "nosuch.example"), body)
         assert status == 404 and missing["error"].replace("nosuch", "X") == b["error"].replace("globex", "X"), missing
     assert d.console("domain", "show", "globex.example", "--json").stdout == before

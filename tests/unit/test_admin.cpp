@@ -100,8 +100,11 @@ TEST_CASE("admin: another tenant's domain and a missing one are refused alike") 
   REQUIRE(!missing);
   CHECK(other.failure().out_of_scope);
   CHECK(missing.failure().out_of_scope);
-  CHECK(other.failure().message == "not permitted: domain globex.example");
-  CHECK(missing.failure().message == "not permitted: domain nosuch.example");
+  // The API's words are a missing object's; the console keeps "not permitted".
+  CHECK(other.failure().message == "no such domain: globex.example");
+  CHECK(missing.failure().message == "no such domain: nosuch.example");
+  CHECK(admin::console_text(other.failure()) == "not permitted: domain globex.example");
+  CHECK(admin::console_text(missing.failure()) == "not permitted: domain nosuch.example");
   // The API's status and the console's exit code for the same refusal.
   CHECK(admin::category_info(other.failure().category).http_status == 404);
   CHECK(console::exit_code_for(other.failure()) == console::kExitNotPermitted);
@@ -131,6 +134,9 @@ TEST_CASE("admin: adding domains by role") {
   CHECK(add(f.acme_admin, "globex.example", "acme") == "conflict");
   CHECK(add(f.acme_admin, "Bad Name", "acme") == "usage");
   CHECK(add(f.op, "gmail.com", "acme") == "needs_force");
+  // A role that may not add domains is refused whatever the input.
+  CHECK(add(f.acme_pm, "Bad Name", "acme") == "not_permitted");
+  CHECK(add(f.anna, "http://bad.example/", "") == "not_permitted");
 }
 
 TEST_CASE("admin: bad setting values are refused with their field, and nothing is written") {

@@ -257,3 +257,13 @@ TEST_CASE("web: API routes run only after the Origin and CSRF checks, with the c
   CHECK(api.handle(f.req("GET", "/api/v1/other"), f.t0).status == 404);
   CHECK(seen == std::vector<std::string>{"PATCH alice", "GET -"});
 }
+
+// A path is any bytes once percent-decoded, and the 404 quotes it: the JSON
+// encoder threw on bytes that are not UTF-8 and took the server down.
+TEST_CASE("web: an error quoting bytes that are not UTF-8 is still JSON") {
+  Response r = json_error(404, "not_found", "no API at /api/v1/\x96mains\xff");
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  REQUIRE(j.is_object());
+  CHECK(j["code"] == "not_found");
+  CHECK(j["error"].get<std::string>().find("mains") != std::string::npos);
+}

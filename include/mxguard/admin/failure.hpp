@@ -39,10 +39,18 @@ struct Failure {
   // The input field the message is about ("backend", "tls"), when there is one.
   std::string field;
   // Set when a principal other than the operator was refused an object
-  // outside its scope, present or not. The API answers 404 (category
-  // not_found); the console keeps its established "not permitted" exit.
+  // outside its scope, present or not. The API answers 404 with `message`
+  // ("no such domain: x", the words a missing object gets); the console
+  // keeps its established "not permitted: domain x" (`console_message`)
+  // and exit code.
   bool out_of_scope = false;
+  std::string console_message;
 };
+
+// What the console prints for `f`.
+inline const std::string& console_text(const Failure& f) {
+  return f.out_of_scope && !f.console_message.empty() ? f.console_message : f.message;
+}
 
 inline Failure usage(std::string message, std::string field = {}) {
   return {Category::kUsage, std::move(message), std::move(field)};
@@ -50,6 +58,10 @@ inline Failure usage(std::string message, std::string field = {}) {
 inline Failure not_found(std::string message) { return {Category::kNotFound, std::move(message)}; }
 // not_permitted, "not permitted: <what>".
 Failure forbidden(std::string_view what);
+// Another tenant's object (`kind` "domain", `name` "acme.test"), present or
+// not: not_found "no such domain: acme.test", out_of_scope, so the caller
+// cannot tell a missing object from someone else's.
+Failure out_of_scope(std::string_view kind, std::string_view name);
 inline Failure conflict(std::string message) { return {Category::kConflict, std::move(message)}; }
 inline Failure unavailable(std::string message) { return {Category::kUnavailable, std::move(message)}; }
 
