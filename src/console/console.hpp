@@ -50,6 +50,7 @@ void add_rules_commands(CLI::App& root, Commands& out);
 void add_scan_commands(CLI::App& root, Commands& out);
 void add_feed_commands(CLI::App& root, Commands& out);
 void add_track_commands(CLI::App& root, Commands& out);
+void add_stats_commands(CLI::App& root, Commands& out);
 void add_quarantine_commands(CLI::App& root, Commands& out);
 void add_console_menu_commands(CLI::App& root, Commands& out);
 void add_backup_commands(CLI::App& root, Commands& out);

@@ -157,6 +157,7 @@ int parse_and_run(int argc, char** argv) {
   add_scan_commands(app, commands);
   add_feed_commands(app, commands);
   add_track_commands(app, commands);
+  add_stats_commands(app, commands);
   add_quarantine_commands(app, commands);
   add_console_menu_commands(app, commands);
   add_backup_commands(app, commands);

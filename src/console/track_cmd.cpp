@@ -4,8 +4,7 @@
 #include <fmt/format.h>
 
 #include "console.hpp"
-#include "mxguard/core/strings.hpp"
-#include "mxguard/store/tracking.hpp"
+#include "mxguard/admin/track.hpp"
 #include "output.hpp"
 #include "quarantine_view.hpp"
 
@@ -19,14 +18,6 @@ struct TrackOptions {
   bool json = false;
 };
 
-nlohmann::ordered_json event_json(const store::TrackEvent& e, const std::vector<std::string>& recipients) {
-  return {{"time", iso8601(e.time_ms)}, {"time_ms", e.time_ms},   {"shard", e.shard},
-          {"session", e.session},       {"client", e.client_ip}, {"helo", e.helo},
-          {"sender", e.sender},         {"recipients", recipients}, {"decision", e.decision},
-          {"code", e.code},             {"reason", e.reason},    {"id", e.message_id},
-          {"ref", e.ref_id}};
-}
-
 void print_event(const store::TrackEvent& e, const std::vector<std::string>& recipients) {
   std::string rcpts;
   for (const auto& r : recipients) rcpts += (rcpts.empty() ? "" : ",") + r;
@@ -38,57 +29,24 @@ void print_event(const store::TrackEvent& e, const std::vector<std::string>& rec
              e.decision, e.code == 0 ? std::string("-") : std::to_string(e.code), which, printable(e.reason));
 }
 
-int run_track(const Context& ctx, const TrackOptions& o) {
-  store::TrackQuery q;
-  q.filter.sender = to_lower(o.sender);
-  q.filter.recipient = to_lower(o.recipient);
-  q.filter.message_id = o.id;
-  q.filter.ref_id = o.ref;
-  if (!o.ip.empty()) {
-    auto ip = IpAddress::parse(o.ip);
-    if (!ip) return usage_error(fmt::format("--ip: not an IP address: {}", o.ip));
-    q.filter.client_ip = ip->to_string();
-  }
-  int64_t now = now_ms();
-  if (!o.since.empty()) {
-    auto t = parse_time_arg(o.since, now);
-    if (!t) return usage_error(fmt::format("--since: {}", t.error()));
-    q.filter.since_ms = *t;
-  }
-  if (!o.until.empty()) {
-    auto t = parse_time_arg(o.until, now);
-    if (!t) return usage_error(fmt::format("--until: {}", t.error()));
-    q.filter.until_ms = *t;
-  }
-  if (q.filter.since_ms && q.filter.until_ms && *q.filter.since_ms > *q.filter.until_ms)
-    return usage_error("--since is after --until");
-  q.whole_sessions = !o.ref.empty();
-  q.follow_releases = !o.id.empty();
+// A refused filter, worded as the options are named.
+int track_failure(const admin::Failure& f) {
+  if (f.category != admin::Category::kUsage || f.field.empty()) return fail(f);
+  if (f.message == "since is after until") return usage_error("--since is after --until");
+  return usage_error(fmt::format("--{}: {}", f.field, f.message));
+}
 
+int run_track(const Context& ctx, const TrackOptions& o) {
   auto store = open_config_store(ctx);
   if (!store) return runtime_error(store.error());
-  auto scope = QuarantineScope::of(**store, ctx.principal);
-  if (!scope) return runtime_error(scope.error());
-  auto events = store::track_query(ctx.config.state_dir, q);
-  if (!events) return runtime_error(events.error());
-
-  // Others see an event only for recipients they may see, and only those
-  // recipients: a session's refusals for another tenant stay hidden.
-  std::vector<std::pair<const store::TrackEvent*, std::vector<std::string>>> shown;
-  for (const auto& e : *events) {
-    if (scope->all()) {
-      shown.emplace_back(&e, e.recipients);
-      continue;
-    }
-    std::vector<std::string> mine = scope->visible(e.recipients);
-    if (!mine.empty()) shown.emplace_back(&e, std::move(mine));
-  }
-  size_t start = shown.size() > o.limit ? shown.size() - o.limit : 0;
-  if (start > 0)
-    fmt::print(stderr, "mxguard: {} older events not shown (raise --limit or narrow --since)\n", start);
-  for (size_t i = start; i < shown.size(); ++i) {
-    if (o.json) print_json_line(event_json(*shown[i].first, shown[i].second));
-    else print_event(*shown[i].first, shown[i].second);
+  const admin::TrackFilter f{o.sender, o.recipient, o.ip, o.id, o.ref, o.since, o.until};
+  auto found = admin::track_events(actor(ctx, **store), f, o.limit);
+  if (!found) return track_failure(found.failure());
+  if (found->older > 0)
+    fmt::print(stderr, "mxguard: {} older events not shown (raise --limit or narrow --since)\n", found->older);
+  for (const auto& t : found->events) {
+    if (o.json) print_json_line(admin::tracked_json(t));
+    else print_event(t.event, t.recipients);
   }
   return kExitOk;
 }

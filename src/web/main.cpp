@@ -25,6 +25,7 @@
 #include "mxguard/store/config_store.hpp"
 #include "digest_links.hpp"
 #include "domains_api.hpp"
+#include "feed_api.hpp"
 #include "quarantine_api.hpp"
 #include "recipients_api.hpp"
 #include "users_api.hpp"
@@ -79,7 +80,52 @@ std::string client_address(MHD_Connection* conn) {
   return buf;
 }
 
+// A streamed body (web::Response::stream): the chunk being sent and where.
+struct Streaming {
+  std::function<std::optional<std::string>()> next;
+  std::string chunk;
+  size_t sent = 0;
+};
+
+// libmicrohttpd asks for more of a streamed body from the connection's own
+// thread (thread per connection), so next() may wait; it bounds its waits.
+ssize_t read_stream(void* cls, uint64_t, char* buf, size_t max) {
+  auto* s = static_cast<Streaming*>(cls);
+  while (s->sent >= s->chunk.size()) {
+    std::optional<std::string> next;
+    try {
+      next = s->next();
+    } catch (const std::exception& e) {
+      // As for a handler: the failure ends this response, not the server.
+      log::error("web.stream_failed", "error={}", log::q(e.what()));
+      return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (!next) return MHD_CONTENT_READER_END_OF_STREAM;
+    s->chunk = std::move(*next);
+    s->sent = 0;
+  }
+  size_t n = std::min(max, s->chunk.size() - s->sent);
+  std::memcpy(buf, s->chunk.data() + s->sent, n);
+  s->sent += n;
+  return static_cast<ssize_t>(n);
+}
+
+void free_stream(void* cls) { delete static_cast<Streaming*>(cls); }
+
 MHD_Result send(MHD_Connection* conn, web::Response& r) {
+  if (r.stream) {
+    auto* s = new Streaming{std::move(r.stream), {}, 0};
+    MHD_Response* resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, &read_stream, s, &free_stream);
+    if (!resp) {
+      delete s;
+      return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
+    for (const auto& [k, v] : r.headers) MHD_add_response_header(resp, k.c_str(), v.c_str());
+    MHD_Result ok = MHD_queue_response(conn, r.status, resp);
+    MHD_destroy_response(resp);
+    return ok;
+  }
   if (!r.file.empty()) {
     auto content = read_file(r.file);
     if (!content) {
@@ -226,7 +272,10 @@ int main(int argc, char** argv) {
   web::RecipientsApi recipients(cfg, *st);
   web::DigestLinks digest_links(cfg, *st);
   web::UsersApi users(cfg, *st);
+  web::FeedApi feed(cfg, *st);
   web::Api api(opts, [st](const std::string& name) -> std::optional<store::User> {
+    // Connections have their own threads: the store is read under the one lock.
+    std::lock_guard lock(web::operations_mutex());
     auto u = st->user(name);
     if (!u) {
       log::error("web.store_read_failed", "error={}", log::q(u.error()));
@@ -239,8 +288,10 @@ int main(int argc, char** argv) {
     if (auto r = domains.handle(req, s)) return r;
     if (auto r = quarantine.handle(req, s)) return r;
     if (auto r = users.handle(req, s)) return r;
+    if (auto r = feed.handle(req, s)) return r;
     return std::nullopt;
   }, [&](const web::Request& req, bool same_origin) { return digest_links.handle(req, same_origin); });
+  feed.set_session_alive([&api](std::string_view id) { return api.sessions().alive(id, web::Clock::now()); });
   Server srv{&api};
 
   std::vector<MHD_Daemon*> daemons;
@@ -258,7 +309,9 @@ int main(int argc, char** argv) {
       s4->sin_port = htons(a.port);
       inet_pton(AF_INET, a.host.c_str(), &s4->sin_addr);
     }
-    unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    // A thread per connection: a live feed (text/event-stream) waits for new
+    // entries in its own thread without holding up other requests.
+    unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION;
     if (v6) flags |= MHD_USE_IPv6;
     if (tls) flags |= MHD_USE_TLS;
     MHD_Daemon* d =
@@ -289,6 +342,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   int sig = 0;
   sigwait(&set, &sig);
+  feed.stop();
   for (MHD_Daemon* d : daemons) MHD_stop_daemon(d);
   log::info("web.stopped", "signal={}", sig);
   return 0;

@@ -124,6 +124,12 @@ void SessionStore::restamp(std::string_view id, std::string password_stamp) {
   if (auto it = sessions_.find(id); it != sessions_.end()) it->second.password_stamp = std::move(password_stamp);
 }
 
+bool SessionStore::alive(std::string_view id, Clock::time_point now) const {
+  std::lock_guard lock(mu_);
+  auto it = sessions_.find(id);
+  return it != sessions_.end() && now - it->second.last_seen <= idle_ && now - it->second.created <= lifetime_;
+}
+
 void SessionStore::remove(std::string_view id) {
   std::lock_guard lock(mu_);
   if (auto it = sessions_.find(id); it != sessions_.end()) sessions_.erase(it);

@@ -52,6 +52,9 @@ class SessionStore {
   void restamp(std::string_view id, std::string password_stamp);
   // The live session with this id (touching it), or nullopt when unknown or expired.
   std::optional<Session> find(std::string_view id, Clock::time_point now);
+  // Whether the session still lives, without touching it (a long-lived
+  // stream must not keep an idle session alive).
+  bool alive(std::string_view id, Clock::time_point now) const;
   void remove(std::string_view id);
   size_t size() const;
 
@@ -90,6 +93,10 @@ struct Response {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string file;  // non-empty: serve this file's contents instead of body
+  // Set: the body is produced while it is sent (text/event-stream). The
+  // server calls it from the connection's own thread for each next chunk;
+  // a call waits (bounded) until it has one, and nullopt ends the body.
+  std::function<std::optional<std::string>()> stream;
 };
 
 struct ApiOptions {

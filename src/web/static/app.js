@@ -9,6 +9,9 @@ import * as lists from "./lists.js";
 import * as users from "./users.js";
 import * as account from "./account.js";
 import * as audit from "./audit.js";
+import * as feed from "./feed.js";
+import * as track from "./track.js";
+import * as stats from "./stats.js";
 
 const sections = {
   domains: domains.route,
@@ -17,6 +20,9 @@ const sections = {
   users: users.route,
   account: account.route,
   audit: audit.route,
+  feed: feed.route,
+  track: track.route,
+  stats: stats.route,
 };
 
 // Where a role lands on "#/".

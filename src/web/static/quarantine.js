@@ -148,7 +148,8 @@ async function messagePage(id) {
       el("dl", { class: "meta" },
         meta("From", m.sender || "<>"), meta("To", (m.recipients || []).join(", ")), meta("Received", fmtTime(m.received)),
         meta("Score", `${Number(m.score).toFixed(2)} (${m.action})`), meta("Why", reasons || "—"),
-        meta("Client", `${m.client_ip} (HELO ${m.helo})`), meta("Size", `${m.size} bytes`))),
+        meta("Client", `${m.client_ip} (HELO ${m.helo})`), meta("Size", `${m.size} bytes`)),
+      session.me.role !== "user" ? el("p", {}, el("a", { href: `#/track?id=${encodeURIComponent(m.id)}`, id: "track-link" }, "Track this message")) : null),
     el("section", { class: "panel" }, el("h2", {}, "Safe preview"),
       el("p", { class: "muted" }, m.text_from_html ? "Text taken from the HTML part; markup, images and links removed."
         : "Text only; nothing remote is loaded and no attachment is opened."),
