@@ -435,6 +435,7 @@ TEST_CASE("admin: bad recipients and list entries are refused with their field, 
   REQUIRE(dup);
   CHECK_FALSE(dup->front().changed);
   CHECK(audit_count(f) == audits + 1);
+}
 
 TEST_CASE("admin: shadow addresses: who may set them, and only in the user's customer's domains") {
   Fixture f;

@@ -299,6 +299,7 @@ TEST_CASE("web: a password changed by someone else ends the session; the session
   CHECK_FALSE(alive(one));
   f.alice.password_hash.resize(f.alice.password_hash.size() - std::string("-reset").size());
   CHECK_FALSE(alive(one));
+}
 
 // A path is any bytes once percent-decoded, and the 404 quotes it: the JSON
 // encoder threw on bytes that are not UTF-8 and took the server down.
