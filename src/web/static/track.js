@@ -90,7 +90,7 @@ async function trackPage() {
   const groups = groupsOf(r.data.events).reverse();  // the newest first
   if (groups.length === 0) return results.replaceChildren(el("p", { class: "empty" }, "Nothing was recorded that matches."));
   results.replaceChildren(
-    el("p", { class: "muted" }, `${r.data.events.length} events in ${groups.length} ${groups.length === 1 ? "timeline" : "timelines"}`,
+    el("p", { class: "muted" }, `${r.data.events.length} ${r.data.events.length === 1 ? "event" : "events"} in ${groups.length} ${groups.length === 1 ? "timeline" : "timelines"}`,
       r.data.older ? ` (${r.data.older} older not shown: narrow the search)` : ""),
     ...groups.map(timeline));
 }
