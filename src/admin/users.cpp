@@ -163,6 +163,8 @@ nlohmann::ordered_json user_json(const store::User& u) {
 }
 
 Outcome<store::User> add_user(const Actor& a, const NewUser& in) {
+  // A role that may create no user is refused before the input is looked at.
+  if (creatable_roles(a.principal).empty()) return forbidden("adding users");
   auto u = user_from(in, a);
   if (!u) return u;
   if (in.password) {

@@ -111,6 +111,9 @@ Response show(const admin::Actor& a, const std::string& name) {
 
 // {"shadows": [...], "digest": "on"|"off"|true|false}
 Response patch(const admin::Actor& a, const std::string& name, const Request& req) {
+  // Who may see the user comes before the body (as in admin::set_user_settings),
+  // so a refusal never depends on what is asked.
+  if (auto seen = admin::show_user(a, name); !seen) return failure_response(seen.failure());
   auto body = object_body(req);
   if (!body) return failure_response(body.failure());
   if (auto k = only_fields(*body, {"shadows", "digest"}); !k) return failure_response(k.failure());

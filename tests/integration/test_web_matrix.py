@@ -27,6 +27,10 @@ OPERATOR, ADMIN, POSTMASTER, USER = "operator", "customer-admin", "postmaster", 
 ROLES = (OPERATOR, ADMIN, POSTMASTER, USER)
 ANY = {OPERATOR, ADMIN, POSTMASTER, USER}
 MANAGERS = {OPERATOR, ADMIN, POSTMASTER}
+# {user} is the role's own customer's mail user (ursula): a user reads and
+# sets (digest, password) themself. A postmaster may add users but does not
+# see them afterwards (admin::may_see_user): 404 for them.
+USER_READERS = {OPERATOR, ADMIN, USER}
 
 # One row per endpoint:
 #   method, path (with {domain}, {message}, {user} filled from the role's own or
@@ -78,6 +82,31 @@ ENDPOINTS = [
     dict(name="global lists show", method="GET", path="/api/v1/lists", who={OPERATOR}, probe=True, tenant=None),
     dict(name="global list add", method="POST", path="/api/v1/lists", who={OPERATOR}, probe=None,
          bad=({"list": "block", "kind": "ip", "value": "300.1.1.1"}, "value"), tenant=None),
+    # Users and the audit log (users_api.cpp; their effects are in test_web_users.py).
+    dict(name="users list", method="GET", path="/api/v1/users", who={OPERATOR, ADMIN}, probe=True, tenant=None),
+    dict(name="user add", method="POST", path="/api/v1/users", who={OPERATOR, ADMIN, POSTMASTER}, probe=None,
+         bad=({"name": "bad name", "role": "user", "address": "n@{domain}"}, "name"), tenant="body",
+         other_body={"name": "newguy", "role": "user", "address": "newguy@{other_domain}"}),
+    dict(name="user show", method="GET", path="/api/v1/users/{user}", who=USER_READERS, probe=True,
+         tenant="path"),
+    dict(name="user set", method="PATCH", path="/api/v1/users/{user}", who=USER_READERS, probe=None,
+         bad=({"digest": "sometimes"}, "digest"), tenant="path", other_body={"digest": "off"}),
+    dict(name="user remove", method="DELETE", path="/api/v1/users/{user}", who={OPERATOR, ADMIN}, probe=None,
+         tenant="path"),
+    # Oneself: the current password is required first (its field); an admin's reset: the new one's.
+    dict(name="user password", method="POST", path="/api/v1/users/{user}/password", who=USER_READERS,
+         probe=None, bad=({"password": "short"}, {OPERATOR: "password", ADMIN: "password", USER: "current"}),
+         tenant="path",
+         other_body={"password": "a-long-enough-password"}),
+    dict(name="audit log", method="GET", path="/api/v1/audit", who=MANAGERS, probe=True,
+         bad=({"query": "since=whenever"}, "since"), tenant=None),
+    # The live feed, tracking and statistics (feed_api.cpp; their effects are in test_web_feed.py).
+    dict(name="feed", method="GET", path="/api/v1/feed", who=ANY, probe=True,
+         bad=({"query": "action=maybe"}, "action"), tenant="query", other_query="domain={other_domain}"),
+    dict(name="track", method="GET", path="/api/v1/track", who=ANY, probe=True,
+         bad=({"query": "since=whenever"}, "since"), tenant=None),
+    dict(name="stats", method="GET", path="/api/v1/stats", who=ANY, probe=True,
+         bad=({"query": "period=week"}, "period"), tenant=None),
     # No probe: a permitted check asks DNS; the refusals come before any lookup.
     dict(name="mx check", method="GET", path="/api/v1/domains/{domain}/mx-check", who=MANAGERS, probe=None,
          tenant="path"),
@@ -135,10 +164,12 @@ class Matrix:
                 if "bad" in ep:
                     before = store_state(self.d)
                     bad, field = ep["bad"]
+                    if isinstance(field, dict):
+                        field = field.get(role)
                     if "query" in bad:
                         status, body = call(c, ep, own[role], query=bad["query"])
                     else:
-                        status, body = call(c, ep, own[role], body=bad)
+                        status, body = call(c, ep, own[role], body=fill_body(bad, own[role]))
                     if allowed:
                         self.check(status == 400 and body.get("field") == field,
                                    "%s as %s with bad %s: %s %s" % (ep["name"], role, field, status, body))

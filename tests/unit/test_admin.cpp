@@ -219,6 +219,9 @@ TEST_CASE("admin: customers and users by role") {
   CHECK(category_of(admin::add_user(f.as(f.acme_admin), boss)) == "not_permitted");
   admin::NewUser weak{"weak", "user", "", "", "weak@acme.example", {}, std::string("short")};
   CHECK(category_of(admin::add_user(f.as(f.acme_admin), weak)) == "usage");
+  // A user may add nobody: refused whatever the input (it was a usage error for a bad name).
+  admin::NewUser bad_name{"bad name", "user", "", "", "x@acme.example", {}, std::nullopt};
+  CHECK(category_of(admin::add_user(f.as(f.anna), bad_name)) == "not_permitted");
   CHECK(category_of(admin::audit_log(f.as(f.anna))) == "not_permitted");  // customer-admins read their part (below)
   auto log = admin::audit_log(f.as(f.op));
   REQUIRE(log);
