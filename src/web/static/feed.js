@@ -24,11 +24,13 @@ function recipientsText(list) {
 
 function row(e, fresh) {
   const action = e.action || "";
-  const status = e.delivery ? ` · ${e.delivery}` : "";
+  // What became of it, unless the verdict's word already says so ("Delivered · delivered").
+  const word = verdictWords[action] || action;
+  const status = e.delivery && e.delivery !== word.toLowerCase() ? ` · ${e.delivery}` : "";
   const rules = (e.reasons || []).map((r) => r.rule).join(", ");
   return el("tr", { "data-id": e.id, class: fresh ? "fresh" : null },
     el("td", { "data-label": "Time", class: "when" }, fmtTime(new Date(e.time_ms).toISOString())),
-    el("td", { "data-label": "Verdict" }, el("span", { class: `verdict ${action}` }, verdictWords[action] || action),
+    el("td", { "data-label": "Verdict" }, el("span", { class: `verdict ${action}` }, word),
       el("span", { class: "muted" }, status)),
     el("td", { "data-label": "Score", class: "num", title: rules || null }, Number(e.score || 0).toFixed(1)),
     el("td", { "data-label": "From", class: "clip", title: e.sender || "<>" }, e.sender || "<>"),
